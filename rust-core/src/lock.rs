@@ -1,0 +1,1 @@
+//! Cross-process rwlock and seqlock (being written).
