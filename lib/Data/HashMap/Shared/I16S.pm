@@ -1,0 +1,88 @@
+package Data::HashMap::Shared::I16S;
+use strict;
+use warnings;
+
+use Data::HashMap::Shared ();
+
+our $VERSION = '0.17_01';
+
+# Enable this variant's keywords (shm_i16s_*) in the scope that says "use ...::I16S".
+sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }
+
+1;
+__END__
+
+=head1 NAME
+
+Data::HashMap::Shared::I16S - shared-memory hash map from int16 keys to string values
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::I16S;
+
+    my $map = Data::HashMap::Shared::I16S->new('/tmp/example-i16s.shm', 10000);
+    # or anonymous, shared with forked children:
+    my $anon = Data::HashMap::Shared::I16S->new(undef, 10000);
+
+    shm_i16s_put $map, 42, 'hello';
+    my $v = shm_i16s_get $map, 42;
+    shm_i16s_put($map, 7, 'world');          # parentheses work too
+    shm_i16s_remove $map, 42 if shm_i16s_exists $map, 42;
+
+    # Methods
+    $map->put(42, 'hello');
+    my @values = $map->get_multi(42, 7);
+    while (my ($k, $val) = shm_i16s_each $map) { }
+    my $copy = shm_i16s_to_hash $map;
+
+    $map->unlink;
+
+=head1 DESCRIPTION
+
+A hash map from int16 keys to string values in shared memory, usable by many
+processes at once. Integer keys are stored as int16: out-of-range keys are
+narrowed to their low bits (two's complement). String values keep their UTF-8
+flag.
+
+This class has no counter operations (C<incr>, C<decr>, C<incr_by>, C<max>,
+C<min>): its values are strings.
+
+C<use Data::HashMap::Shared::I16S;> enables the C<shm_i16s_*> keywords in the
+enclosing lexical scope; C<use Data::HashMap::Shared::I16S ();> loads the class
+without them. The constructors, every operation, the rules for arguments and
+return values, and what this release does not implement yet are documented in
+L<Data::HashMap::Shared>.
+
+=head1 KEYWORDS
+
+    shm_i16s_put $m, $k, $v        shm_i16s_get $m, $k
+    shm_i16s_remove $m, $k         shm_i16s_exists $m, $k
+    shm_i16s_add $m, $k, $v        shm_i16s_update $m, $k, $v
+    shm_i16s_swap $m, $k, $v       shm_i16s_take $m, $k
+    shm_i16s_get_or_set $m, $k, $d shm_i16s_cas $m, $k, $old, $new
+    shm_i16s_cas_take $m, $k, $old
+    shm_i16s_clear $m             shm_i16s_to_hash $m
+    shm_i16s_keys $m              shm_i16s_values $m
+    shm_i16s_items $m             shm_i16s_each $m
+    shm_i16s_iter_reset $m        shm_i16s_reserve $m, $n
+    shm_i16s_size $m              shm_i16s_max_entries $m
+    shm_i16s_max_size $m          shm_i16s_ttl $m
+    shm_i16s_capacity $m          shm_i16s_tombstones $m
+    shm_i16s_mmap_size $m         shm_i16s_arena_used $m
+    shm_i16s_arena_cap $m         shm_i16s_stat_evictions $m
+    shm_i16s_stat_expired $m      shm_i16s_stat_recoveries $m
+
+Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
+C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
+C<path>, C<memfd>, C<sync>, C<unlink>.
+
+=head1 SEE ALSO
+
+L<Data::HashMap::Shared>
+
+=head1 LICENSE
+
+This is free software; you can redistribute it and/or modify it under the same
+terms as Perl itself.
+
+=cut

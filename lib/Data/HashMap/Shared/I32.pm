@@ -1,0 +1,93 @@
+package Data::HashMap::Shared::I32;
+use strict;
+use warnings;
+
+use Data::HashMap::Shared ();
+
+our $VERSION = '0.17_01';
+
+# Enable this variant's keywords (shm_i32_*) in the scope that says "use ...::I32".
+sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }
+
+1;
+__END__
+
+=head1 NAME
+
+Data::HashMap::Shared::I32 - shared-memory hash map from int32 keys to int32 values
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::I32;
+
+    my $map = Data::HashMap::Shared::I32->new('/tmp/example-i32.shm', 10000);
+    # or anonymous, shared with forked children:
+    my $anon = Data::HashMap::Shared::I32->new(undef, 10000);
+
+    shm_i32_put $map, 42, 100;
+    my $v = shm_i32_get $map, 42;
+    shm_i32_put($map, 7, 200);          # parentheses work too
+    shm_i32_remove $map, 42 if shm_i32_exists $map, 42;
+
+    # Atomic counters (integer values only)
+    my $n = shm_i32_incr $map, 7;
+    shm_i32_incr_by $map, 7, 10;
+    shm_i32_max $map, 7, 50;
+
+    # Methods
+    $map->put(42, 100);
+    my @values = $map->get_multi(42, 7);
+    while (my ($k, $val) = shm_i32_each $map) { }
+    my $copy = shm_i32_to_hash $map;
+
+    $map->unlink;
+
+=head1 DESCRIPTION
+
+A hash map from int32 keys to int32 values in shared memory, usable by many
+processes at once. Integer keys are stored as int32: out-of-range keys are
+narrowed to their low bits (two's complement). Integer values are stored as
+int32 and wrap at that width, counters included.
+
+C<use Data::HashMap::Shared::I32;> enables the C<shm_i32_*> keywords in the
+enclosing lexical scope; C<use Data::HashMap::Shared::I32 ();> loads the class
+without them. The constructors, every operation, the rules for arguments and
+return values, and what this release does not implement yet are documented in
+L<Data::HashMap::Shared>.
+
+=head1 KEYWORDS
+
+    shm_i32_put $m, $k, $v        shm_i32_get $m, $k
+    shm_i32_remove $m, $k         shm_i32_exists $m, $k
+    shm_i32_add $m, $k, $v        shm_i32_update $m, $k, $v
+    shm_i32_swap $m, $k, $v       shm_i32_take $m, $k
+    shm_i32_get_or_set $m, $k, $d shm_i32_cas $m, $k, $old, $new
+    shm_i32_cas_take $m, $k, $old
+    shm_i32_incr $m, $k          shm_i32_decr $m, $k
+    shm_i32_incr_by $m, $k, $d   shm_i32_max $m, $k, $v
+    shm_i32_min $m, $k, $v
+    shm_i32_clear $m             shm_i32_to_hash $m
+    shm_i32_keys $m              shm_i32_values $m
+    shm_i32_items $m             shm_i32_each $m
+    shm_i32_iter_reset $m        shm_i32_reserve $m, $n
+    shm_i32_size $m              shm_i32_max_entries $m
+    shm_i32_max_size $m          shm_i32_ttl $m
+    shm_i32_capacity $m          shm_i32_tombstones $m
+    shm_i32_mmap_size $m         shm_i32_arena_used $m
+    shm_i32_arena_cap $m         shm_i32_stat_evictions $m
+    shm_i32_stat_expired $m      shm_i32_stat_recoveries $m
+
+Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
+C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
+C<path>, C<memfd>, C<sync>, C<unlink>.
+
+=head1 SEE ALSO
+
+L<Data::HashMap::Shared>
+
+=head1 LICENSE
+
+This is free software; you can redistribute it and/or modify it under the same
+terms as Perl itself.
+
+=cut

@@ -1,0 +1,93 @@
+package Data::HashMap::Shared::II;
+use strict;
+use warnings;
+
+use Data::HashMap::Shared ();
+
+our $VERSION = '0.17_01';
+
+# Enable this variant's keywords (shm_ii_*) in the scope that says "use ...::II".
+sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }
+
+1;
+__END__
+
+=head1 NAME
+
+Data::HashMap::Shared::II - shared-memory hash map from int64 keys to int64 values
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::II;
+
+    my $map = Data::HashMap::Shared::II->new('/tmp/example-ii.shm', 10000);
+    # or anonymous, shared with forked children:
+    my $anon = Data::HashMap::Shared::II->new(undef, 10000);
+
+    shm_ii_put $map, 42, 100;
+    my $v = shm_ii_get $map, 42;
+    shm_ii_put($map, 7, 200);          # parentheses work too
+    shm_ii_remove $map, 42 if shm_ii_exists $map, 42;
+
+    # Atomic counters (integer values only)
+    my $n = shm_ii_incr $map, 7;
+    shm_ii_incr_by $map, 7, 10;
+    shm_ii_max $map, 7, 50;
+
+    # Methods
+    $map->put(42, 100);
+    my @values = $map->get_multi(42, 7);
+    while (my ($k, $val) = shm_ii_each $map) { }
+    my $copy = shm_ii_to_hash $map;
+
+    $map->unlink;
+
+=head1 DESCRIPTION
+
+A hash map from int64 keys to int64 values in shared memory, usable by many
+processes at once. Integer keys are stored as int64: out-of-range keys are
+narrowed to their low bits (two's complement). Integer values are stored as
+int64 and wrap at that width, counters included.
+
+C<use Data::HashMap::Shared::II;> enables the C<shm_ii_*> keywords in the
+enclosing lexical scope; C<use Data::HashMap::Shared::II ();> loads the class
+without them. The constructors, every operation, the rules for arguments and
+return values, and what this release does not implement yet are documented in
+L<Data::HashMap::Shared>.
+
+=head1 KEYWORDS
+
+    shm_ii_put $m, $k, $v        shm_ii_get $m, $k
+    shm_ii_remove $m, $k         shm_ii_exists $m, $k
+    shm_ii_add $m, $k, $v        shm_ii_update $m, $k, $v
+    shm_ii_swap $m, $k, $v       shm_ii_take $m, $k
+    shm_ii_get_or_set $m, $k, $d shm_ii_cas $m, $k, $old, $new
+    shm_ii_cas_take $m, $k, $old
+    shm_ii_incr $m, $k          shm_ii_decr $m, $k
+    shm_ii_incr_by $m, $k, $d   shm_ii_max $m, $k, $v
+    shm_ii_min $m, $k, $v
+    shm_ii_clear $m             shm_ii_to_hash $m
+    shm_ii_keys $m              shm_ii_values $m
+    shm_ii_items $m             shm_ii_each $m
+    shm_ii_iter_reset $m        shm_ii_reserve $m, $n
+    shm_ii_size $m              shm_ii_max_entries $m
+    shm_ii_max_size $m          shm_ii_ttl $m
+    shm_ii_capacity $m          shm_ii_tombstones $m
+    shm_ii_mmap_size $m         shm_ii_arena_used $m
+    shm_ii_arena_cap $m         shm_ii_stat_evictions $m
+    shm_ii_stat_expired $m      shm_ii_stat_recoveries $m
+
+Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
+C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
+C<path>, C<memfd>, C<sync>, C<unlink>.
+
+=head1 SEE ALSO
+
+L<Data::HashMap::Shared>
+
+=head1 LICENSE
+
+This is free software; you can redistribute it and/or modify it under the same
+terms as Perl itself.
+
+=cut

@@ -1,0 +1,93 @@
+package Data::HashMap::Shared::SI16;
+use strict;
+use warnings;
+
+use Data::HashMap::Shared ();
+
+our $VERSION = '0.17_01';
+
+# Enable this variant's keywords (shm_si16_*) in the scope that says "use ...::SI16".
+sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }
+
+1;
+__END__
+
+=head1 NAME
+
+Data::HashMap::Shared::SI16 - shared-memory hash map from string keys to int16 values
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::SI16;
+
+    my $map = Data::HashMap::Shared::SI16->new('/tmp/example-si16.shm', 10000);
+    # or anonymous, shared with forked children:
+    my $anon = Data::HashMap::Shared::SI16->new(undef, 10000);
+
+    shm_si16_put $map, 'alice', 100;
+    my $v = shm_si16_get $map, 'alice';
+    shm_si16_put($map, 'bob', 200);          # parentheses work too
+    shm_si16_remove $map, 'alice' if shm_si16_exists $map, 'alice';
+
+    # Atomic counters (integer values only)
+    my $n = shm_si16_incr $map, 'bob';
+    shm_si16_incr_by $map, 'bob', 10;
+    shm_si16_max $map, 'bob', 50;
+
+    # Methods
+    $map->put('alice', 100);
+    my @values = $map->get_multi('alice', 'bob');
+    while (my ($k, $val) = shm_si16_each $map) { }
+    my $copy = shm_si16_to_hash $map;
+
+    $map->unlink;
+
+=head1 DESCRIPTION
+
+A hash map from string keys to int16 values in shared memory, usable by many
+processes at once. Integer values are stored as int16 and wrap at that width,
+counters included. String keys are identified by their bytes; their UTF-8 flag
+is stored and returned but is not part of the key.
+
+C<use Data::HashMap::Shared::SI16;> enables the C<shm_si16_*> keywords in the
+enclosing lexical scope; C<use Data::HashMap::Shared::SI16 ();> loads the class
+without them. The constructors, every operation, the rules for arguments and
+return values, and what this release does not implement yet are documented in
+L<Data::HashMap::Shared>.
+
+=head1 KEYWORDS
+
+    shm_si16_put $m, $k, $v        shm_si16_get $m, $k
+    shm_si16_remove $m, $k         shm_si16_exists $m, $k
+    shm_si16_add $m, $k, $v        shm_si16_update $m, $k, $v
+    shm_si16_swap $m, $k, $v       shm_si16_take $m, $k
+    shm_si16_get_or_set $m, $k, $d shm_si16_cas $m, $k, $old, $new
+    shm_si16_cas_take $m, $k, $old
+    shm_si16_incr $m, $k          shm_si16_decr $m, $k
+    shm_si16_incr_by $m, $k, $d   shm_si16_max $m, $k, $v
+    shm_si16_min $m, $k, $v
+    shm_si16_clear $m             shm_si16_to_hash $m
+    shm_si16_keys $m              shm_si16_values $m
+    shm_si16_items $m             shm_si16_each $m
+    shm_si16_iter_reset $m        shm_si16_reserve $m, $n
+    shm_si16_size $m              shm_si16_max_entries $m
+    shm_si16_max_size $m          shm_si16_ttl $m
+    shm_si16_capacity $m          shm_si16_tombstones $m
+    shm_si16_mmap_size $m         shm_si16_arena_used $m
+    shm_si16_arena_cap $m         shm_si16_stat_evictions $m
+    shm_si16_stat_expired $m      shm_si16_stat_recoveries $m
+
+Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
+C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
+C<path>, C<memfd>, C<sync>, C<unlink>.
+
+=head1 SEE ALSO
+
+L<Data::HashMap::Shared>
+
+=head1 LICENSE
+
+This is free software; you can redistribute it and/or modify it under the same
+terms as Perl itself.
+
+=cut

@@ -1,0 +1,494 @@
+//! The string arena: a buddy allocator inside the mapping.
+//!
+//! Blocks are powers of two of at least 16 bytes (order 4 = 16 B ... order 31 = 2 GiB);
+//! a string of n >= 8 bytes takes a block of next_pow2(n) bytes. The arena's usable
+//! size (arena_cap rounded down to 16) need not be a power of two: it is initially
+//! carved into the largest naturally aligned blocks that fit, and a block never
+//! coalesces with a "buddy" outside the usable range. Because buddies always coalesce
+//! when both are free, freeing every string returns the arena to its initial blocks:
+//! it cannot fragment into failure (decisions 7).
+//!
+//! State, all in the shared mapping and touched only under the write lock:
+//! - per order, the head of a doubly linked free list (header fields, u32, `NONE` =
+//!   empty); the links live in the first 16 bytes of each free block:
+//!   word 0 = next | prev << 32, word 1 = order | FREE_TAG << 32;
+//! - a block-state bitmap, one bit per 16-byte unit: "a free block starts here", so
+//!   that freeing can tell in O(1) whether the buddy is a free block (and of which
+//!   order, from its word 1);
+//! - bytes allocated (`arena_used`) and bytes free.
+//!
+//! Every offset read from the mapping (list links, string references) is checked
+//! against the usable size before use: a damaged arena may leak or lose strings but
+//! never makes the engine touch memory outside it.
+//!
+//! Giving memory back (decisions 7): after a mass removal (allocated bytes fall below a
+//! quarter of their peak since the last release, and by at least 1 MiB) and on clear,
+//! every free block of two pages or more releases its pages except the first (which
+//! holds the links). Releasing lazily, in bulk, keeps a workload that frees and
+//! reallocates the same strings from punching holes (and faulting pages back in) on
+//! every operation.
+//!
+//! Arena bytes are written and read as aligned AtomicU64 words (blocks are 16-aligned),
+//! because optimistic readers may copy a string while a writer reuses its block; the
+//! reader then fails its seqlock validation and retries.
+
+use crate::backing::Mapping;
+use crate::layout::{off, Layout, PAGE};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Empty list / no link.
+pub const NONE: u32 = u32::MAX;
+/// Smallest block order (16 bytes).
+pub const MIN_ORDER: u32 = 4;
+/// Largest block order (2 GiB; usable size < 4 GiB).
+pub const MAX_ORDER: u32 = 31;
+const FREE_TAG: u64 = 0x4652_4545; // "FREE"
+/// Release free pages only after usage fell by at least this much (see module docs).
+const RELEASE_MIN_DROP: u64 = 1 << 20;
+
+// Ordering for everything in this module: Relaxed. The arena is only mutated by the
+// holder of the write lock, whose acquire/release (lock.rs) orders these accesses with
+// respect to the next holder; optimistic readers validate what they read with the
+// seqlock, whose fences (lock.rs) order their loads. Atomics are used only so that a
+// concurrent optimistic read of a block being reused is not a data race.
+
+/// Block order for a string of `len` bytes.
+#[inline]
+pub fn order_for(len: usize) -> u32 {
+    (len.max(16).next_power_of_two().trailing_zeros()).max(MIN_ORDER)
+}
+
+/// A view of a map's arena.
+pub struct Arena<'a> {
+    m: &'a Mapping,
+    base: usize,
+    usable: u64,
+    bmp: usize,
+}
+
+impl<'a> Arena<'a> {
+    /// The arena of a mapping with layout `l` (usable 0 for int-only variants).
+    #[inline]
+    pub fn new(m: &'a Mapping, l: &Layout) -> Arena<'a> {
+        Arena { m, base: l.arena_off, usable: l.arena_usable(), bmp: l.arena_bitmap_off }
+    }
+
+    /// Usable bytes.
+    #[inline]
+    pub fn usable(&self) -> u64 {
+        self.usable
+    }
+
+    /// Bytes currently allocated.
+    pub fn used(&self) -> u64 {
+        self.m.u64(off::ARENA_USED).load(Relaxed)
+    }
+
+    #[inline]
+    fn head(&self, k: u32) -> &std::sync::atomic::AtomicU32 {
+        self.m.u32(off::ARENA_HEADS + k as usize * 4)
+    }
+    #[inline]
+    fn w0(&self, o: u32) -> &std::sync::atomic::AtomicU64 {
+        self.m.u64(self.base + o as usize)
+    }
+    #[inline]
+    fn w1(&self, o: u32) -> &std::sync::atomic::AtomicU64 {
+        self.m.u64(self.base + o as usize + 8)
+    }
+    /// A block of order k at o lies inside the arena and is aligned?
+    #[inline]
+    fn valid(&self, o: u32, k: u32) -> bool {
+        (MIN_ORDER..=MAX_ORDER).contains(&k) && o as u64 % (1u64 << k) == 0 && o as u64 + (1u64 << k) <= self.usable
+    }
+    #[inline]
+    fn bit(&self, o: u32) -> (&std::sync::atomic::AtomicU64, u64) {
+        let unit = (o / 16) as usize;
+        (self.m.u64(self.bmp + unit / 64 * 8), 1u64 << (unit % 64))
+    }
+    #[inline]
+    fn is_free_start(&self, o: u32) -> bool {
+        let (w, b) = self.bit(o);
+        w.load(Relaxed) & b != 0
+    }
+    #[inline]
+    fn set_free_start(&self, o: u32, on: bool) {
+        let (w, b) = self.bit(o);
+        let v = w.load(Relaxed);
+        w.store(if on { v | b } else { v & !b }, Relaxed);
+    }
+    fn set_links(&self, o: u32, next: u32, prev: u32) {
+        self.w0(o).store(next as u64 | (prev as u64) << 32, Relaxed);
+    }
+    fn links(&self, o: u32) -> (u32, u32) {
+        let w = self.w0(o).load(Relaxed);
+        (w as u32, (w >> 32) as u32)
+    }
+    fn order_of_free(&self, o: u32) -> Option<u32> {
+        let w = self.w1(o).load(Relaxed);
+        if w >> 32 != FREE_TAG {
+            return None;
+        }
+        Some(w as u32)
+    }
+
+    fn push(&self, o: u32, k: u32) {
+        let head = self.head(k).load(Relaxed);
+        let head = if head != NONE && self.valid(head, k) { head } else { NONE };
+        self.set_links(o, head, NONE);
+        self.w1(o).store(FREE_TAG << 32 | k as u64, Relaxed);
+        if head != NONE {
+            let (n, _) = self.links(head);
+            self.set_links(head, n, o);
+        }
+        self.head(k).store(o, Relaxed);
+        self.set_free_start(o, true);
+    }
+
+    fn unlink(&self, o: u32, k: u32) {
+        let (next, prev) = self.links(o);
+        let next = if next != NONE && self.valid(next, k) { next } else { NONE };
+        if prev != NONE && self.valid(prev, k) {
+            let (_, pp) = self.links(prev);
+            self.set_links(prev, next, pp);
+        } else {
+            self.head(k).store(next, Relaxed);
+        }
+        if next != NONE {
+            let (nn, _) = self.links(next);
+            self.set_links(next, nn, prev);
+        }
+        self.set_free_start(o, false);
+        self.w1(o).store(0, Relaxed);
+    }
+
+    /// Carves the whole usable range into free blocks (fresh or zeroed bitmap).
+    pub fn init(&self) {
+        for k in 0..32 {
+            self.head(k).store(NONE, Relaxed);
+        }
+        self.m.u64(off::ARENA_USED).store(0, Relaxed);
+        self.m.u64(off::ARENA_FREE).store(self.usable, Relaxed);
+        self.m.u64(off::ARENA_PEAK).store(0, Relaxed);
+        let mut o: u64 = 0;
+        while o + 16 <= self.usable {
+            let mut k = MAX_ORDER;
+            while k > MIN_ORDER && (o % (1 << k) != 0 || o + (1 << k) > self.usable) {
+                k -= 1;
+            }
+            self.push(o as u32, k);
+            o += 1 << k;
+        }
+    }
+
+    /// Empties the arena (clear): gives all its pages back and re-initialises.
+    pub fn reset(&self) {
+        if self.usable == 0 {
+            return;
+        }
+        let l = crate::layout::round_up(self.usable as usize, PAGE);
+        self.m.release(self.base, l);
+        let bl = crate::layout::round_up((self.usable as usize / 16).div_ceil(8), PAGE);
+        if !self.m.release(self.bmp, bl) {
+            // The kernel would not punch: zero the bitmap by hand.
+            for i in 0..bl / 8 {
+                self.m.u64(self.bmp + i * 8).store(0, Relaxed);
+            }
+        }
+        self.init();
+    }
+
+    /// Allocates a block for `len` bytes; None when no block is large enough.
+    pub fn alloc(&self, len: usize) -> Option<u32> {
+        let k = order_for(len);
+        if k > MAX_ORDER {
+            return None;
+        }
+        for j in k..=MAX_ORDER {
+            let o = self.head(j).load(Relaxed);
+            if o == NONE {
+                continue;
+            }
+            if !self.valid(o, j) || !self.is_free_start(o) || self.order_of_free(o) != Some(j) {
+                // Damaged list: drop it (its blocks leak) rather than hand out garbage.
+                self.head(j).store(NONE, Relaxed);
+                continue;
+            }
+            self.unlink(o, j);
+            let mut j = j;
+            while j > k {
+                j -= 1;
+                self.push(o + (1 << j), j);
+            }
+            let used = self.m.u64(off::ARENA_USED).fetch_add(1 << k, Relaxed) + (1 << k);
+            self.m.u64(off::ARENA_FREE).fetch_sub(1 << k, Relaxed);
+            let peak = self.m.u64(off::ARENA_PEAK);
+            if used > peak.load(Relaxed) {
+                peak.store(used, Relaxed);
+            }
+            return Some(o);
+        }
+        None
+    }
+
+    /// Frees the block holding a string of `len` bytes at `o`, coalescing with free
+    /// buddies. Invalid or already-free blocks are ignored.
+    pub fn free(&self, o: u32, len: usize) {
+        let mut k = order_for(len);
+        if !self.valid(o, k) || self.is_free_start(o) {
+            return;
+        }
+        let size = 1u64 << k;
+        let mut o = o;
+        while k < MAX_ORDER {
+            let b = o ^ (1u32 << k);
+            if b as u64 + (1u64 << k) > self.usable || !self.is_free_start(b) || self.order_of_free(b) != Some(k) {
+                break;
+            }
+            self.unlink(b, k);
+            o = o.min(b);
+            k += 1;
+        }
+        self.push(o, k);
+        let used_w = self.m.u64(off::ARENA_USED);
+        let used = used_w.load(Relaxed).saturating_sub(size);
+        used_w.store(used, Relaxed);
+        self.m.u64(off::ARENA_FREE).fetch_add(size, Relaxed);
+        let peak = self.m.u64(off::ARENA_PEAK).load(Relaxed);
+        if used < peak / 4 && peak - used >= RELEASE_MIN_DROP {
+            self.release_free();
+        }
+    }
+
+    /// Gives the pages of every free block of two pages or more back to the OS (all but
+    /// the first page, which holds the list links) and restarts the peak.
+    pub fn release_free(&self) {
+        for k in 13..=MAX_ORDER {
+            let mut o = self.head(k).load(Relaxed);
+            let mut n = 0u64;
+            // Bounded walk: a damaged list cannot make this loop forever.
+            while o != NONE && self.valid(o, k) && n < (self.usable >> k) + 1 {
+                self.m.release(self.base + o as usize + PAGE, (1usize << k) - PAGE);
+                o = self.links(o).0;
+                n += 1;
+            }
+        }
+        self.m.u64(off::ARENA_PEAK).store(self.used(), Relaxed);
+    }
+
+    /// Writes `b` at block offset `o` (as aligned words; the tail word is zero-padded).
+    pub fn write(&self, o: u32, b: &[u8]) {
+        let start = self.base + o as usize;
+        let mut chunks = b.chunks_exact(8);
+        let mut i = 0;
+        for c in &mut chunks {
+            self.m.u64(start + i).store(u64::from_le_bytes(c.try_into().unwrap()), Relaxed);
+            i += 8;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.m.u64(start + i).store(u64::from_le_bytes(w), Relaxed);
+        }
+    }
+
+    /// Is `[o, o + len)` inside the arena (and `o` word-aligned)?
+    #[inline]
+    pub fn in_bounds(&self, o: u32, len: usize) -> bool {
+        o % 8 == 0 && o as u64 + len as u64 <= self.usable
+    }
+
+    /// Copies `len` bytes at `o` into `out` (replacing its contents) with atomic word
+    /// loads. Out-of-bounds references (torn or damaged) yield an empty string and false.
+    pub fn read_into(&self, o: u32, len: usize, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if !self.in_bounds(o, len) {
+            return false;
+        }
+        out.reserve(len + 8);
+        let start = self.base + o as usize;
+        let words = len.div_ceil(8);
+        for i in 0..words {
+            let w = self.m.u64(start + i * 8).load(Relaxed);
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate(len);
+        true
+    }
+
+    /// Are the `b.len()` bytes at `o` equal to `b`? (atomic word loads; false when out
+    /// of bounds)
+    pub fn eq(&self, o: u32, b: &[u8]) -> bool {
+        if !self.in_bounds(o, b.len()) {
+            return false;
+        }
+        let start = self.base + o as usize;
+        let mut chunks = b.chunks_exact(8);
+        let mut i = 0;
+        for c in &mut chunks {
+            if self.m.u64(start + i).load(Relaxed) != u64::from_le_bytes(c.try_into().unwrap()) {
+                return false;
+            }
+            i += 8;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            let mask = u64::MAX >> (64 - 8 * rest.len());
+            if self.m.u64(start + i).load(Relaxed) & mask != u64::from_le_bytes(w) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Plain view of a stored string, for the write-lock holder (None when out of bounds).
+    pub fn slice_locked(&self, o: u32, len: usize) -> Option<&'a [u8]> {
+        if !self.in_bounds(o, len) {
+            return None;
+        }
+        Some(self.m.bytes_locked(self.base + o as usize, len))
+    }
+
+    /// Walks the free lists and bitmap and returns the free bytes found (tests).
+    #[cfg(test)]
+    pub fn check(&self) -> u64 {
+        let mut total = 0u64;
+        for k in MIN_ORDER..=MAX_ORDER {
+            let mut o = self.head(k).load(Relaxed);
+            let mut prev = NONE;
+            while o != NONE {
+                assert!(self.valid(o, k), "block {o} order {k} invalid");
+                assert!(self.is_free_start(o));
+                assert_eq!(self.order_of_free(o), Some(k));
+                let (n, p) = self.links(o);
+                assert_eq!(p, prev);
+                total += 1 << k;
+                prev = o;
+                o = n;
+            }
+        }
+        assert_eq!(total, self.m.u64(off::ARENA_FREE).load(Relaxed));
+        assert_eq!(total + self.used(), self.usable);
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backing::{Backing, Spec};
+    use crate::layout::Params;
+    use crate::variant::Variant;
+
+    fn map(arena_cap: u64) -> crate::backing::Opened {
+        let spec = Spec {
+            variant: Variant::SS,
+            backing: Backing::Anon,
+            path: None,
+            fd: -1,
+            params: Params { variant: Variant::SS, max_entries: 16, max_size: 0, ttl: 0, lru_skip: 0, arena_cap },
+            file_mode: 0o600,
+        };
+        crate::backing::open(&spec).unwrap()
+    }
+
+    #[test]
+    fn orders() {
+        assert_eq!(order_for(8), 4);
+        assert_eq!(order_for(16), 4);
+        assert_eq!(order_for(17), 5);
+        assert_eq!(order_for(100), 7);
+        assert_eq!(order_for(3000), 12);
+        assert_eq!(order_for((1 << 30) - 1), 30);
+    }
+
+    #[test]
+    fn alloc_free_coalesce() {
+        let o = map(1 << 16);
+        let a = Arena::new(&o.map, &o.layout);
+        assert_eq!(a.check(), 1 << 16);
+        let x = a.alloc(100).unwrap();
+        let y = a.alloc(100).unwrap();
+        let z = a.alloc(9).unwrap();
+        assert_eq!(a.used(), 128 + 128 + 16);
+        assert_ne!(x, y);
+        a.write(x, &[1u8; 100]);
+        a.write(y, &[2u8; 100]);
+        let mut out = Vec::new();
+        assert!(a.read_into(x, 100, &mut out));
+        assert_eq!(out, vec![1u8; 100]);
+        assert!(a.eq(y, &[2u8; 100]));
+        assert!(!a.eq(y, &[3u8; 100]));
+        a.check();
+        a.free(y, 100);
+        a.free(x, 100);
+        a.free(z, 9);
+        assert_eq!(a.used(), 0);
+        a.check();
+        // Everything coalesced: the whole arena is one block again.
+        assert_eq!(a.alloc(1 << 16).unwrap(), 0);
+        a.free(0, 1 << 16);
+        a.check();
+    }
+
+    #[test]
+    fn non_power_of_two_and_reuse_after_free_all() {
+        let cap = 12_800u64;
+        let o = map(cap);
+        let a = Arena::new(&o.map, &o.layout);
+        assert_eq!(a.check(), cap);
+        // Fill with small strings until full, free all, then a big one must fit.
+        let mut got = Vec::new();
+        let mut n = 0usize;
+        while let Some(off) = a.alloc(8 + n % 9) {
+            got.push((off, 8 + n % 9));
+            n += 1;
+        }
+        assert_eq!(a.used(), cap);
+        // Free every other first, then the rest (worst case for coalescing order).
+        for (off, len) in got.iter().step_by(2) {
+            a.free(*off, *len);
+        }
+        a.check();
+        for (off, len) in got.iter().skip(1).step_by(2) {
+            a.free(*off, *len);
+        }
+        assert_eq!(a.used(), 0);
+        a.check();
+        assert!(a.alloc(8192).is_some(), "largest block available again");
+        assert!(a.alloc(4096).is_some());
+        assert!(a.alloc(512).is_some());
+    }
+
+    #[test]
+    fn bounds_and_double_free() {
+        let o = map(4096);
+        let a = Arena::new(&o.map, &o.layout);
+        let mut out = vec![7u8];
+        assert!(!a.read_into(4096, 8, &mut out));
+        assert!(out.is_empty());
+        assert!(!a.eq(4090, b"12345678"));
+        let x = a.alloc(20).unwrap();
+        a.free(x, 20);
+        a.free(x, 20); // ignored
+        a.free(5, 20); // misaligned: ignored
+        a.free(1 << 20, 20); // out of range: ignored
+        assert_eq!(a.check(), 4096);
+    }
+
+    #[test]
+    fn reset_restores_everything() {
+        let o = map(1 << 20);
+        let a = Arena::new(&o.map, &o.layout);
+        for i in 0..100 {
+            a.alloc(10 + i * 97).unwrap();
+        }
+        a.reset();
+        assert_eq!(a.used(), 0);
+        assert_eq!(a.check(), 1 << 20);
+        assert_eq!(a.alloc(1 << 20), Some(0));
+    }
+}

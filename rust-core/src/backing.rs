@@ -1,0 +1,529 @@
+//! Where a map's memory comes from: a file (create-or-attach), an anonymous shared
+//! mapping, a memfd, or a descriptor passed in. Also the [`Mapping`] type through which
+//! every other module touches the shared memory, one naturally aligned atomic at a time.
+
+use crate::error::{errno, Error, Result};
+use crate::layout::{self, Layout, Params, HEADER_SIZE, PAGE};
+use crate::variant::Variant;
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, Ordering};
+
+/// How a map is backed (the C ABI's HM_BACK_* values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// A file at a path: created or attached.
+    File,
+    /// Anonymous shared memory (a memfd whose descriptor is closed after mapping),
+    /// shared with children forked later.
+    Anon,
+    /// A memfd kept open (its descriptor can be passed to other processes).
+    Memfd,
+    /// A descriptor the caller passes (memfd or regular file holding a map).
+    Fd,
+}
+
+/// A shared read-write mapping of a whole map, plus the descriptor kept for it (memfd
+/// and fd backings; file and anonymous maps keep none). Unmapped and closed on drop.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    fd: Option<OwnedFd>,
+}
+
+// SAFETY: the mapping is plain shared memory that every process and thread accesses
+// only through atomics (or, for the holder of the write lock, plain reads of bytes no
+// one writes concurrently); the pointer itself is never mutated after creation.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; all methods take &self and access memory through atomics.
+unsafe impl Sync for Mapping {}
+
+macro_rules! atomic_at {
+    ($name:ident, $ty:ty, $w:expr) => {
+        /// The naturally aligned atomic at byte offset `off` (must be in bounds and
+        /// aligned; callers compute offsets from the validated layout).
+        #[inline(always)]
+        pub fn $name(&self, off: usize) -> &$ty {
+            debug_assert!(off % $w == 0 && off + $w <= self.len, "offset {off} out of the mapping");
+            // SAFETY: off + width is within the mapping (checked by the caller's layout
+            // arithmetic, asserted in debug builds) and aligned to the width (all
+            // regions are page aligned and fields naturally aligned within them); the
+            // mapping lives as long as &self and is only accessed atomically.
+            unsafe { &*(self.ptr.as_ptr().add(off) as *const $ty) }
+        }
+    };
+}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` shared read-write.
+    fn map_fd(fd: RawFd, len: usize) -> std::result::Result<Mapping, i32> {
+        // SAFETY: a fresh mapping at an address the kernel chooses; no existing memory
+        // is affected. The result is checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+        };
+        if p == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        Ok(Mapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len, fd: None })
+    }
+
+    /// Base address.
+    #[inline]
+    pub fn base(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+    /// Length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Never empty (maps are at least a header page); for clippy.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The descriptor this mapping keeps (memfd / fd backings), if any.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    atomic_at!(u16, AtomicU16, 2);
+    atomic_at!(u32, AtomicU32, 4);
+    atomic_at!(u64, AtomicU64, 8);
+    atomic_at!(i16, AtomicI16, 2);
+    atomic_at!(i32, AtomicI32, 4);
+    atomic_at!(i64, AtomicI64, 8);
+
+    /// Plain view of `len` bytes at `off`, for the holder of the write lock only: no
+    /// one writes these bytes while it holds the lock (readers only read), so a plain
+    /// read cannot race with a write. Panics if out of bounds.
+    pub fn bytes_locked(&self, off: usize, len: usize) -> &[u8] {
+        assert!(off <= self.len && len <= self.len - off, "range out of the mapping");
+        // SAFETY: in bounds (asserted); the caller holds the write lock, so nobody
+        // writes the range while the slice lives (see above).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(off), len) }
+    }
+
+    /// Gives the pages entirely inside `[off, off + len)` back to the OS (decisions 7):
+    /// fallocate(PUNCH_HOLE | KEEP_SIZE) on the descriptor when we keep one, else
+    /// madvise(MADV_REMOVE) on the mapping. The range reads as zeros afterwards.
+    /// Returns false if the kernel refused (the range keeps its old contents).
+    pub fn release(&self, off: usize, len: usize) -> bool {
+        let start = layout::round_up(off, PAGE);
+        let end = (off + len).min(self.len) / PAGE * PAGE;
+        if end <= start {
+            return true;
+        }
+        let rc = match &self.fd {
+            // SAFETY: fallocate on a descriptor we own; the range is inside the file
+            // (the file is at least as long as the mapping) and KEEP_SIZE keeps its size.
+            Some(fd) => unsafe {
+                libc::fallocate(
+                    fd.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    start as libc::off_t,
+                    (end - start) as libc::off_t,
+                )
+            },
+            // SAFETY: the page-aligned range lies inside our shared mapping; MADV_REMOVE
+            // frees the backing store and later reads see zeros, which every reader of
+            // these regions tolerates (they are unused, or validated under seqlock).
+            None => unsafe { libc::madvise(self.ptr.as_ptr().add(start).cast(), end - start, libc::MADV_REMOVE) },
+        };
+        rc == 0
+    }
+
+    /// msync(MS_SYNC) of the whole mapping, retried on EINTR. Err(errno) on failure.
+    pub fn sync(&self) -> std::result::Result<(), i32> {
+        loop {
+            // SAFETY: the range is exactly our mapping.
+            let rc = unsafe { libc::msync(self.ptr.as_ptr().cast(), self.len, libc::MS_SYNC) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let e = errno();
+            if e != libc::EINTR {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the region we mapped; nothing borrows it any more
+        // (every borrow is tied to &self). The fd (if any) closes after this.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// What to open.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// Variant.
+    pub variant: Variant,
+    /// Backing kind.
+    pub backing: Backing,
+    /// File: the path. Memfd: the name (None = "hashmap").
+    pub path: Option<CString>,
+    /// Fd backing: the descriptor to duplicate.
+    pub fd: RawFd,
+    /// Sizing arguments (ignored when attaching).
+    pub params: Params,
+    /// Permission bits of a newly created file.
+    pub file_mode: u32,
+}
+
+/// An opened map's memory and what the header says about it.
+pub struct Opened {
+    /// The mapping.
+    pub map: Mapping,
+    /// Layout from the header.
+    pub layout: Layout,
+    /// Hash seed from the header.
+    pub seed: u64,
+}
+
+/// Opens (creating or attaching) the map described by `spec`.
+pub fn open(spec: &Spec) -> Result<Opened> {
+    layout::check_ranges(&spec.params)?;
+    layout::check_supported(spec.params.max_size, spec.params.ttl)?;
+    match spec.backing {
+        Backing::File => {
+            let path = spec.path.as_ref().ok_or_else(|| Error::arg("a path is required"))?;
+            open_file(path, spec)
+        }
+        Backing::Anon => open_memfd(c"hashmap-anon", spec, false),
+        Backing::Memfd => {
+            let name = spec.path.clone().unwrap_or_else(|| c"hashmap".to_owned());
+            open_memfd(&name, spec, true)
+        }
+        Backing::Fd => open_fd(spec),
+    }
+}
+
+fn disp(p: &CStr) -> String {
+    String::from_utf8_lossy(p.to_bytes()).into_owned()
+}
+
+/// An owned descriptor from a libc return value.
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: fd was just returned by a successful open/memfd_create/fcntl and is owned
+    // by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
+    // SAFETY: an all-zero stat is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(errno());
+    }
+    Ok(st)
+}
+
+fn euid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Reads up to HEADER_SIZE bytes from offset 0.
+fn read_head(fd: RawFd, size: u64) -> std::result::Result<Vec<u8>, i32> {
+    let want = (size.min(HEADER_SIZE as u64)) as usize;
+    let mut buf = vec![0u8; want];
+    let mut got = 0;
+    while got < want {
+        // SAFETY: buf[got..want] is writable.
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().add(got).cast(), want - got, got as libc::off_t) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// Is the whole file zero bytes?
+fn all_zero(fd: RawFd, size: u64) -> std::result::Result<bool, i32> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < size {
+        let want = ((size - pos) as usize).min(buf.len());
+        // SAFETY: buf[..want] is writable.
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), want, pos as libc::off_t) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        if buf[..n as usize].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
+}
+
+fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+fn ftruncate(fd: RawFd, len: usize) -> std::result::Result<(), i32> {
+    loop {
+        // SAFETY: ftruncate on a descriptor we own.
+        if unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// decisions 8: refuse to create a map the filesystem has no room for, instead of
+/// dying of SIGBUS later. Filesystems that report no block counts are not checked.
+fn check_space(fd: RawFd, need: usize, prefix: &str) -> Result<()> {
+    // SAFETY: an all-zero statvfs is a valid value to be overwritten.
+    let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: sv is a valid out pointer.
+    if unsafe { libc::fstatvfs(fd, &mut sv) } != 0 || sv.f_blocks == 0 {
+        return Ok(());
+    }
+    let avail = (sv.f_bavail as u128 * sv.f_frsize as u128).min(u64::MAX as u128) as u64;
+    if (need as u64) > avail {
+        return Err(Error::new(
+            crate::ErrorKind::Io,
+            format!("{prefix}: not enough space for the map (need {need} bytes, {avail} available)"),
+        ));
+    }
+    Ok(())
+}
+
+fn open_file(path: &CStr, spec: &Spec) -> Result<Opened> {
+    let p = disp(path);
+    let mode = spec.file_mode & 0o7777;
+    for _ in 0..100 {
+        // SAFETY: path is NUL-terminated; mode is passed as the variadic mode_t.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        let created = fd >= 0;
+        let fd = if created {
+            let fd = owned(fd);
+            // Exactly the requested mode, whatever the umask (api.md 3.1).
+            // SAFETY: fchmod on a descriptor we own.
+            if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
+                return Err(Error::io(format!("fchmod({p})"), errno()));
+            }
+            fd
+        } else {
+            let e = errno();
+            if e != libc::EEXIST {
+                return Err(Error::io(format!("create({p})"), e));
+            }
+            // SAFETY: path is NUL-terminated.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+            if fd < 0 {
+                let e = errno();
+                if e == libc::ENOENT {
+                    continue; // removed between our two opens: race again
+                }
+                return Err(Error::io(format!("open({p})"), e));
+            }
+            owned(fd)
+        };
+        let raw = fd.as_raw_fd();
+        // Serialises initialisation between processes; held only while opening. It must
+        // be dropped explicitly: the mapping keeps the open file description (and so a
+        // flock) alive after the descriptor is closed.
+        flock_ex(raw).map_err(|e| Error::io(format!("flock({p})"), e))?;
+        let _unlock = Unlock(raw);
+        let st = fstat(raw).map_err(|e| Error::io(format!("fstat({p})"), e))?;
+        if st.st_nlink == 0 {
+            continue; // unlinked while we waited for the lock: start over
+        }
+        if st.st_size == 0 {
+            if st.st_uid != euid() {
+                return Err(Error::format(format!("{p}: refusing to initialize file not owned by us")));
+            }
+            let r = create_in(&fd, &p, spec, true);
+            if r.is_err() && created {
+                // Leave no empty file behind (we still hold its flock: nobody attached).
+                // SAFETY: path is NUL-terminated.
+                unsafe { libc::unlink(path.as_ptr()) };
+            }
+            return r;
+        }
+        return attach_file(&fd, &p, spec, &st);
+    }
+    Err(Error::new(crate::ErrorKind::Io, format!("open({p}): create/attach kept racing")))
+}
+
+/// Releases the flock taken while opening (also on error paths).
+struct Unlock(RawFd);
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        // SAFETY: flock on a descriptor that outlives this guard (declared before it).
+        unsafe { libc::flock(self.0, libc::LOCK_UN) };
+    }
+}
+
+/// Sizes (unless `resize` is false: the file already has the right size), maps and
+/// initialises a new map in `fd`. File maps close the descriptor afterwards.
+fn create_in(fd: &OwnedFd, p: &str, spec: &Spec, resize: bool) -> Result<Opened> {
+    let l = Layout::compute(&spec.params);
+    if resize {
+        check_space(fd.as_raw_fd(), l.total_size, p)?;
+        ftruncate(fd.as_raw_fd(), l.total_size)
+            .map_err(|e| Error::io(format!("ftruncate({p}, {})", l.total_size), e))?;
+    }
+    let map = Mapping::map_fd(fd.as_raw_fd(), l.total_size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    let seed = crate::hash::random_seed();
+    init_map(&map, &l, seed);
+    Ok(Opened { map, layout: l, seed })
+}
+
+fn attach_file(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat) -> Result<Opened> {
+    let raw = fd.as_raw_fd();
+    let size = st.st_size as u64;
+    let head = read_head(raw, size).map_err(|e| Error::io(format!("read({p})"), e))?;
+    if head.len() >= 8 && head[..8] == [0; 8] {
+        // Interrupted-create recovery (api.md 3.1): a zero-magic file of exactly the
+        // requested size, owned by us. All zero: nobody initialised it, do it now.
+        let want = Layout::compute(&spec.params).total_size as u64;
+        if size == want && st.st_uid == euid() {
+            if all_zero(raw, size).map_err(|e| Error::io(format!("read({p})"), e))? {
+                let mode = spec.file_mode & 0o7777;
+                // SAFETY: fchmod on a descriptor we own.
+                if unsafe { libc::fchmod(raw, mode as libc::mode_t) } != 0 {
+                    return Err(Error::io(format!("{p}: fchmod"), errno()));
+                }
+                return create_in(fd, p, spec, false);
+            }
+            return Err(Error::format(format!(
+                "{p}: incomplete map file left by an interrupted create; remove it and retry"
+            )));
+        }
+    }
+    let v = layout::validate(&head, size, spec.variant, p)?;
+    let map = Mapping::map_fd(raw, v.layout.total_size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    if sealed(&map) {
+        return Err(Error::format(format!("{p} is frozen (read-only); open it with new_readonly")));
+    }
+    Ok(Opened { map, layout: v.layout, seed: v.seed })
+}
+
+fn sealed(map: &Mapping) -> bool {
+    // Relaxed: a plain flag; we hold the file's flock and only report it.
+    map.u32(layout::off::LOCK + 12).load(Ordering::Relaxed) != 0
+}
+
+fn open_memfd(name: &CStr, spec: &Spec, keep: bool) -> Result<Opened> {
+    let anon = !keep;
+    // SAFETY: name is NUL-terminated.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(Error::io("memfd_create", errno()));
+    }
+    let fd = owned(fd);
+    let l = Layout::compute(&spec.params);
+    ftruncate(fd.as_raw_fd(), l.total_size).map_err(|e| {
+        if anon {
+            Error::io(format!("ftruncate(anon, {})", l.total_size), e)
+        } else {
+            Error::io("ftruncate", e)
+        }
+    })?;
+    if keep {
+        // Best effort (api.md 3.3): the size can no longer change under other processes.
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) };
+    }
+    let mut map = Mapping::map_fd(fd.as_raw_fd(), l.total_size)
+        .map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
+    let seed = crate::hash::random_seed();
+    init_map(&map, &l, seed);
+    if keep {
+        map.fd = Some(fd);
+    }
+    Ok(Opened { map, layout: l, seed })
+}
+
+fn open_fd(spec: &Spec) -> Result<Opened> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on whatever descriptor the caller passed; an
+    // invalid one fails with EBADF.
+    let dup = unsafe { libc::fcntl(spec.fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(Error::io("fcntl", errno()));
+    }
+    let fd = owned(dup);
+    let st = fstat(fd.as_raw_fd()).map_err(|e| Error::io("fstat", e))?;
+    let size = st.st_size.max(0) as u64;
+    let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io("fd: read", e))?;
+    let v = layout::validate(&head, size, spec.variant, "fd")?;
+    let mut map = Mapping::map_fd(fd.as_raw_fd(), v.layout.total_size).map_err(|e| Error::io("mmap", e))?;
+    if sealed(&map) {
+        return Err(Error::format("this map is frozen (read-only); open it with new_readonly"));
+    }
+    map.fd = Some(fd);
+    Ok(Opened { map, layout: v.layout, seed: v.seed })
+}
+
+/// Initialises a fresh, zero-filled mapping: static header (magic zero), table of 16
+/// empty slots, arena free lists; then stores the magic last (Release), so a reader
+/// that sees the magic sees a complete header.
+fn init_map(map: &Mapping, l: &Layout, seed: u64) {
+    use layout::off;
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let h = l.header(seed, epoch);
+    // The static header as u64 words (all fields are 4 or 8 bytes, 8-aligned pairs).
+    for (i, w) in h.chunks_exact(8).enumerate().skip(1) {
+        // Relaxed: nobody else can see this map yet (we hold the flock, or the memory
+        // is not shared yet); the Release store of the magic below publishes it.
+        map.u64(i * 8).store(u64::from_le_bytes(w.try_into().unwrap()), Ordering::Relaxed);
+    }
+    // Relaxed: as above (unpublished memory).
+    map.u32(off::CAP).store(layout::MIN_CAP, Ordering::Relaxed);
+    for g in 0..(layout::MIN_CAP as usize / 8) {
+        // Relaxed: as above.
+        map.u64(l.ctrl_off + g * 8).store(u64::MAX, Ordering::Relaxed);
+    }
+    crate::arena::Arena::new(map, l).init();
+    // Release: everything written above is visible to whoever reads the magic.
+    map.u64(off::MAGIC).store(u64::from_le_bytes(layout::MAGIC), Ordering::Release);
+}

@@ -1,0 +1,933 @@
+//! The C ABI used by the XS glue (the only module with `extern "C"`).
+//!
+//! Conventions: every function catches panics; failures return `HM_ERR` (or NULL)
+//! with a message in [`hm_last_error`] (thread-local, valid until the next failing
+//! call on the thread). Non-negative returns are results (0 = false / not found,
+//! 1 = true / found). String results (`HmOut.ptr`, `HmList` items) point into buffers
+//! owned by the handle, valid until the next call on that handle.
+//! `include/hashmap_shared.h` is generated from this file by cbindgen
+//! (`HM_BLESS=1 cargo test --test header_fresh` rewrites it).
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::map::{In, Map, Options, Out};
+use crate::strref::MAX_LEN;
+use crate::variant::{Kind, Variant};
+use crate::Backing;
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+/// Error: the message is in hm_last_error().
+pub const HM_ERR: i32 = -1;
+/// A counter could not insert a new key (table or arena full).
+pub const HM_FULL: i32 = -2;
+
+/// Backing: file at HmOpen.path (create or attach).
+pub const HM_BACK_FILE: u32 = 0;
+/// Backing: anonymous shared memory (inherited by forked children).
+pub const HM_BACK_ANON: u32 = 1;
+/// Backing: new memfd named HmOpen.path (NULL = "hashmap").
+pub const HM_BACK_MEMFD: u32 = 2;
+/// Backing: duplicate of descriptor HmOpen.fd.
+pub const HM_BACK_FD: u32 = 3;
+
+/// hm_list: keys only.
+pub const HM_KEYS: u32 = 1;
+/// hm_list: values only.
+pub const HM_VALUES: u32 = 2;
+/// hm_list: keys and values.
+pub const HM_ITEMS: u32 = 3;
+
+/// hm_stat: HmStats.size
+pub const HM_ST_SIZE: u32 = 0;
+/// hm_stat: HmStats.capacity
+pub const HM_ST_CAPACITY: u32 = 1;
+/// hm_stat: HmStats.max_entries
+pub const HM_ST_MAX_ENTRIES: u32 = 2;
+/// hm_stat: HmStats.tombstones
+pub const HM_ST_TOMBSTONES: u32 = 3;
+/// hm_stat: HmStats.mmap_size
+pub const HM_ST_MMAP_SIZE: u32 = 4;
+/// hm_stat: HmStats.arena_used
+pub const HM_ST_ARENA_USED: u32 = 5;
+/// hm_stat: HmStats.arena_cap
+pub const HM_ST_ARENA_CAP: u32 = 6;
+/// hm_stat: HmStats.evictions
+pub const HM_ST_EVICTIONS: u32 = 7;
+/// hm_stat: HmStats.expired
+pub const HM_ST_EXPIRED: u32 = 8;
+/// hm_stat: HmStats.recoveries
+pub const HM_ST_RECOVERIES: u32 = 9;
+/// hm_stat: HmStats.max_size
+pub const HM_ST_MAX_SIZE: u32 = 10;
+/// hm_stat: HmStats.ttl
+pub const HM_ST_TTL: u32 = 11;
+/// hm_stat: HmStats.frozen
+pub const HM_ST_FROZEN: u32 = 12;
+/// hm_stat: HmStats.readonly
+pub const HM_ST_READONLY: u32 = 13;
+
+/// A key or value passed in: `ival` for integer kinds, `ptr`/`len`/`utf8` for strings
+/// (`ptr` may be NULL when `len` is 0).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HmIn {
+    pub ival: i64,
+    pub ptr: *const u8,
+    pub len: usize,
+    pub utf8: u8,
+}
+
+/// A key or value returned: `ival` for integer kinds, `ptr`/`len`/`utf8` for strings
+/// (pointing into the handle's buffers, valid until the next call on the handle).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HmOut {
+    pub ival: i64,
+    pub ptr: *const u8,
+    pub len: usize,
+    pub utf8: u8,
+}
+
+/// One entry of a list result; `found` is 0 for a missing key of hm_get_multi.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HmItem {
+    pub key: HmOut,
+    pub val: HmOut,
+    pub found: u8,
+}
+
+/// A list result, owned by the handle (valid until the next call on it).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HmList {
+    pub items: *const HmItem,
+    pub len: usize,
+}
+
+/// Statistics (api.md 6.8).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct HmStats {
+    pub size: u64,
+    pub capacity: u64,
+    pub max_entries: u64,
+    pub tombstones: u64,
+    pub mmap_size: u64,
+    pub arena_used: u64,
+    pub arena_cap: u64,
+    pub evictions: u64,
+    pub expired: u64,
+    pub recoveries: u64,
+    pub max_size: u64,
+    pub ttl: u64,
+    pub frozen: u64,
+    pub readonly: u64,
+}
+
+/// Arguments of hm_open.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HmOpen {
+    /// 1..10 (api.md 1.1).
+    pub variant: u32,
+    /// HM_BACK_*.
+    pub backing: u32,
+    /// FILE: path (NUL-terminated); MEMFD: name or NULL.
+    pub path: *const c_char,
+    /// FD: descriptor to duplicate.
+    pub fd: i32,
+    pub max_entries: u64,
+    pub max_size: u64,
+    pub ttl: u64,
+    pub lru_skip: u64,
+    pub arena_cap: u64,
+    pub file_mode: u32,
+}
+
+/// Opaque map handle.
+pub struct HmMap {
+    map: Map,
+    list: ListBuf,
+}
+
+/// A handle's list result storage (hm_list, hm_get_multi).
+#[derive(Default)]
+struct ListBuf {
+    items: Vec<HmItem>,
+    bytes: Vec<u8>,
+    /// (item index, key offset, val offset) of string parts to point into `bytes`.
+    fix: Vec<(usize, Option<usize>, Option<usize>)>,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Runs `f`, turning an error or a panic into `err` plus a message.
+#[inline(always)]
+fn guard<R>(err: R, f: impl FnOnce() -> Result<R>) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            set_error(e.message());
+            err
+        }
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_error(&format!("internal error: {what}"));
+            err
+        }
+    }
+}
+
+/// The handle behind `m`.
+///
+/// # Safety
+/// `m` must be NULL or a live pointer from hm_open, not used concurrently.
+#[inline(always)]
+unsafe fn handle<'a>(m: *mut HmMap) -> Result<&'a mut HmMap> {
+    // SAFETY: per this function's contract.
+    unsafe { m.as_mut() }.ok_or_else(|| Error::arg("NULL map handle"))
+}
+
+/// Converts an HmIn of kind `kind`; `role` names it in errors ("key", "value", ...).
+///
+/// # Safety
+/// `p` must be NULL or point to a valid HmIn whose `ptr` addresses `len` readable bytes
+/// that stay valid and unmodified for the duration of the call.
+#[inline(always)]
+unsafe fn arg<'a>(p: *const HmIn, kind: Kind, role: &str) -> Result<In<'a>> {
+    // SAFETY: per this function's contract.
+    let a = unsafe { p.as_ref() }.ok_or_else(|| Error::arg(format!("NULL {role}")))?;
+    if kind.is_int() {
+        return Ok(In::Int(a.ival));
+    }
+    if a.len > MAX_LEN {
+        return Err(Error::new(ErrorKind::TooLong, format!("{role} too long (max 1GB)")));
+    }
+    let b: &[u8] = if a.len == 0 {
+        &[]
+    } else if a.ptr.is_null() {
+        return Err(Error::arg(format!("NULL {role} bytes")));
+    } else {
+        // SAFETY: ptr addresses len (<= 1 GiB) readable bytes (contract above).
+        unsafe { std::slice::from_raw_parts(a.ptr, a.len) }
+    };
+    Ok(In::Str(b, a.utf8 != 0))
+}
+
+#[inline(always)]
+fn to_out(o: Out<'_>) -> HmOut {
+    match o {
+        Out::Int(v) => HmOut { ival: v, ptr: ptr::null(), len: 0, utf8: 0 },
+        Out::Str(b, u) => HmOut { ival: 0, ptr: b.as_ptr(), len: b.len(), utf8: u as u8 },
+    }
+}
+
+/// Writes `o` to `dst` unless `dst` is NULL.
+///
+/// # Safety
+/// `dst` must be NULL or valid for writing an HmOut.
+#[inline(always)]
+unsafe fn put_out(dst: *mut HmOut, o: Out<'_>) {
+    if !dst.is_null() {
+        // SAFETY: dst is valid for writes (contract above).
+        unsafe { dst.write(to_out(o)) };
+    }
+}
+
+#[inline(always)]
+fn kinds(h: &HmMap) -> (Kind, Kind) {
+    let v = h.map.variant();
+    (v.key_kind(), v.val_kind())
+}
+
+impl ListBuf {
+    fn begin(&mut self) {
+        self.items.clear();
+        self.bytes.clear();
+        self.fix.clear();
+    }
+    /// Appends one item, copying string bytes into the handle's storage.
+    fn push(&mut self, k: Option<Out<'_>>, v: Option<Out<'_>>, found: bool) {
+        let zero = HmOut { ival: 0, ptr: ptr::null(), len: 0, utf8: 0 };
+        let store = |o: Option<Out<'_>>, bytes: &mut Vec<u8>| -> (HmOut, Option<usize>) {
+            match o {
+                None => (zero, None),
+                Some(Out::Int(x)) => (HmOut { ival: x, ..zero }, None),
+                Some(Out::Str(b, u)) => {
+                    let at = bytes.len();
+                    bytes.extend_from_slice(b);
+                    (HmOut { ival: 0, ptr: ptr::null(), len: b.len(), utf8: u as u8 }, Some(at))
+                }
+            }
+        };
+        let (key, ko) = store(k, &mut self.bytes);
+        let (val, vo) = store(v, &mut self.bytes);
+        if ko.is_some() || vo.is_some() {
+            self.fix.push((self.items.len(), ko, vo));
+        }
+        self.items.push(HmItem { key, val, found: found as u8 });
+    }
+    /// Points string parts into the (now final) byte storage and describes the list.
+    fn end(&mut self) -> HmList {
+        let base = self.bytes.as_ptr();
+        for &(i, ko, vo) in &self.fix {
+            // SAFETY: every recorded offset is within `bytes` (it was its length before
+            // the string was appended), so the pointer stays in (or one past) the buffer.
+            unsafe {
+                if let Some(o) = ko {
+                    self.items[i].key.ptr = base.add(o);
+                }
+                if let Some(o) = vo {
+                    self.items[i].val.ptr = base.add(o);
+                }
+            }
+        }
+        HmList { items: self.items.as_ptr(), len: self.items.len() }
+    }
+}
+
+/// Opens (creates or attaches) a map. NULL + hm_last_error() on failure.
+///
+/// # Safety
+/// `args` must point to a valid HmOpen; `path`, when not NULL, to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn hm_open(args: *const HmOpen) -> *mut HmMap {
+    guard(ptr::null_mut(), || {
+        // SAFETY: per the contract.
+        let a = unsafe { args.as_ref() }.ok_or_else(|| Error::arg("NULL arguments"))?;
+        let variant =
+            Variant::from_id(a.variant).ok_or_else(|| Error::arg(format!("unknown variant {}", a.variant)))?;
+        let backing = match a.backing {
+            HM_BACK_FILE => Backing::File,
+            HM_BACK_ANON => Backing::Anon,
+            HM_BACK_MEMFD => Backing::Memfd,
+            HM_BACK_FD => Backing::Fd,
+            b => return Err(Error::arg(format!("unknown backing {b}"))),
+        };
+        let path = if a.path.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL path is NUL-terminated (contract).
+            Some(unsafe { CStr::from_ptr(a.path) }.to_owned())
+        };
+        if backing == Backing::File && path.is_none() {
+            return Err(Error::arg("a path is required"));
+        }
+        let o = Options {
+            variant,
+            backing,
+            path,
+            fd: a.fd,
+            max_entries: a.max_entries,
+            max_size: a.max_size,
+            ttl: a.ttl,
+            lru_skip: a.lru_skip,
+            arena_cap: a.arena_cap,
+            file_mode: a.file_mode,
+        };
+        let map = Map::open(&o)?;
+        Ok(Box::into_raw(Box::new(HmMap { map, list: ListBuf::default() })))
+    })
+}
+
+/// Closes a handle: releases its reader slot, unmaps, closes a kept descriptor.
+///
+/// # Safety
+/// `m` must be NULL or a pointer from hm_open not closed before; it is invalid afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn hm_close(m: *mut HmMap) {
+    guard((), || {
+        if !m.is_null() {
+            // SAFETY: m came from Box::into_raw in hm_open and is closed only once.
+            drop(unsafe { Box::from_raw(m) });
+        }
+        Ok(())
+    })
+}
+
+/// The calling thread's last error message ("" if none).
+#[no_mangle]
+pub extern "C" fn hm_last_error() -> *const c_char {
+    guard(ptr::null(), || Ok(LAST_ERROR.with(|e| e.borrow().as_ptr())))
+}
+
+/// Variant id (1..10), 0 for NULL.
+///
+/// # Safety
+/// `m` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_variant(m: *const HmMap) -> u32 {
+    // SAFETY: per the contract.
+    guard(0, || Ok(unsafe { m.as_ref() }.map(|h| h.map.variant().id()).unwrap_or(0)))
+}
+
+/// Backing path, NULL when none (anonymous, memfd, fd maps). Owned by the handle.
+///
+/// # Safety
+/// `m` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_path(m: *const HmMap) -> *const c_char {
+    guard(ptr::null(), || {
+        // SAFETY: per the contract.
+        Ok(unsafe { m.as_ref() }.and_then(|h| h.map.path()).map(|p| p.as_ptr()).unwrap_or(ptr::null()))
+    })
+}
+
+/// Descriptor kept by memfd / fd maps, -1 when none.
+///
+/// # Safety
+/// `m` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_memfd(m: *const HmMap) -> i32 {
+    // SAFETY: per the contract.
+    guard(-1, || Ok(unsafe { m.as_ref() }.map(|h| h.map.memfd()).unwrap_or(-1)))
+}
+
+/// 1 and `*val` set when found, 0 when not.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn; `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_get(m: *mut HmMap, key: *const HmIn, val: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract (for all unsafe calls in this closure).
+        unsafe {
+            let h = handle(m)?;
+            let k = arg(key, kinds(h).0, "key")?;
+            match h.map.get(k)? {
+                Some(o) => {
+                    put_out(val, o);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// 1 if present, 0 if not.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn.
+#[no_mangle]
+pub unsafe extern "C" fn hm_exists(m: *mut HmMap, key: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let k = arg(key, kinds(h).0, "key")?;
+            Ok(h.map.exists(k)? as i32)
+        }
+    })
+}
+
+/// Insert or overwrite: 1 stored, 0 not (table or arena full).
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_put(m: *mut HmMap, key: *const HmIn, val: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            Ok(h.map.put(arg(key, kk, "key")?, arg(val, vk, "value")?)? as i32)
+        }
+    })
+}
+
+/// Insert if absent: 1 inserted, 0 not.
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_add(m: *mut HmMap, key: *const HmIn, val: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            Ok(h.map.add(arg(key, kk, "key")?, arg(val, vk, "value")?)? as i32)
+        }
+    })
+}
+
+/// Overwrite if present: 1 updated, 0 not.
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_update(m: *mut HmMap, key: *const HmIn, val: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            Ok(h.map.update(arg(key, kk, "key")?, arg(val, vk, "value")?)? as i32)
+        }
+    })
+}
+
+/// Put returning the previous value: 1 and `*old` set when the key existed and was
+/// overwritten, 0 otherwise (fresh insert or failure).
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` valid HmIns; `old` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_swap(m: *mut HmMap, key: *const HmIn, val: *const HmIn, old: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            match h.map.swap(arg(key, kk, "key")?, arg(val, vk, "value")?)? {
+                Some(o) => {
+                    put_out(old, o);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Remove and return: 1 and `*val` set, 0 when absent.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn; `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_take(m: *mut HmMap, key: *const HmIn, val: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            match h.map.take(arg(key, kinds(h).0, "key")?)? {
+                Some(o) => {
+                    put_out(val, o);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Remove: 1 removed, 0 absent.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn.
+#[no_mangle]
+pub unsafe extern "C" fn hm_remove(m: *mut HmMap, key: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            Ok(h.map.remove(arg(key, kinds(h).0, "key")?)? as i32)
+        }
+    })
+}
+
+/// Lookup-or-insert: 1 and `*val` = stored or inserted value; 0 when it could not be
+/// inserted.
+///
+/// # Safety
+/// `m` a live handle; `key`, `dflt` valid HmIns; `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_get_or_set(m: *mut HmMap, key: *const HmIn, dflt: *const HmIn, val: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            match h.map.get_or_set(arg(key, kk, "key")?, arg(dflt, vk, "value")?)? {
+                Some(o) => {
+                    put_out(val, o);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Compare-and-swap: 1 swapped, 0 not.
+///
+/// # Safety
+/// `m` a live handle; `key`, `expected`, `desired` valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_cas(m: *mut HmMap, key: *const HmIn, expected: *const HmIn, desired: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            let k = arg(key, kk, "key")?;
+            let e = arg(expected, vk, "expected value")?;
+            let d = arg(desired, vk, "desired value")?;
+            Ok(h.map.cas(k, e, d)? as i32)
+        }
+    })
+}
+
+/// Compare-and-remove: 1 and `*val` = removed value, 0 not.
+///
+/// # Safety
+/// `m` a live handle; `key`, `expected` valid HmIns; `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_cas_take(m: *mut HmMap, key: *const HmIn, expected: *const HmIn, val: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            match h.map.cas_take(arg(key, kk, "key")?, arg(expected, vk, "expected value")?)? {
+                Some(o) => {
+                    put_out(val, o);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Shared tail of the counter entry points.
+///
+/// # Safety
+/// As for hm_incr_by.
+unsafe fn counter(
+    m: *mut HmMap,
+    key: *const HmIn,
+    result: *mut i64,
+    f: impl FnOnce(&mut Map, In<'_>) -> Result<i64>,
+) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract of the calling entry point.
+        unsafe {
+            let h = handle(m)?;
+            let k = arg(key, kinds(h).0, "key")?;
+            match f(&mut h.map, k) {
+                Ok(v) => {
+                    if !result.is_null() {
+                        result.write(v);
+                    }
+                    Ok(1)
+                }
+                Err(e) if e.kind() == ErrorKind::Full => {
+                    set_error(e.message());
+                    Ok(HM_FULL)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    })
+}
+
+/// Adds `delta` (narrowed; wrapping); a missing key is inserted with `delta`.
+/// 1 and `*result` = new value; HM_FULL when a new key cannot be inserted.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn; `result` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_incr_by(m: *mut HmMap, key: *const HmIn, delta: i64, result: *mut i64) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { counter(m, key, result, |map, k| map.incr_by(k, delta)) }
+}
+
+/// Stores max(current, v); 1 and `*result` = resulting value; HM_FULL as hm_incr_by.
+///
+/// # Safety
+/// As hm_incr_by.
+#[no_mangle]
+pub unsafe extern "C" fn hm_max(m: *mut HmMap, key: *const HmIn, v: i64, result: *mut i64) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { counter(m, key, result, |map, k| map.max(k, v)) }
+}
+
+/// Stores min(current, v); 1 and `*result` = resulting value; HM_FULL as hm_incr_by.
+///
+/// # Safety
+/// As hm_incr_by.
+#[no_mangle]
+pub unsafe extern "C" fn hm_min(m: *mut HmMap, key: *const HmIn, v: i64, result: *mut i64) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { counter(m, key, result, |map, k| map.min(k, v)) }
+}
+
+/// Slice of `n` HmIns (empty when n is 0).
+///
+/// # Safety
+/// `p` must address `n` valid HmIns when n > 0.
+unsafe fn ins<'a>(p: *const HmIn, n: usize) -> Result<&'a [HmIn]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::arg("NULL argument array"));
+    }
+    // SAFETY: p addresses n HmIns (contract).
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// Puts `npairs` pairs (`kv[2i]` = key, `kv[2i+1]` = value) under one write lock; returns
+/// the number stored.
+///
+/// # Safety
+/// `m` a live handle; `kv` addresses 2 * npairs valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_set_multi(m: *mut HmMap, kv: *const HmIn, npairs: usize) -> i64 {
+    guard(HM_ERR as i64, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            let n2 = npairs.checked_mul(2).ok_or_else(|| Error::arg("too many pairs"))?;
+            let a = ins(kv, n2)?;
+            let mut pairs = Vec::with_capacity(npairs);
+            for p in a.chunks_exact(2) {
+                pairs.push((arg(&p[0], kk, "key")?, arg(&p[1], vk, "value")?));
+            }
+            Ok(h.map.set_multi(&pairs)? as i64)
+        }
+    })
+}
+
+/// Looks `n` keys up under one read lock; `*out` lists one item per key (key echoed,
+/// `found` 0 for missing keys).
+///
+/// # Safety
+/// `m` a live handle; `keys` addresses n valid HmIns; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_get_multi(m: *mut HmMap, keys: *const HmIn, n: usize, out: *mut HmList) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let kk = kinds(h).0;
+            let ks = ins(keys, n)?.iter().map(|k| arg(k, kk, "key")).collect::<Result<Vec<_>>>()?;
+            let HmMap { map, list } = h;
+            list.begin();
+            map.get_multi_with(&ks, |i, v| {
+                let key = match ks[i] {
+                    In::Int(x) => Out::Int(kk.narrow(x)),
+                    In::Str(b, u) => Out::Str(b, u),
+                };
+                let found = v.is_some();
+                list.push(Some(key), v, found);
+            })?;
+            let list = list.end();
+            if !out.is_null() {
+                out.write(list);
+            }
+            Ok(1)
+        }
+    })
+}
+
+/// Removes `n` keys under one write lock; returns how many were removed.
+///
+/// # Safety
+/// `m` a live handle; `keys` addresses n valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_remove_multi(m: *mut HmMap, keys: *const HmIn, n: usize) -> i64 {
+    guard(HM_ERR as i64, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let kk = kinds(h).0;
+            let ks = ins(keys, n)?.iter().map(|k| arg(k, kk, "key")).collect::<Result<Vec<_>>>()?;
+            Ok(h.map.remove_multi(&ks)? as i64)
+        }
+    })
+}
+
+/// Removes everything (table back to 16 slots, arena emptied, pages released). 0.
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_clear(m: *mut HmMap) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe { handle(m)? }.map.clear()?;
+        Ok(0)
+    })
+}
+
+/// Pre-grows so that `n` (truncated to 32 bits, api.md 5.1) entries fit: 1, or 0 when
+/// beyond the maximum capacity.
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_reserve(m: *mut HmMap, n: u64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        Ok(unsafe { handle(m)? }.map.reserve(n as u32 as u64)? as i32)
+    })
+}
+
+/// msync(MS_SYNC) of the whole map: 0, or HM_ERR with the strerror text.
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_sync(m: *mut HmMap) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe { handle(m)? }.map.sync()?;
+        Ok(0)
+    })
+}
+
+/// Removes the backing file: 1 removed, 0 not (no path, already gone, no permission).
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_unlink(m: *mut HmMap) -> i32 {
+    // SAFETY: per the contract.
+    guard(0, || Ok(unsafe { handle(m)? }.map.unlink() as i32))
+}
+
+/// This handle's iterator: 1 and `*key`/`*val` set, or 0 at the end (which resets it).
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_each(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            match handle(m)?.map.each()? {
+                Some((k, v)) => {
+                    put_out(key, k);
+                    put_out(val, v);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Resets this handle's iterator (and runs a shrink deferred while it was active).
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_iter_reset(m: *mut HmMap) {
+    guard((), || {
+        // SAFETY: per the contract.
+        unsafe { handle(m)? }.map.iter_reset();
+        Ok(())
+    })
+}
+
+/// Snapshot of every entry under one read lock (HM_KEYS, HM_VALUES or HM_ITEMS).
+///
+/// # Safety
+/// `m` a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_list(m: *mut HmMap, what: u32, out: *mut HmList) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            if !(HM_KEYS..=HM_ITEMS).contains(&what) {
+                return Err(Error::arg(format!("unknown list kind {what}")));
+            }
+            let (wk, wv) = (what & HM_KEYS != 0, what & HM_VALUES != 0);
+            let HmMap { map, list } = h;
+            list.begin();
+            map.for_each(wk, wv, |k, v| list.push(wk.then_some(k), wv.then_some(v), true))?;
+            let list = list.end();
+            if !out.is_null() {
+                out.write(list);
+            }
+            Ok(1)
+        }
+    })
+}
+
+fn stats_of(h: &HmMap) -> HmStats {
+    let s = h.map.stats();
+    HmStats {
+        size: s.size,
+        capacity: s.capacity,
+        max_entries: s.max_entries,
+        tombstones: s.tombstones,
+        mmap_size: s.mmap_size,
+        arena_used: s.arena_used,
+        arena_cap: s.arena_cap,
+        evictions: s.evictions,
+        expired: s.expired,
+        recoveries: s.recoveries,
+        max_size: s.max_size,
+        ttl: s.ttl,
+        frozen: s.frozen,
+        readonly: s.readonly,
+    }
+}
+
+/// Fills `*out` with the statistics.
+///
+/// # Safety
+/// `m` a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_stats(m: *mut HmMap, out: *mut HmStats) {
+    guard((), || {
+        // SAFETY: per the contract.
+        unsafe {
+            let s = stats_of(handle(m)?);
+            if !out.is_null() {
+                out.write(s);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One statistic (HM_ST_*); 0 for an unknown one.
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_stat(m: *mut HmMap, which: u32) -> u64 {
+    guard(0, || {
+        // SAFETY: per the contract.
+        let s = stats_of(unsafe { handle(m)? });
+        Ok(match which {
+            HM_ST_SIZE => s.size,
+            HM_ST_CAPACITY => s.capacity,
+            HM_ST_MAX_ENTRIES => s.max_entries,
+            HM_ST_TOMBSTONES => s.tombstones,
+            HM_ST_MMAP_SIZE => s.mmap_size,
+            HM_ST_ARENA_USED => s.arena_used,
+            HM_ST_ARENA_CAP => s.arena_cap,
+            HM_ST_EVICTIONS => s.evictions,
+            HM_ST_EXPIRED => s.expired,
+            HM_ST_RECOVERIES => s.recoveries,
+            HM_ST_MAX_SIZE => s.max_size,
+            HM_ST_TTL => s.ttl,
+            HM_ST_FROZEN => s.frozen,
+            HM_ST_READONLY => s.readonly,
+            _ => 0,
+        })
+    })
+}

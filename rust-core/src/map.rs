@@ -1,0 +1,1159 @@
+//! Map operations, composed from the table, the arena and the lock; per-handle state.
+//!
+//! Locking (DESIGN.md "Concurrency"):
+//! - `get`, `exists`: optimistic (seqlock) on every variant; the value is copied into
+//!   this handle's buffer with relaxed atomic loads, and every offset, length and
+//!   capacity read from the mapping is bounds-checked, so a torn read is harmless and
+//!   simply retried by [`Lock::optimistic`].
+//! - counters (`incr_by`, `max`, `min`) on an existing key: the read lock (which
+//!   excludes resizes and every other writer) plus an atomic RMW on the value field; a
+//!   missing key falls back to the write lock and inserts.
+//! - `each`, `for_each` (keys/values/items), `get_multi`: the read lock.
+//! - everything else: the write lock (which also makes the seqlock odd while held).
+
+use crate::arena::Arena;
+use crate::backing::{self, Backing, Mapping, Spec};
+use crate::ctrl::Ctrl;
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{hash_bytes, hash_int};
+use crate::layout::{self, off, Layout, Params};
+use crate::lock::{Lock, LockWords, ReaderBitmap, ReaderSlot, SeqWord, WriteGuard};
+use crate::strref::{StrRef, MAX_INLINE, MAX_LEN};
+use crate::table::{Probe, Table};
+use crate::variant::{Kind, Variant};
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// A key or value passed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum In<'a> {
+    /// For integer keys/values (narrowed to the variant width).
+    Int(i64),
+    /// For string keys/values: bytes and Perl's UTF-8 flag.
+    Str(&'a [u8], bool),
+}
+
+/// A key or value returned, borrowing the handle's buffers (valid until the next call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out<'a> {
+    /// An integer (sign-extended from the variant width).
+    Int(i64),
+    /// Bytes and the stored UTF-8 flag.
+    Str(&'a [u8], bool),
+}
+
+/// An owned key or value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// An integer.
+    Int(i64),
+    /// Bytes and the stored UTF-8 flag.
+    Str(Vec<u8>, bool),
+}
+
+impl Out<'_> {
+    /// An owned copy.
+    pub fn to_value(self) -> Value {
+        match self {
+            Out::Int(v) => Value::Int(v),
+            Out::Str(b, u) => Value::Str(b.to_vec(), u),
+        }
+    }
+}
+
+impl Value {
+    /// Borrowed as an argument.
+    pub fn as_in(&self) -> In<'_> {
+        match self {
+            Value::Int(v) => In::Int(*v),
+            Value::Str(b, u) => In::Str(b, *u),
+        }
+    }
+}
+
+/// How to open a map.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Variant.
+    pub variant: Variant,
+    /// Backing kind.
+    pub backing: Backing,
+    /// File: the path; Memfd: the name (None = "hashmap").
+    pub path: Option<CString>,
+    /// Fd backing: the descriptor to duplicate (the caller keeps its own).
+    pub fd: i32,
+    /// Sizing hint: the map guarantees at least this many entries (up to 2^31*7/8).
+    pub max_entries: u64,
+    /// LRU bound (must be 0 for now).
+    pub max_size: u64,
+    /// Default TTL seconds (must be 0 for now).
+    pub ttl: u64,
+    /// LRU promotion skip percentage.
+    pub lru_skip: u64,
+    /// Arena bytes (0 = 128 per requested entry); clamped to 4096..=2^32-1.
+    pub arena_cap: u64,
+    /// Permission bits of a newly created file (default 0600).
+    pub file_mode: u32,
+}
+
+impl Options {
+    /// Anonymous map of `variant` with room for `max_entries`.
+    pub fn new(variant: Variant, max_entries: u64) -> Options {
+        Options {
+            variant,
+            backing: Backing::Anon,
+            path: None,
+            fd: -1,
+            max_entries,
+            max_size: 0,
+            ttl: 0,
+            lru_skip: 0,
+            arena_cap: 0,
+            file_mode: 0o600,
+        }
+    }
+    /// Backed by the file at `path` (created or attached).
+    pub fn file(mut self, path: impl AsRef<std::path::Path>) -> Options {
+        use std::os::unix::ffi::OsStrExt;
+        self.backing = Backing::File;
+        self.path = CString::new(path.as_ref().as_os_str().as_bytes()).ok();
+        self
+    }
+    /// Backed by a new memfd named `name`.
+    pub fn memfd(mut self, name: &str) -> Options {
+        self.backing = Backing::Memfd;
+        self.path = CString::new(name).ok();
+        self
+    }
+    /// Attached through a duplicate of descriptor `fd`.
+    pub fn from_fd(mut self, fd: i32) -> Options {
+        self.backing = Backing::Fd;
+        self.fd = fd;
+        self
+    }
+    /// String arena capacity.
+    pub fn arena_cap(mut self, bytes: u64) -> Options {
+        self.arena_cap = bytes;
+        self
+    }
+    /// Mode of a newly created file.
+    pub fn file_mode(mut self, mode: u32) -> Options {
+        self.file_mode = mode;
+        self
+    }
+}
+
+/// Counters and geometry (api.md 6.8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Live entries.
+    pub size: u64,
+    /// Current table capacity (slots).
+    pub capacity: u64,
+    /// Entries the map guarantees to hold.
+    pub max_entries: u64,
+    /// Tombstones in the table.
+    pub tombstones: u64,
+    /// Bytes mapped (the file size).
+    pub mmap_size: u64,
+    /// Arena bytes currently allocated.
+    pub arena_used: u64,
+    /// Arena capacity (0 for int-only variants).
+    pub arena_cap: u64,
+    /// LRU evictions.
+    pub evictions: u64,
+    /// Expired entries reclaimed.
+    pub expired: u64,
+    /// Dead-writer recoveries.
+    pub recoveries: u64,
+    /// LRU bound.
+    pub max_size: u64,
+    /// Default TTL.
+    pub ttl: u64,
+    /// 1 if the map is sealed.
+    pub frozen: u64,
+    /// 1 if this handle is read-only.
+    pub readonly: u64,
+}
+
+/// A prepared key: narrowed int, or bytes (with the identity word of inline strings).
+#[derive(Clone, Copy)]
+enum K<'a> {
+    Int(i64),
+    Short(u64, &'a [u8], bool),
+    Long(&'a [u8], bool),
+}
+
+/// A prepared value.
+#[derive(Clone, Copy)]
+enum V<'a> {
+    Int(i64),
+    Str(&'a [u8], bool),
+}
+
+/// Where an output landed: an int, or bytes in a buffer with this flag.
+#[derive(Clone, Copy)]
+enum Got {
+    Int(i64),
+    Str(bool),
+}
+
+struct Shared {
+    // Field order matters: the lock points into the mapping and is dropped first.
+    lock: Lock,
+    map: Mapping,
+    lay: Layout,
+    seed: u64,
+    kk: Kind,
+    vk: Kind,
+    path: Option<CString>,
+    backing: Backing,
+}
+
+#[derive(Default)]
+struct State {
+    kbuf: Vec<u8>,
+    vbuf: Vec<u8>,
+    each_active: bool,
+    each_pos: usize,
+    each_gen: u32,
+    /// A shrink was skipped while `each` was active; run it when the iteration ends.
+    deferred: bool,
+}
+
+/// A handle on a shared map. Each handle has its own `each` iterator and output
+/// buffers; any number of handles, in any number of processes, can use one map.
+pub struct Map {
+    sh: Shared,
+    st: State,
+}
+
+fn out<'a>(g: Got, buf: &'a [u8]) -> Out<'a> {
+    match g {
+        Got::Int(v) => Out::Int(v),
+        Got::Str(u) => Out::Str(buf, u),
+    }
+}
+
+impl Map {
+    /// Opens (creates or attaches) a map.
+    pub fn open(o: &Options) -> Result<Map> {
+        let spec = Spec {
+            variant: o.variant,
+            backing: o.backing,
+            path: o.path.clone(),
+            fd: o.fd,
+            params: Params {
+                variant: o.variant,
+                max_entries: o.max_entries,
+                max_size: o.max_size,
+                ttl: o.ttl,
+                lru_skip: o.lru_skip,
+                arena_cap: o.arena_cap,
+            },
+            file_mode: o.file_mode,
+        };
+        let op = backing::open(&spec)?;
+        let base = op.map.base();
+        let l = op.layout;
+        // SAFETY: the four regions lie inside the mapping at the offsets fixed by the
+        // format (validated header), are 64-byte aligned, and live as long as the
+        // mapping, which outlives the lock (field order in Shared; release_slot in Drop).
+        let lock = unsafe {
+            Lock::new(
+                base.add(off::LOCK) as *const LockWords,
+                base.add(off::SEQ) as *const SeqWord,
+                base.add(l.readers_off) as *const ReaderSlot,
+                base.add(l.readers_bitmap_off) as *const ReaderBitmap,
+            )
+        };
+        let path = if o.backing == Backing::File { o.path.clone() } else { None };
+        Ok(Map {
+            sh: Shared {
+                lock,
+                map: op.map,
+                lay: l,
+                seed: op.seed,
+                kk: l.variant.key_kind(),
+                vk: l.variant.val_kind(),
+                path,
+                backing: o.backing,
+            },
+            st: State::default(),
+        })
+    }
+
+    /// The variant.
+    pub fn variant(&self) -> Variant {
+        self.sh.lay.variant
+    }
+    /// The backing file's path (file maps only).
+    pub fn path(&self) -> Option<&CStr> {
+        self.sh.path.as_deref()
+    }
+    /// The descriptor kept by memfd / fd maps, else -1.
+    pub fn memfd(&self) -> i32 {
+        self.sh.map.fd().unwrap_or(-1)
+    }
+    /// How the map is backed.
+    pub fn backing(&self) -> Backing {
+        self.sh.backing
+    }
+    /// The layout (geometry and offsets) from the header.
+    pub fn layout(&self) -> &Layout {
+        &self.sh.lay
+    }
+
+    /// The value of `key`, or None.
+    pub fn get(&mut self, key: In<'_>) -> Result<Option<Out<'_>>> {
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        let buf = &mut self.st.vbuf;
+        // The closure returns a (tag, int) pair, which travels in registers (a 16-byte
+        // enum would go through memory and stall store forwarding on this hot path).
+        let (tag, v) = sh.lock.optimistic(|| {
+            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0i64) };
+            let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
+            match sh.read_val(&t, i, buf) {
+                Got::Int(v) => (1, v),
+                Got::Str(u) => (2 + u as u8, 0),
+            }
+        });
+        Ok(match tag {
+            0 => None,
+            1 => Some(Out::Int(v)),
+            t => Some(Out::Str(&self.st.vbuf, t == 3)),
+        })
+    }
+
+    /// Is `key` present?
+    pub fn exists(&mut self, key: In<'_>) -> Result<bool> {
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        Ok(sh.lock.optimistic(|| Table::current(&sh.map, &sh.lay).and_then(|t| sh.find(&t, h, &k)).is_some()))
+    }
+
+    /// Inserts or overwrites. False when a new key finds the table or the arena full,
+    /// or an overwrite finds no arena room (the old value is kept).
+    pub fn put(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        let (k, h) = self.sh.key(key)?;
+        let v = self.sh.val(val, "value")?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        sh.put_locked(st, &k, h, &v)
+    }
+
+    /// Inserts only if absent.
+    pub fn add(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        let (k, h) = self.sh.key(key)?;
+        let v = self.sh.val(val, "value")?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let t = sh.table()?;
+        Ok(match sh.probe(&t, h, &k) {
+            Probe::Vacant(s) => sh.insert_new(st, t, s, &k, h, &v).is_some(),
+            _ => false,
+        })
+    }
+
+    /// Overwrites only if present.
+    pub fn update(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        let (k, h) = self.sh.key(key)?;
+        let v = self.sh.val(val, "value")?;
+        let sh = &self.sh;
+        let _g = sh.write();
+        let t = sh.table()?;
+        Ok(match sh.find(&t, h, &k) {
+            Some(i) => sh.replace_val(&t, i, &v),
+            None => false,
+        })
+    }
+
+    /// Put that returns the previous value (None: the key was new, or nothing could
+    /// be stored).
+    pub fn swap(&mut self, key: In<'_>, val: In<'_>) -> Result<Option<Out<'_>>> {
+        let (k, h) = self.sh.key(key)?;
+        let v = self.sh.val(val, "value")?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let t = sh.table()?;
+        let got = match sh.probe(&t, h, &k) {
+            Probe::Found(i) => {
+                let old = sh.read_val(&t, i, &mut st.vbuf);
+                sh.replace_val(&t, i, &v).then_some(old)
+            }
+            Probe::Vacant(s) => {
+                sh.insert_new(st, t, s, &k, h, &v);
+                None
+            }
+            Probe::NoRoom => None,
+        };
+        drop(_g);
+        Ok(got.map(|g| out(g, &self.st.vbuf)))
+    }
+
+    /// Removes `key` and returns its value.
+    pub fn take(&mut self, key: In<'_>) -> Result<Option<Out<'_>>> {
+        let (k, h) = self.sh.key(key)?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let t = sh.table()?;
+        let got = sh.find(&t, h, &k).map(|i| {
+            let g = sh.read_val(&t, i, &mut st.vbuf);
+            sh.remove_at(&t, i);
+            g
+        });
+        if got.is_some() {
+            sh.maybe_shrink(st);
+        }
+        drop(_g);
+        Ok(got.map(|g| out(g, &self.st.vbuf)))
+    }
+
+    /// Removes `key`; true if it was present.
+    pub fn remove(&mut self, key: In<'_>) -> Result<bool> {
+        let (k, h) = self.sh.key(key)?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let t = sh.table()?;
+        match sh.find(&t, h, &k) {
+            Some(i) => {
+                sh.remove_at(&t, i);
+                sh.maybe_shrink(st);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The stored value, or `dflt` after inserting it; None if it could not be inserted.
+    pub fn get_or_set(&mut self, key: In<'_>, dflt: In<'_>) -> Result<Option<Out<'_>>> {
+        let (k, h) = self.sh.key(key)?;
+        let v = self.sh.val(dflt, "value")?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let t = sh.table()?;
+        let got = match sh.probe(&t, h, &k) {
+            Probe::Found(i) => Some(sh.read_val(&t, i, &mut st.vbuf)),
+            Probe::Vacant(s) => sh.insert_new(st, t, s, &k, h, &v).map(|_| match v {
+                V::Int(x) => Got::Int(x),
+                V::Str(b, u) => {
+                    st.vbuf.clear();
+                    st.vbuf.extend_from_slice(b);
+                    Got::Str(u)
+                }
+            }),
+            Probe::NoRoom => None,
+        };
+        drop(_g);
+        Ok(got.map(|g| out(g, &self.st.vbuf)))
+    }
+
+    /// Stores `desired` if the value equals `expected` (ints after narrowing; strings
+    /// by bytes, the flag of `expected` ignored; the stored flag becomes `desired`'s).
+    pub fn cas(&mut self, key: In<'_>, expected: In<'_>, desired: In<'_>) -> Result<bool> {
+        let (k, h) = self.sh.key(key)?;
+        let e = self.sh.val(expected, "expected value")?;
+        let d = self.sh.val(desired, "desired value")?;
+        let sh = &self.sh;
+        let _g = sh.write();
+        let t = sh.table()?;
+        Ok(match sh.find(&t, h, &k) {
+            Some(i) if sh.val_eq(&t, i, &e) => sh.replace_val(&t, i, &d),
+            _ => false,
+        })
+    }
+
+    /// Removes the entry if its value equals `expected`; returns the removed value.
+    pub fn cas_take(&mut self, key: In<'_>, expected: In<'_>) -> Result<Option<Out<'_>>> {
+        let (k, h) = self.sh.key(key)?;
+        let e = self.sh.val(expected, "expected value")?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let t = sh.table()?;
+        let got = match sh.find(&t, h, &k) {
+            Some(i) if sh.val_eq(&t, i, &e) => {
+                let g = sh.read_val(&t, i, &mut st.vbuf);
+                sh.remove_at(&t, i);
+                sh.maybe_shrink(st);
+                Some(g)
+            }
+            _ => None,
+        };
+        drop(_g);
+        Ok(got.map(|g| out(g, &self.st.vbuf)))
+    }
+
+    /// Adds `delta` (narrowed) to the value, wrapping at the variant width; a missing
+    /// key is inserted with value `delta`. Returns the new value. Error kind `Full`
+    /// when a new key cannot be inserted.
+    pub fn incr_by(&mut self, key: In<'_>, delta: i64) -> Result<i64> {
+        let d = self.sh.counter_kind()?.narrow(delta);
+        self.counter(key, d, move |t, i| t.val_fetch_add(i, d))
+    }
+
+    /// Stores max(current, v) (a missing key gets `v`); returns the resulting value.
+    pub fn max(&mut self, key: In<'_>, v: i64) -> Result<i64> {
+        let v = self.sh.counter_kind()?.narrow(v);
+        self.counter(key, v, move |t, i| t.val_update(i, |c| c.max(v)))
+    }
+
+    /// Stores min(current, v) (a missing key gets `v`); returns the resulting value.
+    pub fn min(&mut self, key: In<'_>, v: i64) -> Result<i64> {
+        let v = self.sh.counter_kind()?.narrow(v);
+        self.counter(key, v, move |t, i| t.val_update(i, |c| c.min(v)))
+    }
+
+    /// Counter skeleton: `apply` on an existing key under the read lock; a missing key
+    /// is inserted with `init` under the write lock.
+    fn counter(&mut self, key: In<'_>, init: i64, apply: impl Fn(&Table, usize) -> i64) -> Result<i64> {
+        let (k, h) = self.sh.key(key)?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        {
+            let _r = sh.lock.read();
+            if let Some(t) = Table::current(&sh.map, &sh.lay) {
+                if let Some(i) = sh.find(&t, h, &k) {
+                    return Ok(apply(&t, i));
+                }
+            }
+        }
+        let _g = sh.write();
+        let t = sh.table()?;
+        match sh.probe(&t, h, &k) {
+            Probe::Found(i) => Ok(apply(&t, i)),
+            Probe::Vacant(s) if sh.insert_new(st, t, s, &k, h, &V::Int(init)).is_some() => Ok(init),
+            _ => Err(Error::new(ErrorKind::Full, "the map is full")),
+        }
+    }
+
+    /// Puts every pair under one write lock; returns how many were stored.
+    pub fn set_multi(&mut self, pairs: &[(In<'_>, In<'_>)]) -> Result<u64> {
+        let mut prep = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            let (k, h) = self.sh.key(*k)?;
+            prep.push((k, h, self.sh.val(*v, "value")?));
+        }
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let mut n = 0;
+        for (k, h, v) in &prep {
+            if sh.put_locked(st, k, *h, v)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes every listed key under one write lock (one shrink check at the end);
+    /// returns how many were removed.
+    pub fn remove_multi(&mut self, keys: &[In<'_>]) -> Result<u64> {
+        let prep = keys.iter().map(|k| self.sh.key(*k)).collect::<Result<Vec<_>>>()?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let t = sh.table()?;
+        let mut n = 0;
+        for (k, h) in &prep {
+            if let Some(i) = sh.find(&t, *h, k) {
+                sh.remove_at(&t, i);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            sh.maybe_shrink(st);
+        }
+        Ok(n)
+    }
+
+    /// Looks every key up under one read lock (a consistent snapshot); calls
+    /// `sink(index, value)` for each, in order.
+    pub fn get_multi_with(&mut self, keys: &[In<'_>], mut sink: impl FnMut(usize, Option<Out<'_>>)) -> Result<()> {
+        let prep = keys.iter().map(|k| self.sh.key(*k)).collect::<Result<Vec<_>>>()?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _r = sh.lock.read();
+        let t = Table::current(&sh.map, &sh.lay);
+        for (n, (k, h)) in prep.iter().enumerate() {
+            match t.as_ref().and_then(|t| sh.find(t, *h, k).map(|i| (t, i))) {
+                Some((t, i)) => {
+                    let g = sh.read_val(t, i, &mut st.vbuf);
+                    sink(n, Some(out(g, &st.vbuf)));
+                }
+                None => sink(n, None),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Map::get_multi_with`] collecting owned values.
+    pub fn get_multi(&mut self, keys: &[In<'_>]) -> Result<Vec<Option<Value>>> {
+        let mut v = Vec::with_capacity(keys.len());
+        self.get_multi_with(keys, |_, o| v.push(o.map(Out::to_value)))?;
+        Ok(v)
+    }
+
+    /// Removes every entry: table back to 16 slots, arena emptied, pages released,
+    /// iterators of all handles restart. Statistics are kept.
+    pub fn clear(&mut self) -> Result<()> {
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _g = sh.write();
+        let old = Table::current(&sh.map, &sh.lay).map(|t| t.cap).unwrap_or(sh.lay.max_cap as usize);
+        let t = Table::with_cap(&sh.map, &sh.lay, layout::MIN_CAP as usize);
+        for i in 0..layout::MIN_CAP as usize {
+            t.set_ctrl(i, Ctrl::EMPTY);
+        }
+        // Relaxed stores under the write lock: see Shared::h32.
+        sh.h32(off::CAP).store(layout::MIN_CAP, Relaxed);
+        sh.h32(off::SIZE).store(0, Relaxed);
+        sh.h32(off::TOMBS).store(0, Relaxed);
+        sh.h32(off::FLUSH_CURSOR).store(0, Relaxed);
+        sh.bump_generation();
+        sh.release_tail(layout::MIN_CAP as usize, old);
+        sh.arena().reset();
+        st.each_active = false;
+        st.each_pos = 0;
+        st.deferred = false;
+        Ok(())
+    }
+
+    /// Grows the table so that `n` entries fit under the 7/8 load (capacity
+    /// next_pow2(ceil(n * 8 / 7))). False if that is beyond the maximum capacity.
+    pub fn reserve(&mut self, n: u64) -> Result<bool> {
+        let need = (n as u128 * 8).div_ceil(7).max(layout::MIN_CAP as u128).next_power_of_two();
+        if need > self.sh.lay.max_cap as u128 {
+            return Ok(false);
+        }
+        let sh = &self.sh;
+        let _g = sh.write();
+        let t = sh.table()?;
+        if t.cap < need as usize {
+            sh.resize(t, need as usize);
+        }
+        Ok(true)
+    }
+
+    /// msync(MS_SYNC) of the whole map (nothing to do for anonymous maps, but harmless).
+    pub fn sync(&self) -> Result<()> {
+        self.sh.map.sync().map_err(|e| Error::new(ErrorKind::Io, crate::error::strerror(e)))
+    }
+
+    /// Removes the backing file (file maps); true on success. Never fails otherwise.
+    pub fn unlink(&self) -> bool {
+        match &self.sh.path {
+            // SAFETY: p is NUL-terminated.
+            Some(p) => unsafe { libc::unlink(p.as_ptr()) == 0 },
+            None => false,
+        }
+    }
+
+    /// Next entry of this handle's built-in iterator (slot order); None at the end,
+    /// which also resets it. Restarts from the first slot after any resize.
+    pub fn each(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        let (sh, st) = (&self.sh, &mut self.st);
+        let found = {
+            let _r = sh.lock.read();
+            // Relaxed: we hold the read lock, which orders us after the last resize.
+            let gen = sh.h32(off::GENERATION).load(Relaxed);
+            if !st.each_active || st.each_gen != gen {
+                st.each_active = true;
+                st.each_pos = 0;
+                st.each_gen = gen;
+            }
+            match Table::current(&sh.map, &sh.lay).and_then(|t| t.next_full(st.each_pos).map(|i| (t, i))) {
+                Some((t, i)) => {
+                    st.each_pos = i + 1;
+                    Some((sh.read_key(&t, i, &mut st.kbuf), sh.read_val(&t, i, &mut st.vbuf)))
+                }
+                None => None,
+            }
+        };
+        match found {
+            Some((gk, gv)) => Ok(Some((out(gk, &self.st.kbuf), out(gv, &self.st.vbuf)))),
+            None => {
+                self.iter_reset();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Resets this handle's iterator and runs any shrink deferred while it was active.
+    pub fn iter_reset(&mut self) {
+        let (sh, st) = (&self.sh, &mut self.st);
+        st.each_active = false;
+        st.each_pos = 0;
+        if st.deferred {
+            st.deferred = false;
+            let _g = sh.write();
+            sh.maybe_shrink(st);
+        }
+    }
+
+    /// Calls `f(key, value)` for every entry, in slot order, under one read lock (a
+    /// consistent snapshot). `keys` / `vals` false skip copying that side (an empty
+    /// string / 0 is passed instead).
+    pub fn for_each(&mut self, keys: bool, vals: bool, mut f: impl FnMut(Out<'_>, Out<'_>)) -> Result<()> {
+        let (sh, st) = (&self.sh, &mut self.st);
+        let _r = sh.lock.read();
+        let Some(t) = Table::current(&sh.map, &sh.lay) else { return Ok(()) };
+        let mut i = 0;
+        while let Some(j) = t.next_full(i) {
+            let gk = if keys { sh.read_key(&t, j, &mut st.kbuf) } else { Got::Int(0) };
+            let gv = if vals { sh.read_val(&t, j, &mut st.vbuf) } else { Got::Int(0) };
+            f(out(gk, &st.kbuf), out(gv, &st.vbuf));
+            i = j + 1;
+        }
+        Ok(())
+    }
+
+    /// All entries (owned), in slot order.
+    pub fn items(&mut self) -> Result<Vec<(Value, Value)>> {
+        let mut v = Vec::new();
+        self.for_each(true, true, |k, x| v.push((k.to_value(), x.to_value())))?;
+        Ok(v)
+    }
+
+    /// Statistics and geometry.
+    pub fn stats(&self) -> Stats {
+        let sh = &self.sh;
+        let l = &sh.lay;
+        // Relaxed loads: independent counters reported as-is (no consistency between
+        // them is promised).
+        let r32 = |o| sh.h32(o).load(Relaxed) as u64;
+        let r64 = |o| sh.h64(o).load(Relaxed);
+        Stats {
+            size: r32(off::SIZE),
+            capacity: r32(off::CAP),
+            max_entries: l.max_entries as u64,
+            tombstones: r32(off::TOMBS),
+            mmap_size: l.total_size as u64,
+            arena_used: if l.arena_cap > 0 { r64(off::ARENA_USED) } else { 0 },
+            arena_cap: l.arena_cap,
+            evictions: r64(off::EVICTIONS),
+            expired: r64(off::EXPIRED),
+            recoveries: r64(off::RECOVERIES),
+            max_size: l.max_size as u64,
+            ttl: l.ttl as u64,
+            frozen: (r32(off::LOCK + 12) != 0) as u64,
+            readonly: 0,
+        }
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> u64 {
+        self.stats().size
+    }
+    /// No entries?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        self.sh.lock.release_slot();
+    }
+}
+
+impl Shared {
+    #[inline]
+    fn h32(&self, o: usize) -> &AtomicU32 {
+        // Header counters (cap, size, tombstones, generation, journal) are written only
+        // by the write-lock holder with Relaxed load/store pairs (no lost updates: one
+        // writer), and read Relaxed by readers whom the lock / seqlock orders.
+        self.map.u32(o)
+    }
+    #[inline]
+    fn h64(&self, o: usize) -> &AtomicU64 {
+        self.map.u64(o)
+    }
+    #[inline]
+    fn arena(&self) -> Arena<'_> {
+        Arena::new(&self.map, &self.lay)
+    }
+
+    /// Takes the write lock; counts a recovery when the previous holder had died.
+    fn write(&self) -> WriteGuard<'_> {
+        let g = self.lock.write();
+        if g.recovered() {
+            // Relaxed: under the write lock (see h32).
+            let r = self.h64(off::RECOVERIES);
+            r.store(r.load(Relaxed) + 1, Relaxed);
+        }
+        g
+    }
+
+    /// The table under the write lock; an out-of-range capacity is a damaged map.
+    fn table(&self) -> Result<Table<'_>> {
+        Table::current(&self.map, &self.lay).ok_or_else(|| Error::format("corrupt table state (capacity)"))
+    }
+
+    fn counter_kind(&self) -> Result<Kind> {
+        if self.vk.is_int() {
+            Ok(self.vk)
+        } else {
+            Err(Error::new(ErrorKind::Unsupported, "counters need an integer-value variant"))
+        }
+    }
+
+    #[inline(always)]
+    fn key<'a>(&self, k: In<'a>) -> Result<(K<'a>, u64)> {
+        match (self.kk, k) {
+            (Kind::Str, In::Str(b, u)) => {
+                if b.len() > MAX_LEN {
+                    return Err(Error::new(ErrorKind::TooLong, "key too long (max 1GB)"));
+                }
+                let h = hash_bytes(b, self.seed);
+                if b.len() <= MAX_INLINE {
+                    Ok((K::Short(StrRef::inline(b, false).identity(), b, u), h))
+                } else {
+                    Ok((K::Long(b, u), h))
+                }
+            }
+            (Kind::Str, In::Int(_)) => Err(Error::arg("this variant has string keys")),
+            (kk, In::Int(v)) => {
+                let v = kk.narrow(v);
+                Ok((K::Int(v), hash_int(v, self.seed)))
+            }
+            (_, In::Str(..)) => Err(Error::arg("this variant has integer keys")),
+        }
+    }
+
+    fn val<'a>(&self, v: In<'a>, role: &str) -> Result<V<'a>> {
+        match (self.vk, v) {
+            (Kind::Str, In::Str(b, u)) => {
+                if b.len() > MAX_LEN {
+                    return Err(Error::new(ErrorKind::TooLong, format!("{role} too long (max 1GB)")));
+                }
+                Ok(V::Str(b, u))
+            }
+            (Kind::Str, In::Int(_)) => Err(Error::arg("this variant has string values")),
+            (vk, In::Int(x)) => Ok(V::Int(vk.narrow(x))),
+            (_, In::Str(..)) => Err(Error::arg("this variant has integer values")),
+        }
+    }
+
+    /// Looks a prepared key up (one monomorphic probe loop per key kind).
+    #[inline(always)]
+    fn find(&self, t: &Table, h: u64, k: &K) -> Option<usize> {
+        match *k {
+            K::Int(v) => t.find(h, |i| t.key_int(i) == v),
+            K::Short(w, ..) => t.find(h, |i| StrRef(t.key_word(i)).identity() == w),
+            K::Long(b, _) => {
+                let a = self.arena();
+                t.find(h, |i| {
+                    let r = StrRef(t.key_word(i));
+                    !r.is_inline() && r.len() == b.len() && a.eq(r.offset(), b)
+                })
+            }
+        }
+    }
+
+    #[inline]
+    fn probe(&self, t: &Table, h: u64, k: &K) -> Probe {
+        match *k {
+            K::Int(v) => t.probe(h, |i| t.key_int(i) == v),
+            K::Short(w, ..) => t.probe(h, |i| StrRef(t.key_word(i)).identity() == w),
+            K::Long(b, _) => {
+                let a = self.arena();
+                t.probe(h, |i| {
+                    let r = StrRef(t.key_word(i));
+                    !r.is_inline() && r.len() == b.len() && a.eq(r.offset(), b)
+                })
+            }
+        }
+    }
+
+    /// Copies a string field into `buf` (bounded; damaged references read as "").
+    fn read_str(&self, r: StrRef, buf: &mut Vec<u8>) -> Got {
+        if r.is_inline() {
+            buf.clear();
+            buf.extend_from_slice(&r.inline_bytes()[..r.len()]);
+        } else {
+            self.arena().read_into(r.offset(), r.len(), buf);
+        }
+        Got::Str(r.utf8())
+    }
+
+    #[inline(always)]
+    fn read_val(&self, t: &Table, i: usize, buf: &mut Vec<u8>) -> Got {
+        if self.vk.is_int() {
+            Got::Int(t.val_int(i))
+        } else {
+            self.read_str(StrRef(t.val_word(i)), buf)
+        }
+    }
+
+    fn read_key(&self, t: &Table, i: usize, buf: &mut Vec<u8>) -> Got {
+        if self.kk.is_int() {
+            Got::Int(t.key_int(i))
+        } else {
+            self.read_str(StrRef(t.key_word(i)), buf)
+        }
+    }
+
+    /// Does slot `i`'s value equal `e`? (strings by bytes only)
+    fn val_eq(&self, t: &Table, i: usize, e: &V) -> bool {
+        match *e {
+            V::Int(x) => t.val_int(i) == x,
+            V::Str(b, _) => {
+                let r = StrRef(t.val_word(i));
+                if b.len() <= MAX_INLINE {
+                    r.identity() == StrRef::inline(b, false).identity()
+                } else {
+                    !r.is_inline() && r.len() == b.len() && self.arena().eq(r.offset(), b)
+                }
+            }
+        }
+    }
+
+    /// Stores a string: inline, or in a new arena block (None when the arena is full).
+    fn store_str(&self, b: &[u8], utf8: bool) -> Option<StrRef> {
+        if b.len() <= MAX_INLINE {
+            return Some(StrRef::inline(b, utf8));
+        }
+        let a = self.arena();
+        let o = a.alloc(b.len())?;
+        a.write(o, b);
+        Some(StrRef::arena(o, b.len(), utf8))
+    }
+
+    fn free_str(&self, r: StrRef) {
+        if !r.is_inline() {
+            self.arena().free(r.offset(), r.len());
+        }
+    }
+
+    /// Overwrites slot `i`'s value; false (old value kept) when the arena is full.
+    fn replace_val(&self, t: &Table, i: usize, v: &V) -> bool {
+        match *v {
+            V::Int(x) => t.set_val_word(i, x as u64),
+            V::Str(b, u) => {
+                let old = StrRef(t.val_word(i));
+                let Some(new) = self.store_str(b, u) else { return false };
+                t.set_val_word(i, new.0);
+                self.free_str(old);
+            }
+        }
+        true
+    }
+
+    fn put_locked(&self, st: &mut State, k: &K, h: u64, v: &V) -> Result<bool> {
+        let t = self.table()?;
+        Ok(match self.probe(&t, h, k) {
+            Probe::Found(i) => self.replace_val(&t, i, v),
+            Probe::Vacant(s) => self.insert_new(st, t, s, k, h, v).is_some(),
+            Probe::NoRoom => false,
+        })
+    }
+
+    /// Inserts an absent key whose probe found `vacant`; grows or compacts first when
+    /// needed. None when the map holds max_entries already or the arena is full.
+    fn insert_new(&self, st: &State, t: Table, vacant: usize, k: &K, h: u64, v: &V) -> Option<usize> {
+        // Relaxed loads under the write lock (see h32).
+        let size = self.h32(off::SIZE).load(Relaxed);
+        if size >= self.lay.max_entries {
+            return None;
+        }
+        let tombs = self.h32(off::TOMBS).load(Relaxed);
+        let (mut t, mut slot) = (t, vacant);
+        if t.ctrl(slot) == Ctrl::EMPTY && size as usize + tombs as usize + 1 > layout::load_limit(t.cap as u32) as usize {
+            t = self.make_room(st, t, size as usize);
+            slot = t.find_insert_slot(h)?;
+        }
+        let kw = match *k {
+            K::Int(x) => x as u64,
+            K::Short(_, b, u) => StrRef::inline(b, u).0,
+            K::Long(b, u) => self.store_str(b, u)?.0,
+        };
+        let vw = match *v {
+            V::Int(x) => x as u64,
+            V::Str(b, u) => match self.store_str(b, u) {
+                Some(r) => r.0,
+                None => {
+                    if !self.kk.is_int() {
+                        self.free_str(StrRef(kw));
+                    }
+                    return None;
+                }
+            },
+        };
+        t.set_key_word(slot, kw);
+        t.set_val_word(slot, vw);
+        let was_tomb = t.ctrl(slot) == Ctrl::DELETED;
+        t.set_ctrl(slot, Ctrl::full(h));
+        // Relaxed load/store pairs under the write lock (see h32).
+        let size = self.h32(off::SIZE).load(Relaxed); // may have changed in make_room
+        self.h32(off::SIZE).store(size + 1, Relaxed);
+        if was_tomb {
+            let tb = self.h32(off::TOMBS);
+            tb.store(tb.load(Relaxed).saturating_sub(1), Relaxed);
+        }
+        Some(slot)
+    }
+
+    /// Grows (doubling) when the live entries need it, or when this handle iterates
+    /// (compaction is deferred then), else compacts tombstones in place.
+    fn make_room<'a>(&'a self, st: &State, t: Table<'a>, size: usize) -> Table<'a> {
+        let cap = t.cap;
+        let bigger = size + 1 > layout::load_limit(cap as u32) as usize / 2 || st.each_active;
+        let new_cap = if bigger && cap < self.lay.max_cap as usize { cap * 2 } else { cap };
+        self.resize(t, new_cap)
+    }
+
+    /// Removes the entry at slot `i` (frees its strings, leaves EMPTY or a tombstone).
+    fn remove_at(&self, t: &Table, i: usize) {
+        if !self.kk.is_int() {
+            self.free_str(StrRef(t.key_word(i)));
+        }
+        if !self.vk.is_int() {
+            self.free_str(StrRef(t.val_word(i)));
+        }
+        let tomb = t.erase(i);
+        // Relaxed load/store pairs under the write lock (see h32).
+        let s = self.h32(off::SIZE);
+        s.store(s.load(Relaxed).saturating_sub(1), Relaxed);
+        if tomb {
+            let tb = self.h32(off::TOMBS);
+            tb.store(tb.load(Relaxed) + 1, Relaxed);
+        }
+    }
+
+    /// Shrinks when size < cap / 4 (to the smallest capacity keeping that false, at
+    /// least 16); deferred while this handle's `each` is active.
+    fn maybe_shrink(&self, st: &mut State) {
+        let Some(t) = Table::current(&self.map, &self.lay) else { return };
+        // Relaxed: under the write lock (see h32).
+        let size = self.h32(off::SIZE).load(Relaxed) as usize;
+        if t.cap <= layout::MIN_CAP as usize || size >= t.cap / 4 {
+            return;
+        }
+        if st.each_active {
+            st.deferred = true;
+            return;
+        }
+        let mut target = t.cap;
+        while target > layout::MIN_CAP as usize && size < target / 4 {
+            target /= 2;
+        }
+        self.resize(t, target);
+    }
+
+    /// Hash of the key stored at slot `i` (write-lock holder only).
+    fn hash_slot(&self, t: &Table, i: usize) -> u64 {
+        if self.kk.is_int() {
+            return hash_int(t.key_int(i), self.seed);
+        }
+        let r = StrRef(t.key_word(i));
+        if r.is_inline() {
+            hash_bytes(&r.inline_bytes()[..r.len()], self.seed)
+        } else {
+            hash_bytes(self.arena().slice_locked(r.offset(), r.len()).unwrap_or(&[]), self.seed)
+        }
+    }
+
+    /// Rehashes in place to `new_cap` (write-lock holder only), records it in the
+    /// header (capacity, size, no tombstones, new generation) and releases the pages
+    /// a shrink freed.
+    fn resize<'a>(&'a self, t: Table<'a>, new_cap: usize) -> Table<'a> {
+        let old = t.cap;
+        // Relaxed stores under the write lock (see h32). The journal tells a recovering
+        // writer that a rehash was interrupted (repair: issue 5).
+        self.h32(off::J_TARGET).store(new_cap as u32, Relaxed);
+        self.h32(off::J_STATE).store(1, Relaxed);
+        let (nt, placed) = t.rehash(new_cap, |nt, i| self.hash_slot(nt, i));
+        // Relaxed stores under the write lock (see h32); readers that could see a
+        // mix of old and new values are optimistic ones, which the seqlock retries.
+        self.h32(off::CAP).store(new_cap as u32, Relaxed);
+        self.h32(off::SIZE).store(placed as u32, Relaxed);
+        self.h32(off::TOMBS).store(0, Relaxed);
+        self.bump_generation();
+        self.h32(off::J_STATE).store(0, Relaxed);
+        if new_cap < old {
+            self.release_tail(new_cap, old);
+        }
+        nt
+    }
+
+    fn bump_generation(&self) {
+        // Relaxed load/store under the write lock (see h32).
+        let g = self.h32(off::GENERATION);
+        g.store(g.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Gives back the pages of control bytes and slots between capacities `from` and
+    /// `to` (decisions 7). They are never read before a grow rewrites them.
+    fn release_tail(&self, from: usize, to: usize) {
+        if to <= from {
+            return;
+        }
+        let l = &self.lay;
+        self.map.release(l.ctrl_off + from, to - from);
+        let ss = l.slot_size as usize;
+        self.map.release(l.slots_off + from * ss, (to - from) * ss);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(b: &[u8]) -> In<'_> {
+        In::Str(b, false)
+    }
+
+    #[test]
+    fn basic_ss() {
+        let mut m = Map::open(&Options::new(Variant::SS, 100)).unwrap();
+        assert!(m.put(s(b"a"), s(b"1")).unwrap());
+        assert!(m.put(s(b"long key here"), In::Str(b"long value here!", true)).unwrap());
+        assert_eq!(m.get(s(b"a")).unwrap(), Some(Out::Str(b"1", false)));
+        assert_eq!(m.get(s(b"long key here")).unwrap(), Some(Out::Str(b"long value here!", true)));
+        assert!(m.get(In::Str(b"long key here", true)).unwrap().is_some());
+        assert_eq!(m.get(s(b"b")).unwrap(), None);
+        assert!(!m.add(s(b"a"), s(b"2")).unwrap());
+        assert!(m.update(s(b"a"), s(b"22222222222")).unwrap());
+        assert_eq!(m.swap(s(b"a"), s(b"3")).unwrap(), Some(Out::Str(b"22222222222", false)));
+        assert!(m.cas(s(b"a"), In::Str(b"3", true), In::Str(b"4", true)).unwrap());
+        assert!(!m.cas(s(b"a"), s(b"3"), s(b"5")).unwrap());
+        assert_eq!(m.cas_take(s(b"a"), s(b"4")).unwrap(), Some(Out::Str(b"4", true)));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.take(s(b"long key here")).unwrap(), Some(Out::Str(b"long value here!", true)));
+        assert_eq!(m.stats().arena_used, 0);
+        assert!(m.incr_by(s(b"x"), 1).is_err());
+    }
+
+    #[test]
+    fn counters_wrap() {
+        let mut m = Map::open(&Options::new(Variant::I16, 100)).unwrap();
+        assert_eq!(m.incr_by(In::Int(70000), 1).unwrap(), 1);
+        assert_eq!(m.get(In::Int(4464)).unwrap(), Some(Out::Int(1)));
+        assert!(m.put(In::Int(1), In::Int(32767)).unwrap());
+        assert_eq!(m.incr_by(In::Int(1), 1).unwrap(), -32768);
+        assert_eq!(m.incr_by(In::Int(1), 70000).unwrap(), -32768 + 4464);
+        assert_eq!(m.max(In::Int(2), 5).unwrap(), 5);
+        assert_eq!(m.max(In::Int(2), 3).unwrap(), 5);
+        assert_eq!(m.min(In::Int(2), 3).unwrap(), 3);
+        let mut ii = Map::open(&Options::new(Variant::II, 100)).unwrap();
+        ii.put(In::Int(0), In::Int(i64::MAX)).unwrap();
+        assert_eq!(ii.incr_by(In::Int(0), 1).unwrap(), i64::MIN);
+    }
+
+    #[test]
+    fn full_table_and_each() {
+        let mut m = Map::open(&Options::new(Variant::II, 10)).unwrap();
+        let max = m.stats().max_entries as i64;
+        assert_eq!(max, 14);
+        for i in 0..max {
+            assert!(m.put(In::Int(i), In::Int(i)).unwrap());
+        }
+        assert!(!m.put(In::Int(100), In::Int(0)).unwrap());
+        assert_eq!(m.incr_by(In::Int(100), 1).unwrap_err().kind(), ErrorKind::Full);
+        assert!(m.put(In::Int(3), In::Int(33)).unwrap());
+        let mut seen = 0;
+        while let Some((k, v)) = m.each().unwrap() {
+            let (Out::Int(k), Out::Int(v)) = (k, v) else { panic!() };
+            assert_eq!(v, if k == 3 { 33 } else { k });
+            seen += 1;
+        }
+        assert_eq!(seen, max);
+        assert!(m.each().unwrap().is_some(), "restarts after the end");
+    }
+}

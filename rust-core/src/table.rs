@@ -1,0 +1,606 @@
+//! The open-addressing table: probing, insertion slots, deletion, in-place rehash.
+//!
+//! Swiss-table style with 8-slot groups aligned to 8, so a group's control bytes are
+//! one naturally aligned u64 ([`crate::ctrl`]). A key's probe sequence visits groups
+//! `g0, g0+1, g0+3, g0+6, ...` (triangular numbers, modulo the group count), which
+//! visits every group exactly once when the group count is a power of two; every
+//! probe loop is bounded by the group count, so even a damaged or torn table cannot
+//! make a lookup loop forever.
+//!
+//! Invariant that makes lookups stop early: a probe stops at the first group that has
+//! an EMPTY byte. An insert only passes over a group when that group has no EMPTY or
+//! DELETED byte, and a group that has no EMPTY byte never gets one back except by a
+//! rehash, because deletion writes EMPTY only when the group already has an EMPTY byte
+//! (so no probe sequence ever passed through it) and DELETED otherwise.
+//!
+//! Resize and tombstone compaction are done in place over the same regions (hashbrown's
+//! `rehash_in_place`, generalised to a different target capacity): full bytes become
+//! "pending" (DELETED), specials become EMPTY, then every pending entry is moved to its
+//! place in the new table, swapping with pending entries that sit there. Growing simply
+//! appends EMPTY groups first; shrinking moves the entries above the new capacity down.
+//!
+//! All control words and slot fields are accessed through atomics of their own width
+//! (Relaxed: only the write-lock holder mutates them, or a counter under the read lock
+//! mutates a value field; the lock and seqlock fences order everything, see lock.rs).
+
+use crate::backing::Mapping;
+use crate::ctrl::{self, Ctrl};
+use crate::layout::{self, Layout};
+use std::sync::atomic::{AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// Result of probing for a key on the insertion path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The key is at this slot.
+    Found(usize),
+    /// The key is absent; this is the first EMPTY or DELETED slot of its sequence.
+    Vacant(usize),
+    /// The key is absent and no slot is free (only a damaged table can get here).
+    NoRoom,
+}
+
+/// A view of the table at capacity `cap`.
+#[derive(Clone, Copy)]
+pub struct Table<'a> {
+    _m: std::marker::PhantomData<&'a Mapping>,
+    /// Start of the control bytes / slots in this process's mapping (cached so that a
+    /// lookup's chain of dependent loads does not start with the mapping's base).
+    ctrl: *mut u8,
+    slots: *mut u8,
+    max_cap: usize,
+    ss: usize,
+    ko: usize,
+    kw: usize,
+    vo: usize,
+    vw: usize,
+    /// Current capacity (slots, power of two).
+    pub cap: usize,
+}
+
+impl<'a> Table<'a> {
+    /// The table of a mapping with layout `l`, at capacity `cap` (not checked).
+    #[inline]
+    pub fn with_cap(m: &'a Mapping, l: &Layout, cap: usize) -> Table<'a> {
+        let v = l.variant;
+        debug_assert!(cap <= l.max_cap as usize);
+        Table {
+            _m: std::marker::PhantomData,
+            // SAFETY (both adds): the regions lie inside the mapping (validated layout).
+            ctrl: unsafe { m.base().add(l.ctrl_off) },
+            slots: unsafe { m.base().add(l.slots_off) },
+            max_cap: l.max_cap as usize,
+            ss: l.slot_size as usize,
+            ko: v.key_off() as usize,
+            kw: v.key_kind().width(),
+            vo: v.val_off() as usize,
+            vw: v.val_kind().width(),
+            cap,
+        }
+    }
+
+    /// The table at the capacity recorded in the header; None when that value is not a
+    /// power of two within 16..=max_cap (damaged, or torn under an optimistic reader).
+    #[inline]
+    pub fn current(m: &'a Mapping, l: &Layout) -> Option<Table<'a>> {
+        // Relaxed: writers change cap only under the write lock (seq odd); optimistic
+        // readers validate with the seqlock, locked readers are ordered by the lock.
+        let cap = m.u32(layout::off::CAP).load(Relaxed);
+        if !cap.is_power_of_two() || cap < layout::MIN_CAP || cap > l.max_cap {
+            return None;
+        }
+        Some(Table::with_cap(m, l, cap as usize))
+    }
+
+    /// Number of groups.
+    #[inline]
+    pub fn groups(&self) -> usize {
+        self.cap / 8
+    }
+
+    /// The atomic of type `T` at `p`, a naturally aligned address inside the control
+    /// or slot region (callers pass indices below max_cap).
+    #[inline(always)]
+    fn at<T>(&self, p: *mut u8) -> &'a T {
+        debug_assert!(p as usize % std::mem::align_of::<T>() == 0);
+        // SAFETY: p is inside the ctrl or slot region of the mapping (indices < max_cap,
+        // asserted in debug builds by the callers), naturally aligned for T (regions are
+        // page aligned, fields aligned within slots), and the mapping outlives 'a.
+        unsafe { &*(p as *const T) }
+    }
+
+    #[inline(always)]
+    fn ctrl_word(&self, g: usize) -> &'a AtomicU64 {
+        debug_assert!(g < self.max_cap / 8);
+        // SAFETY: g < max_cap / 8, so the word lies in the ctrl region.
+        self.at(unsafe { self.ctrl.add(g * 8) })
+    }
+
+    /// Control word of group `g`.
+    #[inline]
+    pub fn group(&self, g: usize) -> u64 {
+        self.ctrl_word(g).load(Relaxed)
+    }
+
+    #[inline]
+    fn store_group(&self, g: usize, w: u64) {
+        self.ctrl_word(g).store(w, Relaxed);
+    }
+
+    /// Control byte of slot `i`.
+    #[inline]
+    pub fn ctrl(&self, i: usize) -> Ctrl {
+        ctrl::byte(self.group(i / 8), i % 8)
+    }
+
+    /// Sets the control byte of slot `i` (write-lock holder only: read-modify-write of
+    /// the group word, which no one else writes).
+    #[inline]
+    pub fn set_ctrl(&self, i: usize, c: Ctrl) {
+        let g = i / 8;
+        self.store_group(g, ctrl::with_byte(self.group(g), i % 8, c));
+    }
+
+    #[inline(always)]
+    fn load_raw(&self, p: *mut u8, w: usize) -> u64 {
+        match w {
+            2 => self.at::<AtomicU16>(p).load(Relaxed) as u64,
+            4 => self.at::<AtomicU32>(p).load(Relaxed) as u64,
+            _ => self.at::<AtomicU64>(p).load(Relaxed),
+        }
+    }
+
+    #[inline(always)]
+    fn store_raw(&self, p: *mut u8, w: usize, v: u64) {
+        match w {
+            2 => self.at::<AtomicU16>(p).store(v as u16, Relaxed),
+            4 => self.at::<AtomicU32>(p).store(v as u32, Relaxed),
+            _ => self.at::<AtomicU64>(p).store(v, Relaxed),
+        }
+    }
+
+    #[inline(always)]
+    fn load_int(&self, p: *mut u8, w: usize) -> i64 {
+        match w {
+            2 => self.at::<AtomicI16>(p).load(Relaxed) as i64,
+            4 => self.at::<AtomicI32>(p).load(Relaxed) as i64,
+            _ => self.at::<AtomicI64>(p).load(Relaxed),
+        }
+    }
+
+    /// Address of slot `i`'s key field.
+    #[inline(always)]
+    fn key_off(&self, i: usize) -> *mut u8 {
+        debug_assert!(i < self.max_cap);
+        // SAFETY: i < max_cap: inside the slot region.
+        unsafe { self.slots.add(i * self.ss + self.ko) }
+    }
+    /// Address of slot `i`'s value field.
+    #[inline(always)]
+    fn val_off(&self, i: usize) -> *mut u8 {
+        debug_assert!(i < self.max_cap);
+        // SAFETY: i < max_cap: inside the slot region.
+        unsafe { self.slots.add(i * self.ss + self.vo) }
+    }
+
+    /// Integer key of slot `i` (sign-extended from the field width).
+    #[inline]
+    pub fn key_int(&self, i: usize) -> i64 {
+        self.load_int(self.key_off(i), self.kw)
+    }
+    /// Integer value of slot `i`.
+    #[inline]
+    pub fn val_int(&self, i: usize) -> i64 {
+        self.load_int(self.val_off(i), self.vw)
+    }
+    /// Key field of slot `i` as a word (string keys: the StrRef).
+    #[inline]
+    pub fn key_word(&self, i: usize) -> u64 {
+        self.load_raw(self.key_off(i), self.kw)
+    }
+    /// Value field of slot `i` as a word (string values: the StrRef).
+    #[inline]
+    pub fn val_word(&self, i: usize) -> u64 {
+        self.load_raw(self.val_off(i), self.vw)
+    }
+    /// Stores the key field (an int is truncated to the field width).
+    #[inline]
+    pub fn set_key_word(&self, i: usize, v: u64) {
+        self.store_raw(self.key_off(i), self.kw, v)
+    }
+    /// Stores the value field (an int is truncated to the field width).
+    #[inline]
+    pub fn set_val_word(&self, i: usize, v: u64) {
+        self.store_raw(self.val_off(i), self.vw, v)
+    }
+
+    /// Adds `d` to slot `i`'s integer value atomically (wrapping at the field width);
+    /// returns the new value. Used by counters under the read lock.
+    #[inline]
+    pub fn val_fetch_add(&self, i: usize, d: i64) -> i64 {
+        let o = self.val_off(i);
+        // Relaxed: atomicity is all that is needed; the result is published to other
+        // processes' later lock holders by the read-lock release (lock.rs), and to
+        // concurrent optimistic readers as a single atomic value.
+        match self.vw {
+            2 => self.at::<AtomicI16>(o).fetch_add(d as i16, Relaxed).wrapping_add(d as i16) as i64,
+            4 => self.at::<AtomicI32>(o).fetch_add(d as i32, Relaxed).wrapping_add(d as i32) as i64,
+            _ => self.at::<AtomicI64>(o).fetch_add(d, Relaxed).wrapping_add(d),
+        }
+    }
+
+    /// Replaces slot `i`'s integer value with `f(current)` by a CAS loop (no write when
+    /// `f` returns the current value); returns the resulting value.
+    #[inline]
+    pub fn val_update(&self, i: usize, f: impl Fn(i64) -> i64) -> i64 {
+        let o = self.val_off(i);
+        // Relaxed (load and CAS): see val_fetch_add.
+        macro_rules! cas_loop {
+            ($a:expr, $t:ty) => {{
+                let a = $a;
+                let mut cur = a.load(Relaxed);
+                loop {
+                    let new = f(cur as i64) as $t;
+                    if new == cur {
+                        return cur as i64;
+                    }
+                    match a.compare_exchange_weak(cur, new, Relaxed, Relaxed) {
+                        Ok(_) => return new as i64,
+                        Err(c) => cur = c,
+                    }
+                }
+            }};
+        }
+        match self.vw {
+            2 => cas_loop!(self.at::<AtomicI16>(o), i16),
+            4 => cas_loop!(self.at::<AtomicI32>(o), i32),
+            _ => cas_loop!(self.at::<AtomicI64>(o), i64),
+        }
+    }
+
+    /// Copies slot `from` to slot `to`.
+    #[inline]
+    pub fn move_slot(&self, from: usize, to: usize) {
+        self.set_key_word(to, self.key_word(from));
+        self.set_val_word(to, self.val_word(from));
+    }
+
+    /// Exchanges slots `a` and `b`.
+    #[inline]
+    pub fn swap_slots(&self, a: usize, b: usize) {
+        let (ka, va) = (self.key_word(a), self.val_word(a));
+        self.move_slot(b, a);
+        self.set_key_word(b, ka);
+        self.set_val_word(b, va);
+    }
+
+    /// Asks the CPU to start loading group `g`'s slots (one or two cache lines) while
+    /// its control word is being loaded: on a table larger than the caches a lookup
+    /// then costs about one memory latency instead of two dependent ones.
+    #[inline(always)]
+    fn prefetch_slots(&self, g: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: prefetching is only a hint and never faults; the addresses lie in
+            // the slot region of the mapping anyway (g < groups <= max_cap / 8).
+            unsafe {
+                let start = self.slots.add(g * 8 * self.ss);
+                _mm_prefetch::<_MM_HINT_T0>(start as *const i8);
+                if self.ss * 8 > 64 {
+                    _mm_prefetch::<_MM_HINT_T0>(start.add(64) as *const i8);
+                }
+            }
+        }
+    }
+
+    /// Looks `h` up; `eq(i)` compares the key at full slot `i` (called only for slots
+    /// whose control byte matches h2). Bounded by the number of groups.
+    #[inline(always)]
+    pub fn find(&self, h: u64, mut eq: impl FnMut(usize) -> bool) -> Option<usize> {
+        let h2 = ctrl::h2(h);
+        let gmask = self.groups() - 1;
+        let mut g = (h as usize & (self.cap - 1)) / 8;
+        self.prefetch_slots(g);
+        for stride in 0..self.groups() {
+            let w = self.group(g);
+            for b in ctrl::match_h2(w, h2) {
+                let i = g * 8 + b;
+                if eq(i) {
+                    return Some(i);
+                }
+            }
+            if !ctrl::match_empty(w).is_empty() {
+                return None;
+            }
+            g = (g + stride + 1) & gmask;
+        }
+        None
+    }
+
+    /// Looks `h` up for an insertion: the key's slot, or the first free slot of its
+    /// probe sequence. Bounded by the number of groups.
+    #[inline]
+    pub fn probe(&self, h: u64, mut eq: impl FnMut(usize) -> bool) -> Probe {
+        let h2 = ctrl::h2(h);
+        let gmask = self.groups() - 1;
+        let mut g = (h as usize & (self.cap - 1)) / 8;
+        self.prefetch_slots(g);
+        let mut vacant = None;
+        for stride in 0..self.groups() {
+            let w = self.group(g);
+            for b in ctrl::match_h2(w, h2) {
+                let i = g * 8 + b;
+                if eq(i) {
+                    return Probe::Found(i);
+                }
+            }
+            if vacant.is_none() {
+                if let Some(b) = ctrl::match_empty_or_deleted(w).lowest() {
+                    vacant = Some(g * 8 + b);
+                }
+            }
+            if !ctrl::match_empty(w).is_empty() {
+                break;
+            }
+            g = (g + stride + 1) & gmask;
+        }
+        match vacant {
+            Some(i) => Probe::Vacant(i),
+            None => Probe::NoRoom,
+        }
+    }
+
+    /// First EMPTY or DELETED slot of `h`'s probe sequence (the key is known absent).
+    #[inline]
+    pub fn find_insert_slot(&self, h: u64) -> Option<usize> {
+        let gmask = self.groups() - 1;
+        let mut g = (h as usize & (self.cap - 1)) / 8;
+        for stride in 0..self.groups() {
+            if let Some(b) = ctrl::match_empty_or_deleted(self.group(g)).lowest() {
+                return Some(g * 8 + b);
+            }
+            g = (g + stride + 1) & gmask;
+        }
+        None
+    }
+
+    /// Marks full slot `i` free: EMPTY when its group has an EMPTY byte (no probe
+    /// sequence passes through the group), else DELETED. Returns true for a tombstone.
+    #[inline]
+    pub fn erase(&self, i: usize) -> bool {
+        let tomb = ctrl::match_empty(self.group(i / 8)).is_empty();
+        self.set_ctrl(i, if tomb { Ctrl::DELETED } else { Ctrl::EMPTY });
+        tomb
+    }
+
+    /// First full slot at index >= `from`.
+    #[inline]
+    pub fn next_full(&self, from: usize) -> Option<usize> {
+        let mut g = from / 8;
+        if g >= self.groups() {
+            return None;
+        }
+        let mut m = ctrl::match_full(self.group(g)).0 & (!0u64 << ((from % 8) * 8));
+        loop {
+            if m != 0 {
+                return Some(g * 8 + m.trailing_zeros() as usize / 8);
+            }
+            g += 1;
+            if g >= self.groups() {
+                return None;
+            }
+            m = ctrl::match_full(self.group(g)).0;
+        }
+    }
+
+    /// Last full slot at index < `before`.
+    pub fn prev_full(&self, before: usize) -> Option<usize> {
+        (0..before.min(self.cap)).rev().find(|&i| self.ctrl(i).is_full())
+    }
+
+    /// Rehashes in place into a table of `new_cap` slots (a power of two within the
+    /// regions; `new_cap` may be smaller, equal or larger than `cap` but must hold every
+    /// entry at below full load). `hash_of(t, i)` recomputes the hash of the entry at
+    /// slot `i`. Returns the new view and the number of entries placed.
+    pub fn rehash(&self, new_cap: usize, mut hash_of: impl FnMut(&Table<'a>, usize) -> u64) -> (Table<'a>, usize) {
+        let old = self.cap;
+        for g in 0..old / 8 {
+            self.store_group(g, ctrl::full_to_pending_special_to_empty(self.group(g)));
+        }
+        for g in old / 8..new_cap / 8 {
+            self.store_group(g, u64::MAX);
+        }
+        let nt = Table { cap: new_cap, ..*self };
+        let mut placed = 0;
+        for i in 0..old {
+            if nt.ctrl(i) != Ctrl::DELETED {
+                continue;
+            }
+            loop {
+                let h = hash_of(&nt, i);
+                let Some(t) = nt.find_insert_slot(h) else {
+                    // More entries than slots: only a damaged table. Drop the entry
+                    // rather than loop.
+                    nt.set_ctrl(i, Ctrl::EMPTY);
+                    break;
+                };
+                placed += 1;
+                if i < new_cap && i / 8 == t / 8 {
+                    nt.set_ctrl(i, Ctrl::full(h));
+                    break;
+                }
+                let prev = nt.ctrl(t);
+                nt.set_ctrl(t, Ctrl::full(h));
+                if prev == Ctrl::EMPTY {
+                    nt.set_ctrl(i, Ctrl::EMPTY);
+                    nt.move_slot(i, t);
+                    break;
+                }
+                // t held a pending entry: swap it in and place it next.
+                nt.swap_slots(i, t);
+            }
+        }
+        (nt, placed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backing::{Backing, Spec};
+    use crate::hash::hash_int;
+    use crate::layout::Params;
+    use crate::variant::Variant;
+    use std::collections::HashMap;
+
+    const SEED: u64 = 0xABCD_EF01_2345_6789;
+
+    fn map(max: u64) -> crate::backing::Opened {
+        let spec = Spec {
+            variant: Variant::II,
+            backing: Backing::Anon,
+            path: None,
+            fd: -1,
+            params: Params { variant: Variant::II, max_entries: max, max_size: 0, ttl: 0, lru_skip: 0, arena_cap: 0 },
+            file_mode: 0o600,
+        };
+        crate::backing::open(&spec).unwrap()
+    }
+
+    fn insert(t: &Table, k: i64, v: i64) {
+        let h = hash_int(k, SEED);
+        match t.probe(h, |i| t.key_int(i) == k) {
+            Probe::Found(i) => t.set_val_word(i, v as u64),
+            Probe::Vacant(i) => {
+                t.set_key_word(i, k as u64);
+                t.set_val_word(i, v as u64);
+                t.set_ctrl(i, Ctrl::full(h));
+            }
+            Probe::NoRoom => panic!("no room"),
+        }
+    }
+
+    fn get(t: &Table, k: i64) -> Option<i64> {
+        t.find(hash_int(k, SEED), |i| t.key_int(i) == k).map(|i| t.val_int(i))
+    }
+
+    fn remove(t: &Table, k: i64) -> bool {
+        match t.find(hash_int(k, SEED), |i| t.key_int(i) == k) {
+            Some(i) => {
+                t.erase(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn check(t: &Table, oracle: &HashMap<i64, i64>) {
+        for (k, v) in oracle {
+            assert_eq!(get(t, *k), Some(*v), "key {k} at cap {}", t.cap);
+        }
+        let mut n = 0;
+        let mut i = 0;
+        while let Some(j) = t.next_full(i) {
+            n += 1;
+            i = j + 1;
+        }
+        assert_eq!(n, oracle.len());
+    }
+
+    fn rehash<'a>(t: &Table<'a>, cap: usize) -> Table<'a> {
+        let (nt, placed) = t.rehash(cap, |nt, i| hash_int(nt.key_int(i), SEED));
+        let mut n = 0;
+        let mut i = 0;
+        while let Some(j) = nt.next_full(i) {
+            n += 1;
+            i = j + 1;
+        }
+        assert_eq!(placed, n);
+        nt
+    }
+
+    #[test]
+    fn grow_shrink_compact_keep_every_entry() {
+        let o = map(100_000);
+        let mut t = Table::current(&o.map, &o.layout).unwrap();
+        assert_eq!(t.cap, 16);
+        let mut oracle = HashMap::new();
+        let mut k = 0i64;
+        // Grow in place, doubling whenever the load would pass 7/8.
+        while t.cap < 1 << 15 {
+            if oracle.len() + 1 > layout::load_limit(t.cap as u32) as usize {
+                t = rehash(&t, t.cap * 2);
+                check(&t, &oracle);
+            }
+            insert(&t, k * 7919, k);
+            oracle.insert(k * 7919, k);
+            k += 1;
+        }
+        check(&t, &oracle);
+        // Remove most entries (tombstones everywhere), compact in place.
+        for j in 0..k {
+            if j % 5 != 0 {
+                assert!(remove(&t, j * 7919));
+                oracle.remove(&(j * 7919));
+            }
+        }
+        check(&t, &oracle);
+        t = rehash(&t, t.cap);
+        check(&t, &oracle);
+        for i in 0..t.cap {
+            assert_ne!(t.ctrl(i), Ctrl::DELETED, "compaction leaves no tombstone");
+        }
+        // Shrink in place by several halvings at once, then once more by one.
+        let target = (oracle.len() * 2).next_power_of_two().max(16);
+        t = rehash(&t, target);
+        check(&t, &oracle);
+        while oracle.len() > 5 {
+            let key = *oracle.keys().next().unwrap();
+            remove(&t, key);
+            oracle.remove(&key);
+        }
+        t = rehash(&t, 16);
+        check(&t, &oracle);
+        // Re-grow after shrink.
+        for j in 0..9 {
+            insert(&t, -j - 1, j);
+            oracle.insert(-j - 1, j);
+        }
+        check(&t, &oracle);
+        t = rehash(&t, 64);
+        check(&t, &oracle);
+    }
+
+    #[test]
+    fn tombstones_only_where_needed() {
+        let o = map(1000);
+        let t = Table::current(&o.map, &o.layout).unwrap();
+        insert(&t, 1, 1);
+        let i = t.find(hash_int(1, SEED), |i| t.key_int(i) == 1).unwrap();
+        // The group still has EMPTY bytes: deletion leaves no tombstone.
+        assert!(!t.erase(i));
+        assert_eq!(t.ctrl(i), Ctrl::EMPTY);
+        // Fill a whole group by hand: deletion must leave a tombstone.
+        for s in 0..8 {
+            t.set_key_word(s, 100 + s as u64);
+            t.set_ctrl(s, Ctrl(0x11));
+        }
+        assert!(t.erase(3));
+        assert_eq!(t.ctrl(3), Ctrl::DELETED);
+    }
+
+    #[test]
+    fn probes_are_bounded_on_garbage() {
+        let o = map(1000);
+        let t = Table::current(&o.map, &o.layout).unwrap();
+        // Every control byte full with the same h2: no EMPTY anywhere.
+        for g in 0..t.groups() {
+            t.store_group(g, 0x2A2A_2A2A_2A2A_2A2A);
+        }
+        let mut calls = 0;
+        assert_eq!(t.find(0x2A << 57, |_| { calls += 1; false }), None);
+        assert_eq!(calls, 16);
+        assert_eq!(t.probe(0, |_| false), Probe::NoRoom);
+        assert_eq!(t.find_insert_slot(0), None);
+    }
+}

@@ -1,0 +1,547 @@
+/* xs/ops_impl.h -- the operations, one C function each (see xs/ops.h for the table
+ * and xs/glue.h for the calling convention). Instance operations are entered with
+ * c->self / c->m already checked (HM_F_NOSELF rows check for themselves).
+ */
+#ifndef HM_XS_OPS_IMPL_H
+#define HM_XS_OPS_IMPL_H
+
+#include <unistd.h>
+
+/* Convert arguments 1..n of the call. kinds[i] is 'k' (key of the variant), 'v'
+ * (value of the variant) or 'i' (plain integer). Then re-check the invocant. */
+HM_INLINE void hm_args(pTHX_ OpCtx *c, HmIn *in, int n, const char *kinds) {
+    SV *sv[4];
+    HmConv cv;
+    int i;
+    cv.epoch = 0;
+    for (i = 0; i < n; i++)              /* SV pointers first: conversions may move the stack */
+        sv[i] = HM_ARG(c, i + 1);
+    for (i = 0; i < n; i++) {
+        switch (kinds[i]) {
+        case 'k': hm_in_key(aTHX_ c->v, &cv, sv[i], &in[i]); break;
+        case 'v': hm_in_val(aTHX_ c->v, &cv, sv[i], &in[i]); break;
+        default:  hm_in_int(aTHX_ &cv, sv[i], &in[i]); break;
+        }
+    }
+    for (i = 0; i < n; i++)
+        hm_in_fix(&cv, &in[i]);
+    if (UNLIKELY(cv.epoch))             /* Perl code may have run: re-check the invocant */
+        hm_recheck(aTHX_ c);
+}
+
+/* A C array of n HmIn in a mortal buffer (freed with the statement's temporaries). */
+static HmIn *hm_in_buf(pTHX_ SSize_t n) {
+    SV *buf = sv_2mortal(newSV((STRLEN)(n ? n : 1) * sizeof(HmIn)));
+    return (HmIn *)SvPVX(buf);
+}
+
+/* -- CRUD ------------------------------------------------------------------------ */
+
+HM_INLINE SSize_t op_put(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 2, "kv");
+    rc = hm_put(c->m, &in[0], &in[1]);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+HM_INLINE SSize_t op_get(pTHX_ OpCtx *c) {
+    HmIn in[1];
+    HmOut out;
+    int32_t rc;
+    hm_args(aTHX_ c, in, 1, "k");
+    rc = hm_get(c->m, &in[0], &out);
+    HM_CHECK(rc);
+    if (!rc)
+        return hm_ret_undef(c);
+    return hm_ret_val(aTHX_ c, &out);
+}
+
+HM_INLINE SSize_t op_remove(pTHX_ OpCtx *c) {
+    HmIn in[1];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 1, "k");
+    rc = hm_remove(c->m, &in[0]);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+HM_INLINE SSize_t op_exists(pTHX_ OpCtx *c) {
+    HmIn in[1];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 1, "k");
+    rc = hm_exists(c->m, &in[0]);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+HM_INLINE SSize_t op_add(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 2, "kv");
+    rc = hm_add(c->m, &in[0], &in[1]);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+HM_INLINE SSize_t op_update(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 2, "kv");
+    rc = hm_update(c->m, &in[0], &in[1]);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+HM_INLINE SSize_t op_swap(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    HmOut out;
+    int32_t rc;
+    hm_args(aTHX_ c, in, 2, "kv");
+    rc = hm_swap(c->m, &in[0], &in[1], &out);
+    HM_CHECK(rc);
+    if (rc != 1)
+        return hm_ret_undef(c);
+    return hm_ret_val(aTHX_ c, &out);
+}
+
+HM_INLINE SSize_t op_take(pTHX_ OpCtx *c) {
+    HmIn in[1];
+    HmOut out;
+    int32_t rc;
+    hm_args(aTHX_ c, in, 1, "k");
+    rc = hm_take(c->m, &in[0], &out);
+    HM_CHECK(rc);
+    if (rc != 1)
+        return hm_ret_undef(c);
+    return hm_ret_val(aTHX_ c, &out);
+}
+
+HM_INLINE SSize_t op_get_or_set(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    HmOut out;
+    int32_t rc;
+    hm_args(aTHX_ c, in, 2, "kv");
+    rc = hm_get_or_set(c->m, &in[0], &in[1], &out);
+    HM_CHECK(rc);
+    if (rc != 1)
+        return hm_ret_undef(c);
+    return hm_ret_val(aTHX_ c, &out);
+}
+
+/* -- compare-and-swap ------------------------------------------------------------ */
+
+HM_INLINE SSize_t op_cas(pTHX_ OpCtx *c) {
+    HmIn in[3];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 3, "kvv");
+    rc = hm_cas(c->m, &in[0], &in[1], &in[2]);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+HM_INLINE SSize_t op_cas_take(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    HmOut out;
+    int32_t rc;
+    hm_args(aTHX_ c, in, 2, "kv");
+    rc = hm_cas_take(c->m, &in[0], &in[1], &out);
+    HM_CHECK(rc);
+    if (rc != 1)
+        return hm_ret_undef(c);
+    return hm_ret_val(aTHX_ c, &out);
+}
+
+/* -- counters (int-value variants) ------------------------------------------------ */
+
+HM_INLINE SSize_t op_counter(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    int64_t res = 0;
+    int32_t rc;
+    const char *what;
+    if (c->aux == HM_C_INCR || c->aux == HM_C_DECR)
+        hm_args(aTHX_ c, in, 1, "k");
+    else
+        hm_args(aTHX_ c, in, 2, "ki");
+    switch (c->aux) {
+    case HM_C_INCR:    what = "increment"; rc = hm_incr_by(c->m, &in[0], 1, &res);          break;
+    case HM_C_DECR:    what = "decrement"; rc = hm_incr_by(c->m, &in[0], -1, &res);         break;
+    case HM_C_INCR_BY: what = "incr_by";   rc = hm_incr_by(c->m, &in[0], in[1].ival, &res); break;
+    case HM_C_MAX:     what = "max";       rc = hm_max(c->m, &in[0], in[1].ival, &res);     break;
+    default:           what = "min";       rc = hm_min(c->m, &in[0], in[1].ival, &res);     break;
+    }
+    if (UNLIKELY(rc == HM_FULL))
+        croak("%s: %s failed", c->v->klass, what);
+    HM_CHECK(rc);
+    return hm_ret_iv(aTHX_ c, (IV)res);
+}
+
+/* -- whole map --------------------------------------------------------------------- */
+
+static SSize_t op_clear(pTHX_ OpCtx *c) {
+    int32_t rc = hm_clear(c->m);
+    HM_CHECK(rc);
+    return 0;
+}
+
+/* keys / values / items (aux = HM_KEYS / HM_VALUES / HM_ITEMS) */
+static SSize_t op_list(pTHX_ OpCtx *c) {
+    HmList l;
+    SV **r;
+    size_t i;
+    SSize_t n;
+    const HmVariant *v = c->v;
+    int32_t rc;
+    if (c->gimme == G_VOID)
+        return 0;
+    rc = hm_list(c->m, (uint32_t)c->aux, &l);
+    HM_CHECK(rc);
+    if (l.len == 0)
+        return 0;
+    if (c->gimme != G_LIST) {           /* scalar context: the last element (api 5.3) */
+        const HmItem *it = &l.items[l.len - 1];
+        r = hm_res(aTHX_ c, 1);
+        r[0] = c->aux == HM_KEYS ? hm_new_out(aTHX_ v->kstr, &it->key)
+                                 : hm_new_out(aTHX_ v->vstr, &it->val);
+        return 1;
+    }
+    n = (SSize_t)l.len * (c->aux == HM_ITEMS ? 2 : 1);
+    r = hm_res(aTHX_ c, n);
+    for (i = 0; i < l.len; i++) {
+        const HmItem *it = &l.items[i];
+        switch (c->aux) {
+        case HM_KEYS:   *r++ = hm_new_out(aTHX_ v->kstr, &it->key); break;
+        case HM_VALUES: *r++ = hm_new_out(aTHX_ v->vstr, &it->val); break;
+        default:
+            *r++ = hm_new_out(aTHX_ v->kstr, &it->key);
+            *r++ = hm_new_out(aTHX_ v->vstr, &it->val);
+            break;
+        }
+    }
+    return n;
+}
+
+static SSize_t op_each(pTHX_ OpCtx *c) {
+    HmOut k, val;
+    SV **r;
+    int32_t rc = hm_each(c->m, &k, &val);
+    HM_CHECK(rc);
+    if (!rc || c->gimme == G_VOID)
+        return 0;
+    if (c->gimme != G_LIST) {
+        r = hm_res(aTHX_ c, 1);
+        r[0] = hm_new_out(aTHX_ c->v->vstr, &val);
+        return 1;
+    }
+    r = hm_res(aTHX_ c, 2);
+    r[0] = hm_new_out(aTHX_ c->v->kstr, &k);
+    r[1] = hm_new_out(aTHX_ c->v->vstr, &val);
+    return 2;
+}
+
+static SSize_t op_iter_reset(pTHX_ OpCtx *c) {
+    hm_iter_reset(c->m);
+    return 0;
+}
+
+static SSize_t op_to_hash(pTHX_ OpCtx *c) {
+    HmList l;
+    HV *hv;
+    size_t i;
+    const HmVariant *v = c->v;
+    int32_t rc = hm_list(c->m, HM_ITEMS, &l);
+    HM_CHECK(rc);
+    hv = newHV();
+    for (i = 0; i < l.len; i++) {
+        const HmItem *it = &l.items[i];
+        SV *val = v->vstr
+            ? newSVpvn_flags((const char *)it->val.ptr, it->val.len, it->val.utf8 ? SVf_UTF8 : 0)
+            : newSViv((IV)it->val.ival);
+        if (v->kstr) {
+            I32 klen = (I32)it->key.len;
+            (void)hv_store(hv, (const char *)it->key.ptr, it->key.utf8 ? -klen : klen, val, 0);
+        }
+        else {
+            char buf[32];
+            int len = my_snprintf(buf, sizeof buf, "%" IVdf, (IV)it->key.ival);
+            (void)hv_store(hv, buf, len, val, 0);
+        }
+    }
+    return hm_ret1(aTHX_ c, sv_2mortal(newRV_noinc((SV *)hv)));
+}
+
+/* -- accessors ----------------------------------------------------------------------- */
+
+HM_INLINE SSize_t op_stat(pTHX_ OpCtx *c) {
+    return hm_ret_uv(aTHX_ c, (UV)hm_stat(c->m, (uint32_t)c->aux));
+}
+
+static SSize_t op_reserve(pTHX_ OpCtx *c) {
+    HmConv cv;
+    UV n;
+    int32_t rc;
+    cv.epoch = 0;
+    n = (UV)(U32)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 1));   /* truncated to 32 bits (api 5.1) */
+    if (cv.epoch)
+        hm_recheck(aTHX_ c);
+    rc = hm_reserve(c->m, (uint64_t)n);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+/* -- batch (methods only) ---------------------------------------------------------- */
+
+/* Convert arguments 1..n (stack positions, re-read every time: magic may move the
+ * stack) into a mortal C array; kinds alternate key/value when `pairs`. */
+static HmIn *hm_batch_args(pTHX_ OpCtx *c, SSize_t n, bool pairs) {
+    HmIn *in = hm_in_buf(aTHX_ n);
+    HmConv cv;
+    SSize_t i;
+    cv.epoch = 0;
+    for (i = 0; i < n; i++) {
+        SV *sv = HM_ARG(c, 1 + i);
+        if (pairs && (i & 1)) hm_in_val(aTHX_ c->v, &cv, sv, &in[i]);
+        else                  hm_in_key(aTHX_ c->v, &cv, sv, &in[i]);
+    }
+    for (i = 0; i < n; i++)
+        hm_in_fix(&cv, &in[i]);
+    if (cv.epoch)
+        hm_recheck(aTHX_ c);
+    return in;
+}
+
+static SSize_t op_set_multi(pTHX_ OpCtx *c) {
+    SSize_t n = c->items - 1;
+    HmIn *in;
+    int64_t r;
+    if (n & 1)
+        croak("set_multi requires even number of arguments (key, value pairs)");
+    in = hm_batch_args(aTHX_ c, n, TRUE);
+    r = hm_set_multi(c->m, in, (size_t)(n / 2));
+    HM_CHECK(r);
+    return hm_ret_uv(aTHX_ c, (UV)r);
+}
+
+static SSize_t op_get_multi(pTHX_ OpCtx *c) {
+    SSize_t n = c->items - 1;
+    HmIn *in;
+    HmList l;
+    SV **r;
+    size_t i;
+    int32_t rc;
+    if (n == 0)
+        return 0;
+    in = hm_batch_args(aTHX_ c, n, FALSE);
+    rc = hm_get_multi(c->m, in, (size_t)n, &l);
+    HM_CHECK(rc);
+    if (c->gimme == G_VOID || l.len == 0)
+        return 0;
+    if (c->gimme != G_LIST) {
+        const HmItem *it = &l.items[l.len - 1];
+        r = hm_res(aTHX_ c, 1);
+        r[0] = it->found ? hm_new_out(aTHX_ c->v->vstr, &it->val) : &PL_sv_undef;
+        return 1;
+    }
+    r = hm_res(aTHX_ c, (SSize_t)l.len);
+    for (i = 0; i < l.len; i++) {
+        const HmItem *it = &l.items[i];
+        r[i] = it->found ? hm_new_out(aTHX_ c->v->vstr, &it->val) : &PL_sv_undef;
+    }
+    return (SSize_t)l.len;
+}
+
+static SSize_t op_remove_multi(pTHX_ OpCtx *c) {
+    SSize_t n = c->items - 1;
+    HmIn *in;
+    int64_t r;
+    if (n == 0)
+        return hm_ret_uv(aTHX_ c, 0);
+    in = hm_batch_args(aTHX_ c, n, FALSE);
+    r = hm_remove_multi(c->m, in, (size_t)n);
+    HM_CHECK(r);
+    return hm_ret_uv(aTHX_ c, (UV)r);
+}
+
+/* -- other methods ------------------------------------------------------------------ */
+
+static SSize_t op_stats(pTHX_ OpCtx *c) {
+    HmStats s;
+    HV *hv = newHV();
+    hm_stats(c->m, &s);
+#define HM_STAT_KEY(k) (void)hv_stores(hv, #k, newSVuv((UV)s.k))
+    HM_STAT_KEY(size);
+    HM_STAT_KEY(capacity);
+    HM_STAT_KEY(max_entries);
+    HM_STAT_KEY(tombstones);
+    HM_STAT_KEY(mmap_size);
+    HM_STAT_KEY(arena_used);
+    HM_STAT_KEY(arena_cap);
+    HM_STAT_KEY(evictions);
+    HM_STAT_KEY(expired);
+    HM_STAT_KEY(recoveries);
+    HM_STAT_KEY(max_size);
+    HM_STAT_KEY(ttl);
+    HM_STAT_KEY(frozen);
+    HM_STAT_KEY(readonly);
+#undef HM_STAT_KEY
+    return hm_ret1(aTHX_ c, sv_2mortal(newRV_noinc((SV *)hv)));
+}
+
+static SSize_t op_path(pTHX_ OpCtx *c) {
+    const char *p = hm_path(c->m);
+    if (!p)
+        return hm_ret_undef(c);
+    return hm_ret1(aTHX_ c, sv_2mortal(newSVpv(p, 0)));
+}
+
+static SSize_t op_memfd(pTHX_ OpCtx *c) {
+    return hm_ret_iv(aTHX_ c, (IV)hm_memfd(c->m));
+}
+
+static SSize_t op_sync(pTHX_ OpCtx *c) {
+    if (hm_sync(c->m) < 0) {
+        const char *e = hm_last_error();
+        croak("%s sync: %s", c->v->klass, (e && *e) ? e : "unknown error");
+    }
+    return 0;
+}
+
+/* $map->unlink  /  Class->unlink($path) */
+static SSize_t op_unlink(pTHX_ OpCtx *c) {
+    SV *self = HM_ARG(c, 0);
+    SV *p;
+    const char *path;
+    if (c->items == 1) {
+        SvGETMAGIC(self);
+        if (SvROK(self)) {
+            HmMap *m = hm_self(aTHX_ c->v, self);
+            return hm_ret_bool(c, hm_unlink(m) > 0);     /* never dies for fs reasons */
+        }
+        croak("Usage: %s->unlink($path)", c->v->klass);
+    }
+    p = HM_ARG(c, 1);
+    SvGETMAGIC(p);
+    if (!SvOK(p)) {
+        (void)SvPV_nomg_nolen(p);       /* the usual "uninitialized" warning */
+        return hm_ret_bool(c, 0);
+    }
+    path = SvPV_nomg_nolen(p);
+    return hm_ret_bool(c, unlink(path) == 0);
+}
+
+/* -- constructors ------------------------------------------------------------------- */
+
+/* The stash to bless into: the invocant class (subclasses work), or the class of an
+ * object used as invocant. */
+static HV *hm_ctor_stash(pTHX_ OpCtx *c) {
+    SV *inv = HM_ARG(c, 0);
+    SvGETMAGIC(inv);
+    if (SvROK(inv) && SvOBJECT(SvRV(inv)))
+        return SvSTASH(SvRV(inv));
+    if (!SvOK(inv)) {
+        dMY_CXT;
+        return MY_CXT.stash[c->v->id];
+    }
+    return gv_stashsv(inv, GV_ADD);
+}
+
+/* a mortal NUL-terminated copy of a string argument, or NULL for undef */
+static const char *hm_ctor_str(pTHX_ SV *sv) {
+    STRLEN len;
+    const char *p;
+    SvGETMAGIC(sv);
+    if (!SvOK(sv))
+        return NULL;
+    p = SvPV_nomg(sv, len);
+    return SvPVX(sv_2mortal(newSVpvn(p, len)));
+}
+
+static SSize_t hm_ctor_finish(pTHX_ OpCtx *c, HV *stash, const HmOpen *o) {
+    SV *obj, *rv;
+    HmMap *m = hm_open(o);
+    if (!m) {
+        const char *e = hm_last_error();
+        croak("%s: %s", c->v->klass, (e && *e) ? e : "unknown error");
+    }
+    obj = newSViv(PTR2IV(m));
+    rv = sv_2mortal(newRV_noinc(obj));
+    (void)sv_bless(rv, stash);
+    return hm_ret1(aTHX_ c, rv);
+}
+
+/* sizing arguments from stack position `from` on: max_entries, max_size, ttl,
+ * lru_skip, arena_cap (read as unsigned; api 3.1) */
+static void hm_ctor_sizes(pTHX_ OpCtx *c, HmOpen *o, SSize_t from) {
+    HmConv cv;
+    cv.epoch = 0;
+    o->max_entries = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from));
+    if (c->items > from + 1) o->max_size  = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 1));
+    if (c->items > from + 2) o->ttl       = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 2));
+    if (c->items > from + 3) o->lru_skip  = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 3));
+    if (c->items > from + 4) o->arena_cap = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 4));
+}
+
+static SSize_t op_new(pTHX_ OpCtx *c) {
+    HmOpen o;
+    HV *stash = hm_ctor_stash(aTHX_ c);
+    HmConv cv;
+    Zero(&o, 1, HmOpen);
+    cv.epoch = 0;
+    o.variant = (uint32_t)c->v->id;
+    o.fd = -1;
+    o.path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
+    o.backing = o.path ? HM_BACK_FILE : HM_BACK_ANON;
+    hm_ctor_sizes(aTHX_ c, &o, 2);
+    o.file_mode = c->items > 7 ? (uint32_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 7)) : 0600;
+    return hm_ctor_finish(aTHX_ c, stash, &o);
+}
+
+static SSize_t op_new_memfd(pTHX_ OpCtx *c) {
+    HmOpen o;
+    HV *stash = hm_ctor_stash(aTHX_ c);
+    Zero(&o, 1, HmOpen);
+    o.variant = (uint32_t)c->v->id;
+    o.fd = -1;
+    o.backing = HM_BACK_MEMFD;
+    o.path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
+    hm_ctor_sizes(aTHX_ c, &o, 2);
+    o.file_mode = 0600;
+    return hm_ctor_finish(aTHX_ c, stash, &o);
+}
+
+static SSize_t op_new_from_fd(pTHX_ OpCtx *c) {
+    HmOpen o;
+    HV *stash = hm_ctor_stash(aTHX_ c);
+    HmConv cv;
+    Zero(&o, 1, HmOpen);
+    cv.epoch = 0;
+    o.variant = (uint32_t)c->v->id;
+    o.backing = HM_BACK_FD;
+    o.fd = (int32_t)hm_conv_iv(aTHX_ &cv, HM_ARG(c, 1));
+    o.file_mode = 0600;
+    return hm_ctor_finish(aTHX_ c, stash, &o);
+}
+
+/* -- object lifetime ------------------------------------------------------------------ */
+
+/* Close the handle and zero the IV; silently ignore anything that is not an object of
+ * the class (api 4). */
+static SSize_t op_DESTROY(pTHX_ OpCtx *c) {
+    SV *self = HM_ARG(c, 0);
+    SV *obj = hm_obj_of(aTHX_ c->v, self);
+    HmMap *m;
+    if (!obj || !(m = hm_handle_of(obj)))
+        return 0;
+    SvIV_set(obj, 0);
+    hm_close(m);
+    return 0;
+}
+
+static SSize_t op_CLONE_SKIP(pTHX_ OpCtx *c) {
+    SV **r = hm_res(aTHX_ c, 1);
+    r[0] = &PL_sv_yes;
+    return 1;
+}
+
+#endif
