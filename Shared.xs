@@ -73,6 +73,20 @@ _hint_keys(klass)
             croak("%" SVf " is not a Data::HashMap::Shared variant class", SVfARG(klass));
     }
 
+int
+_upgrade_file(path)
+    const char *path
+  CODE:
+    {
+        /* Data::HashMap::Shared->upgrade_file (lib/Data/HashMap/Shared.pm) */
+        int32_t rc = hm_upgrade_file(path);
+        if (rc < 0)
+            croak("Data::HashMap::Shared->upgrade_file: %s", hm_last_error());
+        RETVAL = rc;
+    }
+  OUTPUT:
+    RETVAL
+
 void
 _keyword_ops()
   PPCODE:

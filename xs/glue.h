@@ -183,6 +183,14 @@ HM_INLINE void hm_in_int(pTHX_ HmConv *cv, SV *sv, HmIn *in) {
     in->utf8 = 0;
 }
 
+/* an unsigned argument (TTL seconds, limits: api 5.1), its 64 bits kept in ival */
+HM_INLINE void hm_in_uint(pTHX_ HmConv *cv, SV *sv, HmIn *in) {
+    in->ival = (int64_t)hm_conv_uv(aTHX_ cv, sv);
+    in->ptr = NULL;
+    in->len = 0;
+    in->utf8 = 0;
+}
+
 /* Phase A of a string argument: either remember the SV (plain string: the buffer is
  * taken in phase B) or run its magic/overloading now and keep a private copy. */
 HM_INLINE void hm_in_str_a(pTHX_ HmConv *cv, SV *sv, HmIn *in) {

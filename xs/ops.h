@@ -34,7 +34,17 @@
 #define HM_C_MAX     4
 #define HM_C_MIN     5
 
+/* TTL writes: which engine call (op_put_ttl) */
+#define HM_T_PUT     1
+#define HM_T_ADD     2
+#define HM_T_UPDATE  3
+
+/* single-key boolean operations without a value (op_key_bool) */
+#define HM_B_TOUCH   1
+#define HM_B_PERSIST 2
+
 #define HM_KWT  (HM_F_KW|HM_F_TARG)
+#define HM_KWL  (HM_F_KW|HM_F_LIST)
 
 #define HM_OPS(X) \
     /* -- single-key CRUD (api 6.1) ------------------------------------------------ */ \
@@ -56,6 +66,20 @@
     X(incr_by,         counter,    3, 3, HM_KWT|HM_F_INTVAL, HM_C_INCR_BY, "self, key, delta")          \
     X(max,             counter,    3, 3, HM_KWT|HM_F_INTVAL, HM_C_MAX,     "self, key, value")          \
     X(min,             counter,    3, 3, HM_KWT|HM_F_INTVAL, HM_C_MIN,     "self, key, value")          \
+    /* -- TTL (api 6.5) ----------------------------------------------------------- */ \
+    X(put_ttl,         put_ttl,    4, 4, HM_F_KW,      HM_T_PUT,    "self, key, value, ttl_sec")        \
+    X(add_ttl,         put_ttl,    4, 4, HM_F_KW,      HM_T_ADD,    "self, key, value, ttl_sec")        \
+    X(update_ttl,      put_ttl,    4, 4, HM_F_KW,      HM_T_UPDATE, "self, key, value, ttl_sec")        \
+    X(ttl_remaining,   ttl_remaining, 2, 2, HM_KWT,               0, "self, key")                       \
+    X(touch,           key_bool,   2, 2, HM_F_KW,      HM_B_TOUCH,   "self, key")                       \
+    X(persist,         key_bool,   2, 2, HM_F_KW,      HM_B_PERSIST, "self, key")                       \
+    X(set_ttl,         set_ttl,    3, 3, HM_F_KW,                 0, "self, key, ttl_sec")              \
+    X(flush_expired,   flush_expired, 1, 1, HM_KWT,               0, "self")                            \
+    X(flush_expired_partial, flush_expired_partial, 2, 2, HM_KWL, 0, "self, limit")                     \
+    /* -- bulk removal (api 6.6) ---------------------------------------------------- */ \
+    X(pop,             pop,        1, 1, HM_KWL,                  0, "self")                            \
+    X(shift,           pop,        1, 1, HM_KWL,                  1, "self")                            \
+    X(drain,           drain,      2, 2, HM_KWL,                  0, "self, limit")                     \
     /* -- whole map (api 6.6, 6.7) ------------------------------------------------- */ \
     X(clear,           clear,      1, 1, HM_F_KW,                 0, "self")                            \
     X(keys,            list,       1, 1, HM_F_KW|HM_F_LIST, HM_KEYS,   "self")                          \
@@ -81,6 +105,7 @@
     /* -- method-only (api 2.3) --------------------------------------------------- */ \
     X(set_multi,       set_multi,    1, -1, 0,                    0, "self, key, value, ...")           \
     X(get_multi,       get_multi,    1, -1, HM_F_LIST,            0, "self, key, ...")                  \
+    X(get_with_ttl,    get_with_ttl, 2, 2, HM_F_LIST,             0, "self, key")                       \
     X(remove_multi,    remove_multi, 1, -1, 0,                    0, "self, key, ...")                  \
     X(stats,           stats,      1, 1, 0,                       0, "self")                            \
     X(frozen,          stat,       1, 1, 0,        HM_ST_FROZEN,      "self")                             \

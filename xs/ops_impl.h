@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 /* Convert arguments 1..n of the call. kinds[i] is 'k' (key of the variant), 'v'
- * (value of the variant) or 'i' (plain integer). Then re-check the invocant. */
+ * (value of the variant), 'i' (plain integer) or 'u' (unsigned integer, e.g. a TTL:
+ * the bits land in ival). Then re-check the invocant. */
 HM_INLINE void hm_args(pTHX_ OpCtx *c, HmIn *in, int n, const char *kinds) {
     SV *sv[4];
     HmConv cv;
@@ -20,6 +21,7 @@ HM_INLINE void hm_args(pTHX_ OpCtx *c, HmIn *in, int n, const char *kinds) {
         switch (kinds[i]) {
         case 'k': hm_in_key(aTHX_ c->v, &cv, sv[i], &in[i]); break;
         case 'v': hm_in_val(aTHX_ c->v, &cv, sv[i], &in[i]); break;
+        case 'u': hm_in_uint(aTHX_ &cv, sv[i], &in[i]); break;
         default:  hm_in_int(aTHX_ &cv, sv[i], &in[i]); break;
         }
     }
@@ -175,6 +177,163 @@ HM_INLINE SSize_t op_counter(pTHX_ OpCtx *c) {
         croak("%s: %s failed", c->v->klass, what);
     HM_CHECK(rc);
     return hm_ret_iv(aTHX_ c, (IV)res);
+}
+
+/* -- TTL (api 6.5) ------------------------------------------------------------------ */
+
+/* a TTL / limit argument: read as unsigned (api 5.1); the engine truncates to 32 bits */
+HM_INLINE uint64_t hm_arg_uv(pTHX_ HmConv *cv, SV *sv) {
+    return (uint64_t)hm_conv_uv(aTHX_ cv, sv);
+}
+
+/* put_ttl / add_ttl / update_ttl (aux = HM_T_*) */
+static SSize_t op_put_ttl(pTHX_ OpCtx *c) {
+    HmIn in[3];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 3, "kvu");
+    switch (c->aux) {
+    case HM_T_PUT: rc = hm_put_ttl(c->m, &in[0], &in[1], (uint64_t)in[2].ival);    break;
+    case HM_T_ADD: rc = hm_add_ttl(c->m, &in[0], &in[1], (uint64_t)in[2].ival);    break;
+    default:       rc = hm_update_ttl(c->m, &in[0], &in[1], (uint64_t)in[2].ival); break;
+    }
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+static SSize_t op_ttl_remaining(pTHX_ OpCtx *c) {
+    HmIn in[1];
+    uint64_t secs = 0;
+    int32_t rc;
+    hm_args(aTHX_ c, in, 1, "k");
+    rc = hm_ttl_remaining(c->m, &in[0], &secs);
+    HM_CHECK(rc);
+    if (!rc)
+        return hm_ret_undef(c);
+    return hm_ret_uv(aTHX_ c, (UV)secs);
+}
+
+/* (value, ttl) or (); ttl undef on a map without TTL. Method only. */
+static SSize_t op_get_with_ttl(pTHX_ OpCtx *c) {
+    HmIn in[1];
+    HmOut out;
+    int64_t ttl = -1;
+    SV **r;
+    int32_t rc;
+    hm_args(aTHX_ c, in, 1, "k");
+    rc = hm_get_with_ttl(c->m, &in[0], &out, &ttl);
+    HM_CHECK(rc);
+    if (!rc || c->gimme == G_VOID)
+        return 0;
+    if (c->gimme != G_LIST) {           /* scalar context: the last element, the ttl */
+        r = hm_res(aTHX_ c, 1);
+        r[0] = ttl < 0 ? &PL_sv_undef : sv_2mortal(newSVuv((UV)ttl));
+        return 1;
+    }
+    r = hm_res(aTHX_ c, 2);
+    r[0] = hm_new_out(aTHX_ c->v->vstr, &out);
+    r[1] = ttl < 0 ? &PL_sv_undef : sv_2mortal(newSVuv((UV)ttl));
+    return 2;
+}
+
+/* touch / persist (aux = HM_B_*) */
+static SSize_t op_key_bool(pTHX_ OpCtx *c) {
+    HmIn in[1];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 1, "k");
+    rc = c->aux == HM_B_TOUCH ? hm_touch(c->m, &in[0]) : hm_persist(c->m, &in[0]);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+static SSize_t op_set_ttl(pTHX_ OpCtx *c) {
+    HmIn in[2];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 2, "ku");
+    rc = hm_set_ttl(c->m, &in[0], (uint64_t)in[1].ival);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+static SSize_t op_flush_expired(pTHX_ OpCtx *c) {
+    int64_t n = hm_flush_expired(c->m);
+    HM_CHECK(n);
+    return hm_ret_uv(aTHX_ c, (UV)n);
+}
+
+/* (removed, done); scalar context: done */
+static SSize_t op_flush_expired_partial(pTHX_ OpCtx *c) {
+    HmConv cv;
+    uint64_t limit;
+    int32_t done = 0;
+    int64_t n;
+    SV **r;
+    cv.epoch = 0;
+    limit = hm_arg_uv(aTHX_ &cv, HM_ARG(c, 1));
+    if (cv.epoch)
+        hm_recheck(aTHX_ c);
+    n = hm_flush_expired_partial(c->m, limit, &done);
+    HM_CHECK(n);
+    if (c->gimme == G_VOID)
+        return 0;
+    if (c->gimme != G_LIST) {
+        r = hm_res(aTHX_ c, 1);
+        r[0] = sv_2mortal(newSViv(done ? 1 : 0));
+        return 1;
+    }
+    r = hm_res(aTHX_ c, 2);
+    r[0] = sv_2mortal(newSVuv((UV)n));
+    r[1] = sv_2mortal(newSViv(done ? 1 : 0));
+    return 2;
+}
+
+/* -- pop / shift / drain (api 6.6) ------------------------------------------------------ */
+
+/* pop (aux 0) / shift (aux 1): (key, value) or (); scalar context: the value */
+static SSize_t op_pop(pTHX_ OpCtx *c) {
+    HmOut k, val;
+    SV **r;
+    int32_t rc = c->aux ? hm_shift(c->m, &k, &val) : hm_pop(c->m, &k, &val);
+    HM_CHECK(rc);
+    if (!rc || c->gimme == G_VOID)
+        return 0;
+    if (c->gimme != G_LIST) {
+        r = hm_res(aTHX_ c, 1);
+        r[0] = hm_new_out(aTHX_ c->v->vstr, &val);
+        return 1;
+    }
+    r = hm_res(aTHX_ c, 2);
+    r[0] = hm_new_out(aTHX_ c->v->kstr, &k);
+    r[1] = hm_new_out(aTHX_ c->v->vstr, &val);
+    return 2;
+}
+
+/* (k1, v1, k2, v2, ...) in pop order; scalar context: the last value */
+static SSize_t op_drain(pTHX_ OpCtx *c) {
+    HmConv cv;
+    uint64_t n;
+    HmList l;
+    SV **r;
+    size_t i;
+    int32_t rc;
+    cv.epoch = 0;
+    n = hm_arg_uv(aTHX_ &cv, HM_ARG(c, 1));   /* not truncated: clamped to the size */
+    if (cv.epoch)
+        hm_recheck(aTHX_ c);
+    rc = hm_drain(c->m, n, &l);
+    HM_CHECK(rc);
+    if (c->gimme == G_VOID || l.len == 0)
+        return 0;
+    if (c->gimme != G_LIST) {
+        r = hm_res(aTHX_ c, 1);
+        r[0] = hm_new_out(aTHX_ c->v->vstr, &l.items[l.len - 1].val);
+        return 1;
+    }
+    r = hm_res(aTHX_ c, (SSize_t)l.len * 2);
+    for (i = 0; i < l.len; i++) {
+        *r++ = hm_new_out(aTHX_ c->v->kstr, &l.items[i].key);
+        *r++ = hm_new_out(aTHX_ c->v->vstr, &l.items[i].val);
+    }
+    return (SSize_t)l.len * 2;
 }
 
 /* -- whole map --------------------------------------------------------------------- */

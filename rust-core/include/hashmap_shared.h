@@ -360,6 +360,107 @@ void hm_stats(struct HmMap *m, struct HmStats *out);
 // `m` a live handle.
 uint64_t hm_stat(struct HmMap *m, uint32_t which);
 
+// Put with a per-entry TTL (0 = permanent): 1 stored, 0 not; HM_ERR on a map without
+// TTL ("operation requires a TTL-enabled map ...").
+//
+// # Safety
+// `m` a live handle; `key`, `val` valid HmIns.
+int32_t hm_put_ttl(struct HmMap *m, const struct HmIn *key, const struct HmIn *val, uint64_t ttl);
+
+// Insert-if-absent with a TTL for the new entry: 1 inserted, 0 not; HM_ERR on a map
+// without TTL.
+//
+// # Safety
+// `m` a live handle; `key`, `val` valid HmIns.
+int32_t hm_add_ttl(struct HmMap *m, const struct HmIn *key, const struct HmIn *val, uint64_t ttl);
+
+// Overwrite-if-present that also sets the TTL: 1 updated, 0 not; HM_ERR on a map
+// without TTL.
+//
+// # Safety
+// `m` a live handle; `key`, `val` valid HmIns.
+int32_t hm_update_ttl(struct HmMap *m,
+                      const struct HmIn *key,
+                      const struct HmIn *val,
+                      uint64_t ttl);
+
+// Seconds left: 1 and `*secs` set (0 = permanent); 0 when the map has no TTL or the
+// key is missing or expired.
+//
+// # Safety
+// `m` a live handle; `key` a valid HmIn; `secs` NULL or writable.
+int32_t hm_ttl_remaining(struct HmMap *m, const struct HmIn *key, uint64_t *secs);
+
+// Value and TTL in one consistent read: 1 and `*val`, `*ttl` set (`*ttl` = seconds
+// left, 0 for a permanent entry, -1 on a map without TTL); 0 when missing or expired.
+// Marks the entry accessed (LRU) like hm_get.
+//
+// # Safety
+// `m` a live handle; `key` a valid HmIn; `val`, `ttl` NULL or writable.
+int32_t hm_get_with_ttl(struct HmMap *m, const struct HmIn *key, struct HmOut *val, int64_t *ttl);
+
+// Promote (LRU) and refresh the expiry to the default unless permanent (TTL): 1 done,
+// 0 missing / expired / map with neither LRU nor TTL.
+//
+// # Safety
+// `m` a live handle; `key` a valid HmIn.
+int32_t hm_touch(struct HmMap *m, const struct HmIn *key);
+
+// Make permanent: 1 done, 0 missing / expired / map without TTL.
+//
+// # Safety
+// `m` a live handle; `key` a valid HmIn.
+int32_t hm_persist(struct HmMap *m, const struct HmIn *key);
+
+// Expire `ttl` (truncated to 32 bits; 0 = permanent) seconds from now: 1 done, 0
+// missing / expired / map without TTL.
+//
+// # Safety
+// `m` a live handle; `key` a valid HmIn.
+int32_t hm_set_ttl(struct HmMap *m, const struct HmIn *key, uint64_t ttl);
+
+// Removes every expired entry; returns how many (0 on a map without TTL).
+//
+// # Safety
+// `m` a live handle.
+int64_t hm_flush_expired(struct HmMap *m);
+
+// Scans `limit` (truncated to 32 bits; at least 1) slots from the shared cursor,
+// removing expired entries; returns how many, `*done` = 1 when the scan reached the
+// end of the table (0 otherwise). (0, done 1) on a map without TTL.
+//
+// # Safety
+// `m` a live handle; `done` NULL or writable.
+int64_t hm_flush_expired_partial(struct HmMap *m, uint64_t limit, int32_t *done);
+
+// Removes the LRU tail (LRU maps) or the lowest-slot entry: 1 and `*key`, `*val` set;
+// 0 when the map is empty. Expired entries met first are reclaimed and skipped.
+//
+// # Safety
+// `m` a live handle; `key`, `val` NULL or writable.
+int32_t hm_pop(struct HmMap *m, struct HmOut *key, struct HmOut *val);
+
+// Removes the LRU head (LRU maps) or the highest-slot entry; as hm_pop.
+//
+// # Safety
+// As hm_pop.
+int32_t hm_shift(struct HmMap *m, struct HmOut *key, struct HmOut *val);
+
+// Removes up to `n` entries (clamped to the size) in pop order; `*out` lists them
+// (key and value per item). 1.
+//
+// # Safety
+// `m` a live handle; `out` writable.
+int32_t hm_drain(struct HmMap *m, uint64_t n, struct HmList *out);
+
+// Convert a file written by the C implementation (formats v9 and v10) into ours, in
+// place and atomically (api.md 6.10): 1 converted, 0 already ours, HM_ERR with the
+// reason (the source is then unchanged).
+//
+// # Safety
+// `path` a NUL-terminated string.
+int32_t hm_upgrade_file(const char *path);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

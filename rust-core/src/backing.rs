@@ -190,7 +190,6 @@ pub struct Opened {
 /// Opens (creating or attaching) the map described by `spec`.
 pub fn open(spec: &Spec) -> Result<Opened> {
     layout::check_ranges(&spec.params)?;
-    layout::check_supported(spec.params.max_size, spec.params.ttl)?;
     match spec.backing {
         Backing::File => {
             let path = spec.path.as_ref().ok_or_else(|| Error::arg("a path is required"))?;
@@ -506,10 +505,8 @@ fn open_fd(spec: &Spec) -> Result<Opened> {
 /// that sees the magic sees a complete header.
 fn init_map(map: &Mapping, l: &Layout, seed: u64) {
     use layout::off;
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    // The base of the TTL timeline: expiries are stored as seconds after it (ttl.rs).
+    let epoch = crate::ttl::wall_now();
     let h = l.header(seed, epoch);
     // The static header as u64 words (all fields are 4 or 8 bytes, 8-aligned pairs).
     for (i, w) in h.chunks_exact(8).enumerate().skip(1) {
@@ -524,6 +521,11 @@ fn init_map(map: &Mapping, l: &Layout, seed: u64) {
         map.u64(l.ctrl_off + g * 8).store(u64::MAX, Ordering::Relaxed);
     }
     crate::arena::Arena::new(map, l).init();
+    if l.has_lru() {
+        // Relaxed: as above. An empty recency list.
+        map.u32(off::LRU_HEAD).store(crate::lru::NIL, Ordering::Relaxed);
+        map.u32(off::LRU_TAIL).store(crate::lru::NIL, Ordering::Relaxed);
+    }
     // Release: everything written above is visible to whoever reads the magic.
     map.u64(off::MAGIC).store(u64::from_le_bytes(layout::MAGIC), Ordering::Release);
 }

@@ -931,3 +931,272 @@ pub unsafe extern "C" fn hm_stat(m: *mut HmMap, which: u32) -> u64 {
         })
     })
 }
+
+// -- TTL (api.md 6.5) ---------------------------------------------------------------
+// TTL arguments are truncated to 32 bits here (api.md 5.1); put/add/update_ttl clamp
+// values of 4294967294 and more to 4294967293 (the engine does).
+
+/// Put with a per-entry TTL (0 = permanent): 1 stored, 0 not; HM_ERR on a map without
+/// TTL ("operation requires a TTL-enabled map ...").
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_put_ttl(m: *mut HmMap, key: *const HmIn, val: *const HmIn, ttl: u64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            Ok(h.map.put_ttl(arg(key, kk, "key")?, arg(val, vk, "value")?, ttl as u32)? as i32)
+        }
+    })
+}
+
+/// Insert-if-absent with a TTL for the new entry: 1 inserted, 0 not; HM_ERR on a map
+/// without TTL.
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_add_ttl(m: *mut HmMap, key: *const HmIn, val: *const HmIn, ttl: u64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            Ok(h.map.add_ttl(arg(key, kk, "key")?, arg(val, vk, "value")?, ttl as u32)? as i32)
+        }
+    })
+}
+
+/// Overwrite-if-present that also sets the TTL: 1 updated, 0 not; HM_ERR on a map
+/// without TTL.
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` valid HmIns.
+#[no_mangle]
+pub unsafe extern "C" fn hm_update_ttl(m: *mut HmMap, key: *const HmIn, val: *const HmIn, ttl: u64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let (kk, vk) = kinds(h);
+            Ok(h.map.update_ttl(arg(key, kk, "key")?, arg(val, vk, "value")?, ttl as u32)? as i32)
+        }
+    })
+}
+
+/// Seconds left: 1 and `*secs` set (0 = permanent); 0 when the map has no TTL or the
+/// key is missing or expired.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn; `secs` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_ttl_remaining(m: *mut HmMap, key: *const HmIn, secs: *mut u64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            match h.map.ttl_remaining(arg(key, kinds(h).0, "key")?)? {
+                Some(s) => {
+                    if !secs.is_null() {
+                        secs.write(s as u64);
+                    }
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Value and TTL in one consistent read: 1 and `*val`, `*ttl` set (`*ttl` = seconds
+/// left, 0 for a permanent entry, -1 on a map without TTL); 0 when missing or expired.
+/// Marks the entry accessed (LRU) like hm_get.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn; `val`, `ttl` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_get_with_ttl(m: *mut HmMap, key: *const HmIn, val: *mut HmOut, ttl: *mut i64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let k = arg(key, kinds(h).0, "key")?;
+            match h.map.get_with_ttl(k)? {
+                Some((o, left)) => {
+                    put_out(val, o);
+                    if !ttl.is_null() {
+                        ttl.write(left.map_or(-1, |s| s as i64));
+                    }
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Promote (LRU) and refresh the expiry to the default unless permanent (TTL): 1 done,
+/// 0 missing / expired / map with neither LRU nor TTL.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn.
+#[no_mangle]
+pub unsafe extern "C" fn hm_touch(m: *mut HmMap, key: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            Ok(h.map.touch(arg(key, kinds(h).0, "key")?)? as i32)
+        }
+    })
+}
+
+/// Make permanent: 1 done, 0 missing / expired / map without TTL.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn.
+#[no_mangle]
+pub unsafe extern "C" fn hm_persist(m: *mut HmMap, key: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            Ok(h.map.persist(arg(key, kinds(h).0, "key")?)? as i32)
+        }
+    })
+}
+
+/// Expire `ttl` (truncated to 32 bits; 0 = permanent) seconds from now: 1 done, 0
+/// missing / expired / map without TTL.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn.
+#[no_mangle]
+pub unsafe extern "C" fn hm_set_ttl(m: *mut HmMap, key: *const HmIn, ttl: u64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            Ok(h.map.set_ttl(arg(key, kinds(h).0, "key")?, ttl as u32)? as i32)
+        }
+    })
+}
+
+/// Removes every expired entry; returns how many (0 on a map without TTL).
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_flush_expired(m: *mut HmMap) -> i64 {
+    guard(HM_ERR as i64, || {
+        // SAFETY: per the contract.
+        Ok(unsafe { handle(m)? }.map.flush_expired()? as i64)
+    })
+}
+
+/// Scans `limit` (truncated to 32 bits; at least 1) slots from the shared cursor,
+/// removing expired entries; returns how many, `*done` = 1 when the scan reached the
+/// end of the table (0 otherwise). (0, done 1) on a map without TTL.
+///
+/// # Safety
+/// `m` a live handle; `done` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_flush_expired_partial(m: *mut HmMap, limit: u64, done: *mut i32) -> i64 {
+    guard(HM_ERR as i64, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let (n, d) = handle(m)?.map.flush_expired_partial(limit as u32)?;
+            if !done.is_null() {
+                done.write(d as i32);
+            }
+            Ok(n as i64)
+        }
+    })
+}
+
+// -- pop / shift / drain (api.md 6.6) ---------------------------------------------------
+
+/// Shared body of hm_pop / hm_shift.
+///
+/// # Safety
+/// As hm_pop.
+unsafe fn take_end(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut, shift: bool) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract of the calling entry point.
+        unsafe {
+            let h = handle(m)?;
+            let got = if shift { h.map.shift()? } else { h.map.pop()? };
+            match got {
+                Some((k, v)) => {
+                    put_out(key, k);
+                    put_out(val, v);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Removes the LRU tail (LRU maps) or the lowest-slot entry: 1 and `*key`, `*val` set;
+/// 0 when the map is empty. Expired entries met first are reclaimed and skipped.
+///
+/// # Safety
+/// `m` a live handle; `key`, `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_pop(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { take_end(m, key, val, false) }
+}
+
+/// Removes the LRU head (LRU maps) or the highest-slot entry; as hm_pop.
+///
+/// # Safety
+/// As hm_pop.
+#[no_mangle]
+pub unsafe extern "C" fn hm_shift(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { take_end(m, key, val, true) }
+}
+
+/// Removes up to `n` entries (clamped to the size) in pop order; `*out` lists them
+/// (key and value per item). 1.
+///
+/// # Safety
+/// `m` a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_drain(m: *mut HmMap, n: u64, out: *mut HmList) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let HmMap { map, list } = handle(m)?;
+            list.begin();
+            map.drain_with(n, |k, v| list.push(Some(k), Some(v), true))?;
+            let list = list.end();
+            if !out.is_null() {
+                out.write(list);
+            }
+            Ok(1)
+        }
+    })
+}
+
+/// Convert a file written by the C implementation (formats v9 and v10) into ours, in
+/// place and atomically (api.md 6.10): 1 converted, 0 already ours, HM_ERR with the
+/// reason (the source is then unchanged).
+///
+/// # Safety
+/// `path` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn hm_upgrade_file(path: *const c_char) -> i32 {
+    guard(HM_ERR, || {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: per the contract, `path` is a valid NUL-terminated string.
+        let p = unsafe { CStr::from_ptr(path) };
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(p.to_bytes()));
+        Ok(crate::upgrade::upgrade_file(path)? as i32)
+    })
+}

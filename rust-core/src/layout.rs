@@ -16,11 +16,16 @@
 //!            448      statistics: evictions, expired, recoveries
 //!            512      arena state: bytes allocated, bytes free, 32 free-list heads,
 //!                     peak allocation since pages were last released
-//!            704      LRU state (reserved; a later format feature)
+//!            704      LRU state: head slot u32, tail slot u32 (u32::MAX = none)
 //! 4096     reader slots: 1024 x 64 bytes (pid u32, depth u32, padding to a cache line)
 //! 69632    reader occupancy bitmap (128 bytes)
 //! ctrl     one control byte per slot, max_cap bytes (page aligned)
 //! slots    max_cap x slot_size bytes (page aligned); slot i's control byte is ctrl[i]
+//! [lru]    LRU maps only (flag bit 0): prev u32 x max_cap, next u32 x max_cap (each
+//!          page aligned), accessed u8 x max_cap (page aligned): slot i's recency links
+//!          and clock bit ([`crate::lru`])
+//! [ttl]    TTL maps only (flag bit 1): expiry u32 x max_cap (page aligned): slot i's
+//!          expiry in seconds after the header's ttl epoch, 0 = permanent ([`crate::ttl`])
 //! arena    string arena, arena_cap bytes rounded up to a page (string variants only)
 //! abitmap  arena block-state bitmap: one bit per 16-byte unit, "a free block starts
 //!          here" (page aligned, a whole number of pages)
@@ -135,8 +140,10 @@ pub mod off {
     pub const ARENA_HEADS: usize = 528;
     /// Arena: most bytes allocated since free pages were last given back (u64).
     pub const ARENA_PEAK: usize = 656;
-    /// LRU state (reserved).
-    pub const LRU_STATE: usize = 704;
+    /// LRU state: most recent slot (u32, u32::MAX = empty list).
+    pub const LRU_HEAD: usize = 704;
+    /// LRU state: least recent slot (u32, u32::MAX = empty list).
+    pub const LRU_TAIL: usize = 708;
 }
 
 /// The creation arguments that determine a layout.
@@ -242,9 +249,17 @@ impl Layout {
         let ctrl_off = round_up(readers_bitmap_off + READER_BITMAP_SIZE, PAGE);
         let slots_off = round_up(ctrl_off + max_cap as usize, PAGE);
         let mut end = slots_off + max_cap as usize * slot_size as usize;
-        // LRU/TTL arrays are a later format feature: flags stay 0 in version 1 files
-        // created by this engine; the offsets are reserved in the header.
+        // Per-slot side arrays, only when the feature is on (a plain map has none).
         let flags = if p.max_size > 0 { FLAG_LRU } else { 0 } | if p.ttl > 0 { FLAG_TTL } else { 0 };
+        let (mut lru_off, mut ttl_off) = (0, 0);
+        if flags & FLAG_LRU != 0 {
+            lru_off = round_up(end, PAGE);
+            end = lru_off + 2 * round_up(max_cap as usize * 4, PAGE) + max_cap as usize;
+        }
+        if flags & FLAG_TTL != 0 {
+            ttl_off = round_up(end, PAGE);
+            end = ttl_off + max_cap as usize * 4;
+        }
         let arena_cap = arena_cap_for(v, p.max_entries, p.arena_cap);
         let (mut arena_off, mut arena_bitmap_off, mut arena_bitmap_len) = (0, 0, 0);
         if arena_cap > 0 {
@@ -268,14 +283,40 @@ impl Layout {
             readers_bitmap_off,
             ctrl_off,
             slots_off,
-            lru_off: 0,
-            ttl_off: 0,
+            lru_off,
+            ttl_off,
             arena_off,
             arena_cap,
             arena_bitmap_off,
             arena_bitmap_len,
             total_size: round_up(end, PAGE),
         }
+    }
+
+    /// Offset of the LRU `prev` array (u32 per slot); 0 when the map has no LRU.
+    #[inline]
+    pub fn lru_prev_off(&self) -> usize {
+        self.lru_off
+    }
+    /// Offset of the LRU `next` array (u32 per slot); meaningful only with LRU.
+    #[inline]
+    pub fn lru_next_off(&self) -> usize {
+        self.lru_off + round_up(self.max_cap as usize * 4, PAGE)
+    }
+    /// Offset of the LRU accessed (clock) bytes; meaningful only with LRU.
+    #[inline]
+    pub fn lru_acc_off(&self) -> usize {
+        self.lru_off + 2 * round_up(self.max_cap as usize * 4, PAGE)
+    }
+    /// Has the map an LRU bound?
+    #[inline]
+    pub fn has_lru(&self) -> bool {
+        self.flags & FLAG_LRU != 0
+    }
+    /// Has the map a default TTL (and the expiry array)?
+    #[inline]
+    pub fn has_ttl(&self) -> bool {
+        self.flags & FLAG_TTL != 0
     }
 
     /// Usable arena bytes (a multiple of 16).
@@ -421,19 +462,7 @@ pub fn validate(head: &[u8], file_len: u64, want: Variant, prefix: &str) -> Resu
     if !ok {
         return Err(corrupt());
     }
-    check_supported(l.max_size as u64, l.ttl as u64)?;
     Ok(Validated { layout: l, seed: rd64(head, off::SEED) })
-}
-
-/// LRU and TTL are the next issue's work: refuse them with a clear message.
-pub fn check_supported(max_size: u64, ttl: u64) -> Result<()> {
-    if max_size > 0 {
-        return Err(Error::new(crate::ErrorKind::Unsupported, "LRU (max_size) is not supported yet"));
-    }
-    if ttl > 0 {
-        return Err(Error::new(crate::ErrorKind::Unsupported, "TTL is not supported yet"));
-    }
-    Ok(())
 }
 
 /// Range checks of the constructor arguments (api.md 3.1, decisions: named errors).
@@ -540,6 +569,39 @@ mod tests {
             "p: file was written by the C implementation (format v10); convert it with \
              Data::HashMap::Shared->upgrade_file(p)"
         );
+    }
+
+    #[test]
+    fn lru_ttl_regions() {
+        for v in crate::variant::ALL {
+            let plain = Layout::compute(&params(v, 1000));
+            let both = Layout::compute(&Params { max_size: 10, ttl: 60, lru_skip: 5, ..params(v, 1000) });
+            assert_eq!((plain.lru_off, plain.ttl_off, plain.flags), (0, 0, 0));
+            assert_eq!(both.flags, FLAG_LRU | FLAG_TTL);
+            assert!(both.has_lru() && both.has_ttl() && !plain.has_lru() && !plain.has_ttl());
+            let cap = both.max_cap as usize;
+            assert!(both.lru_off >= both.slots_off + cap * both.slot_size as usize);
+            for o in [both.lru_prev_off(), both.lru_next_off(), both.lru_acc_off(), both.ttl_off] {
+                assert_eq!(o % PAGE, 0);
+            }
+            assert!(both.lru_next_off() >= both.lru_prev_off() + cap * 4);
+            assert!(both.lru_acc_off() >= both.lru_next_off() + cap * 4);
+            assert!(both.ttl_off >= both.lru_acc_off() + cap);
+            if v.has_arena() {
+                assert!(both.arena_off >= both.ttl_off + cap * 4);
+            } else {
+                assert!(both.total_size >= both.ttl_off + cap * 4);
+            }
+            // the header records the regions; validation recomputes and accepts them
+            let mut page = vec![0u8; HEADER_SIZE];
+            page[..off::STATIC_END].copy_from_slice(&both.header(1, 2));
+            page[..8].copy_from_slice(&MAGIC);
+            let got = validate(&page, both.total_size as u64, v, "p").unwrap();
+            assert_eq!(got.layout, both);
+            let mut bad = page.clone();
+            bad[off::TTL_ARRAY] ^= 0x40;
+            assert_eq!(validate(&bad, both.total_size as u64, v, "p").unwrap_err().to_string(), "p: corrupt header");
+        }
     }
 
     #[test]

@@ -15,15 +15,19 @@
 
 pub mod arena;
 pub mod backing;
+pub mod cformat;
 pub mod ctrl;
 pub mod error;
 pub mod ffi;
 pub mod hash;
 pub mod layout;
 pub mod lock;
+pub mod lru;
 pub mod map;
 pub mod strref;
 pub mod table;
+pub mod ttl;
+pub mod upgrade;
 pub mod variant;
 
 pub use backing::Backing;

@@ -10,6 +10,17 @@
 //!   missing key falls back to the write lock and inserts.
 //! - `each`, `for_each` (keys/values/items), `get_multi`: the read lock.
 //! - everything else: the write lock (which also makes the seqlock odd while held).
+//!
+//! LRU and TTL (api.md 7.3, 7.4). A map created with `max_size > 0` keeps a recency
+//! list ([`crate::lru`]), one with `ttl > 0` an expiry per slot ([`crate::ttl`]). A
+//! plain map has neither array, and its operations pay one predictable test of
+//! `Shared::extra` (LRU or TTL on) for them. On LRU/TTL maps:
+//! - `get` stays optimistic: expired entries read as absent, and on LRU maps a hit
+//!   marks the entry accessed with a relaxed byte store (no lock, no reordering).
+//! - counters take the write lock (they promote and refresh the expiry).
+//! - expiry is lazy: readers skip expired entries; writers that meet one reclaim it
+//!   (counted in `stat_expired`), or revive it in place (`put`, `put_ttl`, `set_multi`).
+//! - every insert of a new key into an LRU map at `max_size` evicts one entry first.
 
 use crate::arena::Arena;
 use crate::backing::{self, Backing, Mapping, Spec};
@@ -18,11 +29,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{hash_bytes, hash_int};
 use crate::layout::{self, off, Layout, Params};
 use crate::lock::{Lock, LockWords, ReaderBitmap, ReaderSlot, SeqWord, WriteGuard};
+use crate::lru::{Lru, Skipper};
 use crate::strref::{StrRef, MAX_INLINE, MAX_LEN};
-use crate::table::{Probe, Table};
+use crate::table::{Probe, Relocate, Table};
+use crate::ttl::{self, Clock, Ttl};
 use crate::variant::{Kind, Variant};
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// A key or value passed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,11 +98,12 @@ pub struct Options {
     pub fd: i32,
     /// Sizing hint: the map guarantees at least this many entries (up to 2^31*7/8).
     pub max_entries: u64,
-    /// LRU bound (must be 0 for now).
+    /// LRU bound: at most this many entries, the least recently used evicted first
+    /// (0 = no LRU).
     pub max_size: u64,
-    /// Default TTL seconds (must be 0 for now).
+    /// Default TTL in seconds given to new entries (0 = no TTL support at all).
     pub ttl: u64,
-    /// LRU promotion skip percentage.
+    /// Percentage (0..=99) of LRU promotions skipped (less write traffic on hot keys).
     pub lru_skip: u64,
     /// Arena bytes (0 = 128 per requested entry); clamped to 4096..=2^32-1.
     pub arena_cap: u64,
@@ -139,6 +154,18 @@ impl Options {
     /// Mode of a newly created file.
     pub fn file_mode(mut self, mode: u32) -> Options {
         self.file_mode = mode;
+        self
+    }
+    /// An LRU map holding at most `max_size` entries; `lru_skip` percent of promotions
+    /// are skipped.
+    pub fn lru(mut self, max_size: u64, lru_skip: u64) -> Options {
+        self.max_size = max_size;
+        self.lru_skip = lru_skip;
+        self
+    }
+    /// A TTL map whose new entries expire `secs` seconds after they are written.
+    pub fn ttl(mut self, secs: u64) -> Options {
+        self.ttl = secs;
         self
     }
 }
@@ -198,6 +225,15 @@ enum Got {
     Str(bool),
 }
 
+/// How a write that hits an existing entry changes its expiry (api.md 7.4).
+#[derive(Clone, Copy)]
+enum Exp {
+    /// Reset to now + default TTL, unless the entry is permanent (new entries: default).
+    Default,
+    /// Set to this expiry (0 = permanent).
+    Set(u32),
+}
+
 struct Shared {
     // Field order matters: the lock points into the mapping and is dropped first.
     lock: Lock,
@@ -208,6 +244,14 @@ struct Shared {
     vk: Kind,
     path: Option<CString>,
     backing: Backing,
+    /// LRU or TTL is on: the operations take their feature-aware paths.
+    extra: bool,
+    lru_on: bool,
+    ttl_on: bool,
+    /// The header's ttl epoch (wall-clock seconds): expiries count from it.
+    epoch: u64,
+    /// None = the system's coarse real-time clock.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 #[derive(Default)]
@@ -219,6 +263,14 @@ struct State {
     each_gen: u32,
     /// A shrink was skipped while `each` was active; run it when the iteration ends.
     deferred: bool,
+    /// Which LRU promotions lru_skip skips.
+    skip: Skipper,
+}
+
+impl Default for Skipper {
+    fn default() -> Skipper {
+        Skipper::new(0)
+    }
 }
 
 /// A handle on a shared map. Each handle has its own `each` iterator and output
@@ -268,6 +320,11 @@ impl Map {
             )
         };
         let path = if o.backing == Backing::File { o.path.clone() } else { None };
+        let epoch = op.map.u64(off::TTL_EPOCH).load(Relaxed);
+        // A different promotion-skip sequence per handle (seeded from the map, the
+        // process and the time), so that handles do not skip in lockstep.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
+        let skip_seed = op.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
         Ok(Map {
             sh: Shared {
                 lock,
@@ -278,9 +335,36 @@ impl Map {
                 vk: l.variant.val_kind(),
                 path,
                 backing: o.backing,
+                extra: l.has_lru() || l.has_ttl(),
+                lru_on: l.has_lru(),
+                ttl_on: l.has_ttl(),
+                epoch,
+                clock: None,
             },
-            st: State::default(),
+            st: State { skip: Skipper::new(skip_seed), ..State::default() },
         })
+    }
+
+    /// Uses `clock` instead of the system's coarse real-time clock for this handle's
+    /// expiry decisions (tests, simulations). Expiries stay absolute wall-clock times:
+    /// other handles with the real clock see them as such.
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.sh.clock = Some(clock);
+    }
+
+    /// The map's ttl epoch: the wall-clock second it was created, from which expiry
+    /// times are counted.
+    pub fn ttl_epoch(&self) -> u64 {
+        self.sh.epoch
+    }
+
+    /// Is this an LRU map (max_size > 0)?
+    pub fn has_lru(&self) -> bool {
+        self.sh.lru_on
+    }
+    /// Is this a TTL map (default ttl > 0)?
+    pub fn has_ttl(&self) -> bool {
+        self.sh.ttl_on
     }
 
     /// The variant.
@@ -304,21 +388,28 @@ impl Map {
         &self.sh.lay
     }
 
-    /// The value of `key`, or None.
+    /// The value of `key`, or None. Expired entries read as absent; on LRU maps a hit
+    /// marks the entry accessed (no lock taken either way).
     pub fn get(&mut self, key: In<'_>) -> Result<Option<Out<'_>>> {
         let (k, h) = self.sh.key(key)?;
         let sh = &self.sh;
         let buf = &mut self.st.vbuf;
-        // The closure returns a (tag, int) pair, which travels in registers (a 16-byte
-        // enum would go through memory and stall store forwarding on this hot path).
-        let (tag, v) = sh.lock.optimistic(|| {
-            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0i64) };
-            let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
-            match sh.read_val(&t, i, buf) {
-                Got::Int(v) => (1, v),
-                Got::Str(u) => (2 + u as u8, 0),
-            }
-        });
+        let (tag, v) = if sh.extra {
+            let r = sh.get_extra(h, &k, buf, true);
+            (r.tag, r.v)
+        } else {
+            // The closure returns a (tag, int) pair, which travels in registers (a
+            // 16-byte enum would go through memory and stall store forwarding on this
+            // hot path).
+            sh.lock.optimistic(|| {
+                let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0i64) };
+                let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
+                match sh.read_val(&t, i, buf) {
+                    Got::Int(v) => (1, v),
+                    Got::Str(u) => (2 + u as u8, 0),
+                }
+            })
+        };
         Ok(match tag {
             0 => None,
             1 => Some(Out::Int(v)),
@@ -326,64 +417,155 @@ impl Map {
         })
     }
 
-    /// Is `key` present?
+    /// The value of `key` and its remaining TTL in seconds (Some(0) for a permanent
+    /// entry; None on a map without TTL), as one consistent read. Marks the entry
+    /// accessed like [`Map::get`].
+    pub fn get_with_ttl(&mut self, key: In<'_>) -> Result<Option<(Out<'_>, Option<u32>)>> {
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        let r = sh.get_extra(h, &k, &mut self.st.vbuf, true);
+        let left = if sh.ttl_on { ttl::remaining(r.exp, r.now) } else { None };
+        Ok(match r.tag {
+            0 => None,
+            1 => Some((Out::Int(r.v), left)),
+            t => Some((Out::Str(&self.st.vbuf, t == 3), left)),
+        })
+    }
+
+    /// Seconds until `key` expires: Some(0) for a permanent entry; None when the map
+    /// has no TTL or the key is missing or expired. Changes nothing.
+    pub fn ttl_remaining(&mut self, key: In<'_>) -> Result<Option<u32>> {
+        if !self.sh.ttl_on {
+            return Ok(None);
+        }
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        let now = sh.now();
+        let x = sh.ttl_view();
+        let e = sh.lock.optimistic(|| {
+            let t = Table::current(&sh.map, &sh.lay)?;
+            let i = sh.find(&t, h, &k)?;
+            Some(x.map_or(0, |x| x.get(i)))
+        });
+        Ok(e.and_then(|e| ttl::remaining(e, now)))
+    }
+
+    /// Is `key` present (and not expired)? Does not mark it accessed.
     pub fn exists(&mut self, key: In<'_>) -> Result<bool> {
         let (k, h) = self.sh.key(key)?;
         let sh = &self.sh;
+        if sh.ttl_on {
+            let now = sh.now();
+            let x = sh.ttl_view();
+            return Ok(sh.lock.optimistic(|| {
+                let Some(t) = Table::current(&sh.map, &sh.lay) else { return false };
+                sh.find(&t, h, &k).is_some_and(|i| !ttl::is_expired(x.map_or(0, |x| x.get(i)), now))
+            }));
+        }
         Ok(sh.lock.optimistic(|| Table::current(&sh.map, &sh.lay).and_then(|t| sh.find(&t, h, &k)).is_some()))
     }
 
     /// Inserts or overwrites. False when a new key finds the table or the arena full,
-    /// or an overwrite finds no arena room (the old value is kept).
+    /// or an overwrite finds no arena room (the old value is kept). An overwrite
+    /// promotes (LRU) and resets a non-permanent expiry to the default (TTL); an
+    /// expired entry is revived.
     pub fn put(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _g = sh.write();
-        sh.put_locked(st, &k, h, &v)
+        sh.put_locked(st, &k, h, &v, Exp::Default, now)
     }
 
-    /// Inserts only if absent.
-    pub fn add(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+    /// Put with an explicit TTL (0 = permanent) for this entry, new or not. Values of
+    /// 4294967294 and more are clamped to 4294967293. Errors on a map without TTL.
+    pub fn put_ttl(&mut self, key: In<'_>, val: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.sh.need_ttl()?;
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let e = Exp::Set(ttl::expiry(now, ttl_secs.min(ttl::MAX_TTL_ARG)));
+        let _g = sh.write();
+        sh.put_locked(st, &k, h, &v, e, now)
+    }
+
+    /// Inserts only if absent (an expired entry counts as absent: it is reclaimed).
+    pub fn add(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        self.add_exp(key, val, None)
+    }
+
+    /// [`Map::add`] with an explicit TTL for the new entry (0 = permanent; clamped as
+    /// in put_ttl). Errors on a map without TTL.
+    pub fn add_ttl(&mut self, key: In<'_>, val: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.sh.need_ttl()?;
+        self.add_exp(key, val, Some(ttl_secs.min(ttl::MAX_TTL_ARG)))
+    }
+
+    fn add_exp(&mut self, key: In<'_>, val: In<'_>, ttl_secs: Option<u32>) -> Result<bool> {
+        let (k, h) = self.sh.key(key)?;
+        let v = self.sh.val(val, "value")?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let e = ttl_secs.map_or(Exp::Default, |s| Exp::Set(ttl::expiry(now, s)));
         let _g = sh.write();
         let t = sh.table()?;
-        Ok(match sh.probe(&t, h, &k) {
-            Probe::Vacant(s) => sh.insert_new(st, t, s, &k, h, &v).is_some(),
+        Ok(match sh.probe_live(&t, h, &k, now) {
+            Probe::Vacant(s) => sh.insert_new(st, t, s, &k, h, &v, e, now).is_some(),
             _ => false,
         })
     }
 
-    /// Overwrites only if present.
+    /// Overwrites only if present (and not expired: an expired entry is reclaimed).
     pub fn update(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        self.update_exp(key, val, None)
+    }
+
+    /// [`Map::update`] that also sets the entry's TTL (0 = permanent; clamped as in
+    /// put_ttl). Errors on a map without TTL.
+    pub fn update_ttl(&mut self, key: In<'_>, val: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.sh.need_ttl()?;
+        self.update_exp(key, val, Some(ttl_secs.min(ttl::MAX_TTL_ARG)))
+    }
+
+    fn update_exp(&mut self, key: In<'_>, val: In<'_>, ttl_secs: Option<u32>) -> Result<bool> {
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
-        let sh = &self.sh;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let e = ttl_secs.map_or(Exp::Default, |s| Exp::Set(ttl::expiry(now, s)));
         let _g = sh.write();
         let t = sh.table()?;
-        Ok(match sh.find(&t, h, &k) {
-            Some(i) => sh.replace_val(&t, i, &v),
-            None => false,
+        Ok(match sh.find_live(&t, h, &k, now) {
+            Some(i) if sh.replace_val(&t, i, &v) => {
+                sh.hit(st, i, e, now);
+                true
+            }
+            _ => false,
         })
     }
 
-    /// Put that returns the previous value (None: the key was new, or nothing could
-    /// be stored).
+    /// Put that returns the previous value (None: the key was new or expired, or
+    /// nothing could be stored).
     pub fn swap(&mut self, key: In<'_>, val: In<'_>) -> Result<Option<Out<'_>>> {
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _g = sh.write();
         let t = sh.table()?;
-        let got = match sh.probe(&t, h, &k) {
+        let got = match sh.probe_live(&t, h, &k, now) {
             Probe::Found(i) => {
                 let old = sh.read_val(&t, i, &mut st.vbuf);
-                sh.replace_val(&t, i, &v).then_some(old)
+                let ok = sh.replace_val(&t, i, &v);
+                if ok {
+                    sh.hit(st, i, Exp::Default, now);
+                }
+                ok.then_some(old)
             }
             Probe::Vacant(s) => {
-                sh.insert_new(st, t, s, &k, h, &v);
+                sh.insert_new(st, t, s, &k, h, &v, Exp::Default, now);
                 None
             }
             Probe::NoRoom => None,
@@ -392,25 +574,28 @@ impl Map {
         Ok(got.map(|g| out(g, &self.st.vbuf)))
     }
 
-    /// Removes `key` and returns its value.
+    /// Removes `key` and returns its value (None if missing or expired; an expired
+    /// entry is reclaimed).
     pub fn take(&mut self, key: In<'_>) -> Result<Option<Out<'_>>> {
         let (k, h) = self.sh.key(key)?;
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _g = sh.write();
         let t = sh.table()?;
-        let got = sh.find(&t, h, &k).map(|i| {
+        let got = sh.find_live(&t, h, &k, now).map(|i| {
             let g = sh.read_val(&t, i, &mut st.vbuf);
             sh.remove_at(&t, i);
             g
         });
-        if got.is_some() {
+        if got.is_some() || sh.ttl_on {
             sh.maybe_shrink(st);
         }
         drop(_g);
         Ok(got.map(|g| out(g, &self.st.vbuf)))
     }
 
-    /// Removes `key`; true if it was present.
+    /// Removes `key`; true if it was present (expired or not: an expired entry is
+    /// removed without counting it as expired).
     pub fn remove(&mut self, key: In<'_>) -> Result<bool> {
         let (k, h) = self.sh.key(key)?;
         let (sh, st) = (&self.sh, &mut self.st);
@@ -426,16 +611,21 @@ impl Map {
         }
     }
 
-    /// The stored value, or `dflt` after inserting it; None if it could not be inserted.
+    /// The stored value (promoted, expiry refreshed), or `dflt` after inserting it;
+    /// None if it could not be inserted.
     pub fn get_or_set(&mut self, key: In<'_>, dflt: In<'_>) -> Result<Option<Out<'_>>> {
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(dflt, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _g = sh.write();
         let t = sh.table()?;
-        let got = match sh.probe(&t, h, &k) {
-            Probe::Found(i) => Some(sh.read_val(&t, i, &mut st.vbuf)),
-            Probe::Vacant(s) => sh.insert_new(st, t, s, &k, h, &v).map(|_| match v {
+        let got = match sh.probe_live(&t, h, &k, now) {
+            Probe::Found(i) => {
+                sh.hit(st, i, Exp::Default, now);
+                Some(sh.read_val(&t, i, &mut st.vbuf))
+            }
+            Probe::Vacant(s) => sh.insert_new(st, t, s, &k, h, &v, Exp::Default, now).map(|_| match v {
                 V::Int(x) => Got::Int(x),
                 V::Str(b, u) => {
                     st.vbuf.clear();
@@ -455,11 +645,15 @@ impl Map {
         let (k, h) = self.sh.key(key)?;
         let e = self.sh.val(expected, "expected value")?;
         let d = self.sh.val(desired, "desired value")?;
-        let sh = &self.sh;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _g = sh.write();
         let t = sh.table()?;
-        Ok(match sh.find(&t, h, &k) {
-            Some(i) if sh.val_eq(&t, i, &e) => sh.replace_val(&t, i, &d),
+        Ok(match sh.find_live(&t, h, &k, now) {
+            Some(i) if sh.val_eq(&t, i, &e) && sh.replace_val(&t, i, &d) => {
+                sh.hit(st, i, Exp::Default, now);
+                true
+            }
             _ => false,
         })
     }
@@ -469,17 +663,20 @@ impl Map {
         let (k, h) = self.sh.key(key)?;
         let e = self.sh.val(expected, "expected value")?;
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _g = sh.write();
         let t = sh.table()?;
-        let got = match sh.find(&t, h, &k) {
+        let got = match sh.find_live(&t, h, &k, now) {
             Some(i) if sh.val_eq(&t, i, &e) => {
                 let g = sh.read_val(&t, i, &mut st.vbuf);
                 sh.remove_at(&t, i);
-                sh.maybe_shrink(st);
                 Some(g)
             }
             _ => None,
         };
+        if got.is_some() || sh.ttl_on {
+            sh.maybe_shrink(st);
+        }
         drop(_g);
         Ok(got.map(|g| out(g, &self.st.vbuf)))
     }
@@ -504,12 +701,13 @@ impl Map {
         self.counter(key, v, move |t, i| t.val_update(i, |c| c.min(v)))
     }
 
-    /// Counter skeleton: `apply` on an existing key under the read lock; a missing key
-    /// is inserted with `init` under the write lock.
+    /// Counter skeleton: on a plain map, `apply` on an existing key under the read
+    /// lock; otherwise (a missing key, or an LRU/TTL map, where a hit promotes and
+    /// refreshes the expiry) under the write lock, a missing key inserted with `init`.
     fn counter(&mut self, key: In<'_>, init: i64, apply: impl Fn(&Table, usize) -> i64) -> Result<i64> {
         let (k, h) = self.sh.key(key)?;
         let (sh, st) = (&self.sh, &mut self.st);
-        {
+        if !sh.extra {
             let _r = sh.lock.read();
             if let Some(t) = Table::current(&sh.map, &sh.lay) {
                 if let Some(i) = sh.find(&t, h, &k) {
@@ -517,11 +715,18 @@ impl Map {
                 }
             }
         }
+        let now = sh.now();
         let _g = sh.write();
         let t = sh.table()?;
-        match sh.probe(&t, h, &k) {
-            Probe::Found(i) => Ok(apply(&t, i)),
-            Probe::Vacant(s) if sh.insert_new(st, t, s, &k, h, &V::Int(init)).is_some() => Ok(init),
+        match sh.probe_live(&t, h, &k, now) {
+            Probe::Found(i) => {
+                let r = apply(&t, i);
+                if sh.extra {
+                    sh.hit(st, i, Exp::Default, now);
+                }
+                Ok(r)
+            }
+            Probe::Vacant(s) if sh.insert_new(st, t, s, &k, h, &V::Int(init), Exp::Default, now).is_some() => Ok(init),
             _ => Err(Error::new(ErrorKind::Full, "the map is full")),
         }
     }
@@ -534,10 +739,11 @@ impl Map {
             prep.push((k, h, self.sh.val(*v, "value")?));
         }
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _g = sh.write();
         let mut n = 0;
         for (k, h, v) in &prep {
-            if sh.put_locked(st, k, *h, v)? {
+            if sh.put_locked(st, k, *h, v, Exp::Default, now)? {
                 n += 1;
             }
         }
@@ -545,7 +751,7 @@ impl Map {
     }
 
     /// Removes every listed key under one write lock (one shrink check at the end);
-    /// returns how many were removed.
+    /// returns how many were removed (expired entries included).
     pub fn remove_multi(&mut self, keys: &[In<'_>]) -> Result<u64> {
         let prep = keys.iter().map(|k| self.sh.key(*k)).collect::<Result<Vec<_>>>()?;
         let (sh, st) = (&self.sh, &mut self.st);
@@ -565,19 +771,21 @@ impl Map {
     }
 
     /// Looks every key up under one read lock (a consistent snapshot); calls
-    /// `sink(index, value)` for each, in order.
+    /// `sink(index, value)` for each, in order. Expired entries are None; no entry is
+    /// marked accessed.
     pub fn get_multi_with(&mut self, keys: &[In<'_>], mut sink: impl FnMut(usize, Option<Out<'_>>)) -> Result<()> {
         let prep = keys.iter().map(|k| self.sh.key(*k)).collect::<Result<Vec<_>>>()?;
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _r = sh.lock.read();
         let t = Table::current(&sh.map, &sh.lay);
         for (n, (k, h)) in prep.iter().enumerate() {
             match t.as_ref().and_then(|t| sh.find(t, *h, k).map(|i| (t, i))) {
-                Some((t, i)) => {
+                Some((t, i)) if !sh.expired(i, now) => {
                     let g = sh.read_val(t, i, &mut st.vbuf);
                     sink(n, Some(out(g, &st.vbuf)));
                 }
-                None => sink(n, None),
+                _ => sink(n, None),
             }
         }
         Ok(())
@@ -590,8 +798,174 @@ impl Map {
         Ok(v)
     }
 
-    /// Removes every entry: table back to 16 slots, arena emptied, pages released,
-    /// iterators of all handles restart. Statistics are kept.
+    /// Promotes `key` (LRU, lru_skip applies) and resets its expiry to now + the
+    /// default TTL unless it is permanent (TTL). False when missing or expired (an
+    /// expired entry is reclaimed), and always on a map with neither LRU nor TTL.
+    pub fn touch(&mut self, key: In<'_>) -> Result<bool> {
+        if !self.sh.extra {
+            return Ok(false);
+        }
+        let (k, h) = self.sh.key(key)?;
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let _g = sh.write();
+        let t = sh.table()?;
+        Ok(match sh.find_live(&t, h, &k, now) {
+            Some(i) => {
+                sh.hit(st, i, Exp::Default, now);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Makes `key` permanent. False when missing or expired (reclaimed), and on a map
+    /// without TTL.
+    pub fn persist(&mut self, key: In<'_>) -> Result<bool> {
+        self.set_expiry(key, None)
+    }
+
+    /// Sets `key` to expire `ttl_secs` from now (0 = permanent); the value and the LRU
+    /// position are unchanged. False when missing or expired (reclaimed), and on a map
+    /// without TTL.
+    pub fn set_ttl(&mut self, key: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.set_expiry(key, Some(ttl_secs))
+    }
+
+    fn set_expiry(&mut self, key: In<'_>, ttl_secs: Option<u32>) -> Result<bool> {
+        if !self.sh.ttl_on {
+            return Ok(false);
+        }
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        let now = sh.now();
+        let _g = sh.write();
+        let t = sh.table()?;
+        Ok(match (sh.find_live(&t, h, &k, now), sh.ttl_view()) {
+            (Some(i), Some(x)) => {
+                x.set(i, ttl_secs.map_or(0, |s| ttl::expiry(now, s)));
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Removes every expired entry in one write-locked pass; returns how many (each
+    /// counted in `stat_expired`). 0 on a map without TTL.
+    pub fn flush_expired(&mut self) -> Result<u64> {
+        if !self.sh.ttl_on {
+            return Ok(0);
+        }
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let _g = sh.write();
+        let t = sh.table()?;
+        let n = sh.flush_range(&t, 0, t.cap, now);
+        if n > 0 {
+            sh.maybe_shrink(st);
+        }
+        Ok(n)
+    }
+
+    /// Scans the next `limit` slots (at least 1, at most the capacity) from the scan
+    /// cursor in the header (shared by every handle), removing expired entries.
+    /// Returns (removed, done): done when the scan reached the end of the table (the
+    /// cursor then restarts at 0, and the table may shrink). (0, true) without TTL.
+    pub fn flush_expired_partial(&mut self, limit: u32) -> Result<(u64, bool)> {
+        if !self.sh.ttl_on {
+            return Ok((0, true));
+        }
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let _g = sh.write();
+        let t = sh.table()?;
+        // Relaxed load/store under the write lock (see h32).
+        let cur = sh.h32(off::FLUSH_CURSOR);
+        let start = cur.load(Relaxed) as usize;
+        let start = if start >= t.cap { 0 } else { start };
+        let end = (start + (limit.max(1) as usize).min(t.cap)).min(t.cap);
+        let n = sh.flush_range(&t, start, end, now);
+        let done = end >= t.cap;
+        cur.store(if done { 0 } else { end as u32 }, Relaxed);
+        if done {
+            sh.maybe_shrink(st);
+        }
+        Ok((n, done))
+    }
+
+    /// Removes and returns one entry: the least recently used (LRU tail) on LRU maps,
+    /// else the one in the lowest slot (the order of `keys` / `each`). Expired entries
+    /// met first are reclaimed and skipped. None when empty.
+    pub fn pop(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        self.take_one(false)
+    }
+
+    /// The other end from [`Map::pop`]: the most recently used entry (LRU head), else
+    /// the one in the highest slot.
+    pub fn shift(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        self.take_one(true)
+    }
+
+    fn take_one(&mut self, shift: bool) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let _g = sh.write();
+        let t = sh.table()?;
+        let mut pos = if shift { t.cap } else { 0 };
+        let got = sh.take_end(st, &t, shift, &mut pos, now);
+        sh.maybe_shrink(st);
+        drop(_g);
+        Ok(got.map(|(k, v)| (out(k, &self.st.kbuf), out(v, &self.st.vbuf))))
+    }
+
+    /// Removes up to `n` entries in pop order (`n` clamped to the size first), calling
+    /// `sink(key, value)` for each (under the write lock: the sink must not use the
+    /// map). Expired entries are reclaimed and skipped. Returns how many were removed.
+    pub fn drain_with(&mut self, n: u64, mut sink: impl FnMut(Out<'_>, Out<'_>)) -> Result<u64> {
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let _g = sh.write();
+        let t = sh.table()?;
+        // Relaxed: under the write lock (see h32).
+        let n = n.min(sh.h32(off::SIZE).load(Relaxed) as u64);
+        let mut pos = 0;
+        let mut got = 0;
+        while got < n {
+            let Some((k, v)) = sh.take_end(st, &t, false, &mut pos, now) else { break };
+            sink(out(k, &st.kbuf), out(v, &st.vbuf));
+            got += 1;
+        }
+        sh.maybe_shrink(st);
+        Ok(got)
+    }
+
+    /// [`Map::drain_with`] collecting owned pairs.
+    pub fn drain(&mut self, n: u64) -> Result<Vec<(Value, Value)>> {
+        let mut v = Vec::new();
+        self.drain_with(n, |k, x| v.push((k.to_value(), x.to_value())))?;
+        Ok(v)
+    }
+
+    /// Keys from the most to the least recently used (LRU maps; empty otherwise), under
+    /// the read lock. A diagnostic: it walks the whole list.
+    pub fn lru_keys(&mut self) -> Result<Vec<Value>> {
+        let (sh, st) = (&self.sh, &mut self.st);
+        let mut v = Vec::new();
+        let _r = sh.lock.read();
+        let (Some(l), Some(t)) = (sh.lru_view(), Table::current(&sh.map, &sh.lay)) else { return Ok(v) };
+        let mut cur = l.head();
+        while let Some(i) = cur {
+            if i >= t.cap || v.len() > t.cap {
+                break;
+            }
+            v.push(out(sh.read_key(&t, i, &mut st.kbuf), &st.kbuf).to_value());
+            cur = l.older(i);
+        }
+        Ok(v)
+    }
+
+    /// Removes every entry: table back to 16 slots, arena emptied, LRU list emptied,
+    /// pages released, iterators of all handles restart. Statistics are kept.
     pub fn clear(&mut self) -> Result<()> {
         let (sh, st) = (&self.sh, &mut self.st);
         let _g = sh.write();
@@ -605,6 +979,9 @@ impl Map {
         sh.h32(off::SIZE).store(0, Relaxed);
         sh.h32(off::TOMBS).store(0, Relaxed);
         sh.h32(off::FLUSH_CURSOR).store(0, Relaxed);
+        if let Some(l) = sh.lru_view() {
+            l.clear();
+        }
         sh.bump_generation();
         sh.release_tail(layout::MIN_CAP as usize, old);
         sh.arena().reset();
@@ -613,7 +990,6 @@ impl Map {
         st.deferred = false;
         Ok(())
     }
-
     /// Grows the table so that `n` entries fit under the 7/8 load (capacity
     /// next_pow2(ceil(n * 8 / 7))). False if that is beyond the maximum capacity.
     pub fn reserve(&mut self, n: u64) -> Result<bool> {
@@ -648,6 +1024,7 @@ impl Map {
     /// which also resets it. Restarts from the first slot after any resize.
     pub fn each(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let found = {
             let _r = sh.lock.read();
             // Relaxed: we hold the read lock, which orders us after the last resize.
@@ -657,7 +1034,13 @@ impl Map {
                 st.each_pos = 0;
                 st.each_gen = gen;
             }
-            match Table::current(&sh.map, &sh.lay).and_then(|t| t.next_full(st.each_pos).map(|i| (t, i))) {
+            let t = Table::current(&sh.map, &sh.lay);
+            let mut next = t.and_then(|t| t.next_full(st.each_pos).map(|i| (t, i)));
+            // Expired entries are skipped (not removed).
+            while let Some((t, i)) = next.filter(|&(_, i)| sh.expired(i, now)) {
+                next = t.next_full(i + 1).map(|j| (t, j));
+            }
+            match next {
                 Some((t, i)) => {
                     st.each_pos = i + 1;
                     Some((sh.read_key(&t, i, &mut st.kbuf), sh.read_val(&t, i, &mut st.vbuf)))
@@ -686,15 +1069,20 @@ impl Map {
         }
     }
 
-    /// Calls `f(key, value)` for every entry, in slot order, under one read lock (a
-    /// consistent snapshot). `keys` / `vals` false skip copying that side (an empty
+    /// Calls `f(key, value)` for every live (unexpired) entry, in slot order, under one
+    /// read lock (a consistent snapshot). `keys` / `vals` false skip copying that side (an empty
     /// string / 0 is passed instead).
     pub fn for_each(&mut self, keys: bool, vals: bool, mut f: impl FnMut(Out<'_>, Out<'_>)) -> Result<()> {
         let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
         let _r = sh.lock.read();
         let Some(t) = Table::current(&sh.map, &sh.lay) else { return Ok(()) };
         let mut i = 0;
         while let Some(j) = t.next_full(i) {
+            if sh.expired(j, now) {
+                i = j + 1;
+                continue;
+            }
             let gk = if keys { sh.read_key(&t, j, &mut st.kbuf) } else { Got::Int(0) };
             let gv = if vals { sh.read_val(&t, j, &mut st.vbuf) } else { Got::Int(0) };
             f(out(gk, &st.kbuf), out(gv, &st.vbuf));
@@ -769,15 +1157,259 @@ impl Shared {
         Arena::new(&self.map, &self.lay)
     }
 
-    /// Takes the write lock; counts a recovery when the previous holder had died.
+    /// Takes the write lock; counts a recovery when the previous holder had died (and
+    /// then checks the LRU list, which that writer may have left half-relinked).
     fn write(&self) -> WriteGuard<'_> {
         let g = self.lock.write();
         if g.recovered() {
             // Relaxed: under the write lock (see h32).
             let r = self.h64(off::RECOVERIES);
             r.store(r.load(Relaxed) + 1, Relaxed);
+            self.repair_lru();
         }
         g
+    }
+
+    /// Rebuilds the LRU list (in slot order) unless it is consistent with the table
+    /// (write-lock holder only).
+    fn repair_lru(&self) {
+        let (Some(l), Some(t)) = (self.lru_view(), Table::current(&self.map, &self.lay)) else { return };
+        // Relaxed: under the write lock (see h32).
+        let size = self.h32(off::SIZE).load(Relaxed) as usize;
+        if !l.check(t.cap, size, |i| t.ctrl(i).is_full()) {
+            let mut i = 0;
+            l.rebuild(std::iter::from_fn(|| {
+                let j = t.next_full(i)?;
+                i = j + 1;
+                Some(j)
+            }));
+        }
+    }
+
+    /// This handle's clock, as seconds after the map's ttl epoch (0 without TTL: the
+    /// clock is not even read).
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        if !self.ttl_on {
+            return 0;
+        }
+        let abs = match &self.clock {
+            None => ttl::wall_now(),
+            Some(c) => c.now(),
+        };
+        ttl::rel(abs, self.epoch)
+    }
+
+    /// The error of TTL-only operations on a map without TTL (api.md 6.5).
+    fn need_ttl(&self) -> Result<()> {
+        if self.ttl_on {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Unsupported,
+                "operation requires a TTL-enabled map (pass ttl > 0 to constructor)",
+            ))
+        }
+    }
+
+    #[inline]
+    fn lru_view(&self) -> Option<Lru<'_>> {
+        if self.lru_on {
+            Lru::new(&self.map, &self.lay)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn ttl_view(&self) -> Option<Ttl<'_>> {
+        if self.ttl_on {
+            Ttl::new(&self.map, &self.lay)
+        } else {
+            None
+        }
+    }
+
+    /// Has the entry of slot `i` expired at `now`? (Always false without TTL.)
+    #[inline]
+    fn expired(&self, i: usize, now: u64) -> bool {
+        self.ttl_on && self.ttl_view().is_some_and(|x| ttl::is_expired(x.get(i), now))
+    }
+
+    /// The optimistic lookup of LRU/TTL maps: expired entries read as absent; a hit is
+    /// marked accessed (LRU, when `mark`) once the read validated.
+    #[inline(never)]
+    fn get_extra(&self, h: u64, k: &K, buf: &mut Vec<u8>, mark: bool) -> Looked {
+        let now = self.now();
+        let x = self.ttl_view();
+        let l = if mark { self.lru_view() } else { None };
+        let (mut slot, mut exp) = (0usize, 0u32);
+        // (tag, int) travel in registers; the slot and expiry of a hit go to locals.
+        let (tag, v) = self.lock.optimistic(|| {
+            let Some(t) = Table::current(&self.map, &self.lay) else { return (0u8, 0i64) };
+            // The side data of the key's home group, loaded while the slots are (the
+            // usual hit is in that group): one memory latency instead of two.
+            let home = h as usize & (t.cap - 1);
+            if let Some(x) = x {
+                x.prefetch(home);
+            }
+            if let Some(l) = l {
+                l.prefetch_acc(home);
+            }
+            let Some(i) = self.find(&t, h, k) else { return (0, 0) };
+            let e = match x {
+                Some(x) => x.get(i),
+                None => 0,
+            };
+            if ttl::is_expired(e, now) {
+                return (0, 0);
+            }
+            slot = i;
+            exp = e;
+            match self.read_val(&t, i, buf) {
+                Got::Int(v) => (1, v),
+                Got::Str(u) => (2 + u as u8, 0),
+            }
+        });
+        if tag != 0 {
+            if let Some(l) = l {
+                l.mark(slot);
+            }
+        }
+        Looked { tag, v, exp, now }
+    }
+
+    /// Probe for a write: an expired entry found is reclaimed (counted) and the key
+    /// probed again, so callers see it as absent.
+    #[inline]
+    fn probe_live(&self, t: &Table, h: u64, k: &K, now: u64) -> Probe {
+        let p = self.probe(t, h, k);
+        if let Probe::Found(i) = p {
+            if self.expired(i, now) {
+                self.reclaim(t, i);
+                return self.probe(t, h, k);
+            }
+        }
+        p
+    }
+
+    /// Lookup for a write: an expired entry found is reclaimed (counted): None.
+    #[inline]
+    fn find_live(&self, t: &Table, h: u64, k: &K, now: u64) -> Option<usize> {
+        let i = self.find(t, h, k)?;
+        if self.expired(i, now) {
+            self.reclaim(t, i);
+            return None;
+        }
+        Some(i)
+    }
+
+    /// Removes the expired entry of slot `i`, counting it in stat_expired.
+    fn reclaim(&self, t: &Table, i: usize) {
+        self.remove_at(t, i);
+        // Relaxed load/store under the write lock (see h32).
+        let e = self.h64(off::EXPIRED);
+        e.store(e.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// A write hit slot `i`: promote it (LRU, lru_skip applies) and set its expiry as
+    /// `e` says (TTL). Nothing on plain maps.
+    #[inline]
+    fn hit(&self, st: &mut State, i: usize, e: Exp, now: u64) {
+        if !self.extra {
+            return;
+        }
+        if let Some(l) = self.lru_view() {
+            l.promote(i, self.lay.lru_skip, &mut st.skip);
+        }
+        if let Some(x) = self.ttl_view() {
+            match e {
+                Exp::Default => {
+                    if x.get(i) != 0 {
+                        x.set(i, ttl::expiry(now, self.lay.ttl));
+                    }
+                }
+                Exp::Set(v) => x.set(i, v),
+            }
+        }
+    }
+
+    /// Evicts one entry by second chance (LRU maps); an expired victim counts as
+    /// expired, any other as an eviction.
+    fn evict_one(&self, t: &Table, now: u64) {
+        let Some(l) = self.lru_view() else { return };
+        let Some(v) = l.victim() else { return };
+        if v >= t.cap || !t.ctrl(v).is_full() {
+            // A damaged list (a dead writer's half-done relink): rebuild it; nothing is
+            // evicted this time.
+            self.repair_lru();
+            return;
+        }
+        let expired = self.expired(v, now);
+        self.remove_at(t, v);
+        // Relaxed load/store under the write lock (see h32).
+        let c = self.h64(if expired { off::EXPIRED } else { off::EVICTIONS });
+        c.store(c.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Reclaims the expired entries of slots start..end; returns how many.
+    fn flush_range(&self, t: &Table, start: usize, end: usize, now: u64) -> u64 {
+        let mut n = 0;
+        let mut i = start;
+        while let Some(j) = t.next_full(i) {
+            if j >= end {
+                break;
+            }
+            if self.expired(j, now) {
+                self.reclaim(t, j);
+                n += 1;
+            }
+            i = j + 1;
+        }
+        n
+    }
+
+    /// Removes the entry at one end, copying its key to `st.kbuf` and its value to
+    /// `st.vbuf`: LRU maps: the tail (pop) or head (shift), ignoring accessed bytes;
+    /// plain maps: the lowest slot at or above `*pos` (pop) or the highest below it
+    /// (shift). Expired entries met are reclaimed and skipped.
+    fn take_end(&self, st: &mut State, t: &Table, shift: bool, pos: &mut usize, now: u64) -> Option<(Got, Got)> {
+        let lru = self.lru_view();
+        let mut repaired = false;
+        loop {
+            let i = match lru {
+                Some(l) => {
+                    let i = if shift { l.head()? } else { l.tail()? };
+                    if i >= t.cap || !t.ctrl(i).is_full() {
+                        if repaired {
+                            return None;
+                        }
+                        self.repair_lru();
+                        repaired = true;
+                        continue;
+                    }
+                    i
+                }
+                None if shift => {
+                    let i = t.prev_full(*pos)?;
+                    *pos = i;
+                    i
+                }
+                None => {
+                    let i = t.next_full(*pos)?;
+                    *pos = i + 1;
+                    i
+                }
+            };
+            if self.expired(i, now) {
+                self.reclaim(t, i);
+                continue;
+            }
+            let gk = self.read_key(t, i, &mut st.kbuf);
+            let gv = self.read_val(t, i, &mut st.vbuf);
+            self.remove_at(t, i);
+            return Some((gk, gv));
+        }
     }
 
     /// The table under the write lock; an out-of-range capacity is a damaged map.
@@ -935,19 +1567,35 @@ impl Shared {
         true
     }
 
-    fn put_locked(&self, st: &mut State, k: &K, h: u64, v: &V) -> Result<bool> {
+    /// Put under the write lock. A hit (expired or not: put revives) is overwritten,
+    /// promoted, and its expiry set per `e`.
+    fn put_locked(&self, st: &mut State, k: &K, h: u64, v: &V, e: Exp, now: u64) -> Result<bool> {
         let t = self.table()?;
         Ok(match self.probe(&t, h, k) {
-            Probe::Found(i) => self.replace_val(&t, i, v),
-            Probe::Vacant(s) => self.insert_new(st, t, s, k, h, v).is_some(),
+            Probe::Found(i) => {
+                let ok = self.replace_val(&t, i, v);
+                if ok && self.extra {
+                    self.hit(st, i, e, now);
+                }
+                ok
+            }
+            Probe::Vacant(s) => self.insert_new(st, t, s, k, h, v, e, now).is_some(),
             Probe::NoRoom => false,
         })
     }
 
-    /// Inserts an absent key whose probe found `vacant`; grows or compacts first when
-    /// needed. None when the map holds max_entries already or the arena is full.
-    fn insert_new(&self, st: &State, t: Table, vacant: usize, k: &K, h: u64, v: &V) -> Option<usize> {
+    /// Inserts an absent key whose probe found `vacant`: on an LRU map at max_size one
+    /// entry is evicted first; grows or compacts when needed. The new entry goes to the
+    /// LRU head with expiry `e` (Default: the default TTL). None when the map holds
+    /// max_entries already or the arena is full.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_new(&self, st: &State, t: Table, vacant: usize, k: &K, h: u64, v: &V, e: Exp, now: u64) -> Option<usize> {
         // Relaxed loads under the write lock (see h32).
+        if self.lru_on && self.h32(off::SIZE).load(Relaxed) >= self.lay.max_size {
+            // The vacant slot stays valid: removing an entry never puts an EMPTY byte
+            // into a group that had none (table.rs), so no probe stops earlier.
+            self.evict_one(&t, now);
+        }
         let size = self.h32(off::SIZE).load(Relaxed);
         if size >= self.lay.max_entries {
             return None;
@@ -977,6 +1625,20 @@ impl Shared {
         };
         t.set_key_word(slot, kw);
         t.set_val_word(slot, vw);
+        if self.extra {
+            if let Some(l) = self.lru_view() {
+                l.push_head(slot);
+            }
+            if let Some(x) = self.ttl_view() {
+                x.set(
+                    slot,
+                    match e {
+                        Exp::Default => ttl::expiry(now, self.lay.ttl),
+                        Exp::Set(v) => v,
+                    },
+                );
+            }
+        }
         let was_tomb = t.ctrl(slot) == Ctrl::DELETED;
         t.set_ctrl(slot, Ctrl::full(h));
         // Relaxed load/store pairs under the write lock (see h32).
@@ -998,8 +1660,14 @@ impl Shared {
         self.resize(t, new_cap)
     }
 
-    /// Removes the entry at slot `i` (frees its strings, leaves EMPTY or a tombstone).
+    /// Removes the entry at slot `i` (frees its strings, unlinks it from the LRU list,
+    /// leaves EMPTY or a tombstone).
     fn remove_at(&self, t: &Table, i: usize) {
+        if self.lru_on {
+            if let Some(l) = self.lru_view() {
+                l.unlink(i);
+            }
+        }
         if !self.kk.is_int() {
             self.free_str(StrRef(t.key_word(i)));
         }
@@ -1058,7 +1726,8 @@ impl Shared {
         // writer that a rehash was interrupted (repair: issue 5).
         self.h32(off::J_TARGET).store(new_cap as u32, Relaxed);
         self.h32(off::J_STATE).store(1, Relaxed);
-        let (nt, placed) = t.rehash(new_cap, |nt, i| self.hash_slot(nt, i));
+        let mut side = Side { lru: self.lru_view(), ttl: self.ttl_view() };
+        let (nt, placed) = t.rehash(new_cap, |nt, i| self.hash_slot(nt, i), &mut side);
         // Relaxed stores under the write lock (see h32); readers that could see a
         // mix of old and new values are optimistic ones, which the seqlock retries.
         self.h32(off::CAP).store(new_cap as u32, Relaxed);
@@ -1088,6 +1757,53 @@ impl Shared {
         self.map.release(l.ctrl_off + from, to - from);
         let ss = l.slot_size as usize;
         self.map.release(l.slots_off + from * ss, (to - from) * ss);
+        if l.has_lru() {
+            self.map.release(l.lru_prev_off() + from * 4, (to - from) * 4);
+            self.map.release(l.lru_next_off() + from * 4, (to - from) * 4);
+            self.map.release(l.lru_acc_off() + from, to - from);
+        }
+        if l.has_ttl() {
+            self.map.release(l.ttl_off + from * 4, (to - from) * 4);
+        }
+    }
+}
+
+/// What the optimistic lookup of an LRU/TTL map found: `tag` 0 = absent, 1 = int value
+/// `v`, 2/3 = string value in the buffer (3: UTF-8); the expiry and the clock reading.
+struct Looked {
+    tag: u8,
+    v: i64,
+    exp: u32,
+    now: u64,
+}
+
+/// The per-slot side arrays that follow entries through an in-place rehash.
+struct Side<'a> {
+    lru: Option<Lru<'a>>,
+    ttl: Option<Ttl<'a>>,
+}
+
+impl Relocate for Side<'_> {
+    fn moved(&mut self, from: usize, to: usize) {
+        if let Some(l) = &self.lru {
+            l.moved(from, to);
+        }
+        if let Some(x) = &self.ttl {
+            x.moved(from, to);
+        }
+    }
+    fn swapped(&mut self, a: usize, b: usize) {
+        if let Some(l) = &self.lru {
+            l.swapped(a, b);
+        }
+        if let Some(x) = &self.ttl {
+            x.swapped(a, b);
+        }
+    }
+    fn dropped(&mut self, i: usize) {
+        if let Some(l) = &self.lru {
+            l.unlink(i);
+        }
     }
 }
 

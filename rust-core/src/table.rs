@@ -39,6 +39,27 @@ pub enum Probe {
     NoRoom,
 }
 
+/// Told about every entry an in-place rehash moves, so that per-slot side arrays (the
+/// LRU links and clock bytes, the expiry array) move with their entries. `()` ignores
+/// everything (plain maps).
+pub trait Relocate {
+    /// The entry of slot `from` moved to the free slot `to`.
+    fn moved(&mut self, from: usize, to: usize);
+    /// The entries of slots `a` and `b` traded places.
+    fn swapped(&mut self, a: usize, b: usize);
+    /// The entry of slot `i` was dropped (a damaged table with more entries than slots).
+    fn dropped(&mut self, i: usize);
+}
+
+impl Relocate for () {
+    #[inline(always)]
+    fn moved(&mut self, _: usize, _: usize) {}
+    #[inline(always)]
+    fn swapped(&mut self, _: usize, _: usize) {}
+    #[inline(always)]
+    fn dropped(&mut self, _: usize) {}
+}
+
 /// A view of the table at capacity `cap`.
 #[derive(Clone, Copy)]
 pub struct Table<'a> {
@@ -395,14 +416,37 @@ impl<'a> Table<'a> {
 
     /// Last full slot at index < `before`.
     pub fn prev_full(&self, before: usize) -> Option<usize> {
-        (0..before.min(self.cap)).rev().find(|&i| self.ctrl(i).is_full())
+        let before = before.min(self.cap);
+        if before == 0 {
+            return None;
+        }
+        let mut g = (before - 1) / 8;
+        let top = (before - 1) % 8; // highest byte of group g still wanted
+        let keep = if top == 7 { !0u64 } else { (1u64 << ((top + 1) * 8)) - 1 };
+        let mut m = ctrl::match_full(self.group(g)).0 & keep;
+        loop {
+            if m != 0 {
+                return Some(g * 8 + (63 - m.leading_zeros() as usize) / 8);
+            }
+            if g == 0 {
+                return None;
+            }
+            g -= 1;
+            m = ctrl::match_full(self.group(g)).0;
+        }
     }
 
     /// Rehashes in place into a table of `new_cap` slots (a power of two within the
     /// regions; `new_cap` may be smaller, equal or larger than `cap` but must hold every
     /// entry at below full load). `hash_of(t, i)` recomputes the hash of the entry at
-    /// slot `i`. Returns the new view and the number of entries placed.
-    pub fn rehash(&self, new_cap: usize, mut hash_of: impl FnMut(&Table<'a>, usize) -> u64) -> (Table<'a>, usize) {
+    /// slot `i`; `side` hears of every move. Returns the new view and the number of
+    /// entries placed.
+    pub fn rehash(
+        &self,
+        new_cap: usize,
+        mut hash_of: impl FnMut(&Table<'a>, usize) -> u64,
+        side: &mut impl Relocate,
+    ) -> (Table<'a>, usize) {
         let old = self.cap;
         for g in 0..old / 8 {
             self.store_group(g, ctrl::full_to_pending_special_to_empty(self.group(g)));
@@ -421,6 +465,7 @@ impl<'a> Table<'a> {
                 let Some(t) = nt.find_insert_slot(h) else {
                     // More entries than slots: only a damaged table. Drop the entry
                     // rather than loop.
+                    side.dropped(i);
                     nt.set_ctrl(i, Ctrl::EMPTY);
                     break;
                 };
@@ -434,10 +479,12 @@ impl<'a> Table<'a> {
                 if prev == Ctrl::EMPTY {
                     nt.set_ctrl(i, Ctrl::EMPTY);
                     nt.move_slot(i, t);
+                    side.moved(i, t);
                     break;
                 }
                 // t held a pending entry: swap it in and place it next.
                 nt.swap_slots(i, t);
+                side.swapped(i, t);
             }
         }
         (nt, placed)
@@ -508,7 +555,7 @@ mod tests {
     }
 
     fn rehash<'a>(t: &Table<'a>, cap: usize) -> Table<'a> {
-        let (nt, placed) = t.rehash(cap, |nt, i| hash_int(nt.key_int(i), SEED));
+        let (nt, placed) = t.rehash(cap, |nt, i| hash_int(nt.key_int(i), SEED), &mut ());
         let mut n = 0;
         let mut i = 0;
         while let Some(j) = nt.next_full(i) {
@@ -569,6 +616,76 @@ mod tests {
         check(&t, &oracle);
         t = rehash(&t, 64);
         check(&t, &oracle);
+    }
+
+    /// A side array that must follow its entries: shadow[i] = key of slot i.
+    struct Shadow(Vec<i64>);
+    impl Relocate for Shadow {
+        fn moved(&mut self, from: usize, to: usize) {
+            self.0[to] = self.0[from];
+        }
+        fn swapped(&mut self, a: usize, b: usize) {
+            self.0.swap(a, b);
+        }
+        fn dropped(&mut self, _: usize) {
+            panic!("no entry is dropped from a sound table");
+        }
+    }
+
+    #[test]
+    fn rehash_reports_every_move() {
+        let o = map(10_000);
+        let mut t = Table::current(&o.map, &o.layout).unwrap();
+        let mut sh = Shadow(vec![0; o.layout.max_cap as usize]);
+        let sync = |t: &Table, sh: &mut Shadow| {
+            let mut i = 0;
+            while let Some(j) = t.next_full(i) {
+                sh.0[j] = t.key_int(j);
+                i = j + 1;
+            }
+        };
+        let verify = |t: &Table, sh: &Shadow| {
+            let mut i = 0;
+            let mut n = 0;
+            while let Some(j) = t.next_full(i) {
+                assert_eq!(sh.0[j], t.key_int(j), "side array follows slot {j}");
+                i = j + 1;
+                n += 1;
+            }
+            n
+        };
+        for k in 0..1500i64 {
+            if k + 1 > layout::load_limit(t.cap as u32) as i64 {
+                sync(&t, &mut sh);
+                t = t.rehash(t.cap * 2, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh).0;
+                verify(&t, &sh);
+            }
+            insert(&t, k * 31 + 7, k);
+        }
+        for k in 0..1500i64 {
+            if k % 3 != 0 {
+                remove(&t, k * 31 + 7);
+            }
+        }
+        sync(&t, &mut sh);
+        t = t.rehash(t.cap, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh).0;
+        assert_eq!(verify(&t, &sh), 500);
+        t = t.rehash(1024, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh).0;
+        assert_eq!(verify(&t, &sh), 500);
+    }
+
+    #[test]
+    fn prev_full_matches_a_scan() {
+        let o = map(1000);
+        let t = Table::current(&o.map, &o.layout).unwrap();
+        let t = t.rehash(128, |nt, i| hash_int(nt.key_int(i), SEED), &mut ()).0;
+        for k in 0..60 {
+            insert(&t, k * 13, k);
+        }
+        for before in 0..=130 {
+            let want = (0..before.min(t.cap)).rev().find(|&i| t.ctrl(i).is_full());
+            assert_eq!(t.prev_full(before), want, "before {before}");
+        }
     }
 
     #[test]

@@ -230,10 +230,10 @@ fn argument_checks() {
     assert_eq!(open_err(&o), "lru_skip 4294967296 exceeds the maximum of 4294967295");
     o.lru_skip = 0;
     o.max_size = 10;
-    assert_eq!(open_err(&o), "LRU (max_size) is not supported yet");
-    o.max_size = 0;
     o.ttl = 60;
-    assert_eq!(open_err(&o), "TTL is not supported yet");
+    let m = Map::open(&o).expect("LRU + TTL map");
+    assert!(m.has_lru() && m.has_ttl());
+    assert_eq!((m.stats().max_size, m.stats().ttl), (10, 60));
 }
 
 #[test]

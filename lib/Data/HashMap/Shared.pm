@@ -4,6 +4,7 @@ use warnings;
 
 our $VERSION = '0.17_01';
 
+require Carp;
 require XSLoader;
 XSLoader::load('Data::HashMap::Shared', $VERSION);
 
@@ -13,6 +14,19 @@ sub _enable_keywords {
     my ($class) = @_;
     $^H{$_} = 1 for _hint_keys($class);
     return;
+}
+
+# Convert a file written by the C implementation into our format (api.md 6.10). A
+# class method of this package only, as in the C implementation.
+sub upgrade_file {
+    my ($class, $path) = @_;
+    Carp::croak('Data::HashMap::Shared->upgrade_file: path is required') unless defined $path;
+    my $rc = eval { _upgrade_file($path) };
+    if (!defined $rc) {
+        (my $msg = $@) =~ s/ at \S+ line \d+\.?\n\z//;
+        Carp::croak($msg);
+    }
+    return $rc;
 }
 
 # B::Deparse support for the keywords' custom ops (named "shm_OP", variant id in
@@ -80,6 +94,15 @@ come in later releases.
     # Iteration
     while (my ($k, $v) = shm_ii_each $map) { ... }
     my %copy = %{ shm_ii_to_hash $map };
+
+    # An LRU cache of at most 10000 entries whose entries expire after 60 s
+    use Data::HashMap::Shared::SS;
+    my $cache = Data::HashMap::Shared::SS->new('/dev/shm/cache', 10000, 10000, 60);
+    shm_ss_put $cache, $url, $body;             # evicts the least recently used if full
+    my $hit = shm_ss_get $cache, $url;          # undef once expired (or evicted)
+    shm_ss_put_ttl $cache, 'session', $s, 3600; # a TTL of its own (0 = permanent)
+    my $left = shm_ss_ttl_remaining $cache, 'session';
+    my ($k, $v) = shm_ss_pop $cache;            # remove the least recently used
 
 =head1 DESCRIPTION
 
@@ -173,7 +196,9 @@ method are bypassed by the keyword, while objects of subclasses are accepted.
 
 C<shm_*_keys>, C<shm_*_values>, C<shm_*_items> and C<shm_*_each> always compute
 their whole list; in scalar context they yield its last element (or undef), like
-the methods do. All other keywords run in the caller's context.
+the methods do. All other keywords run in the caller's context: in scalar
+context C<shm_*_pop>, C<shm_*_shift> and C<shm_*_drain> yield the (last) value
+and C<shm_*_flush_expired_partial> the C<done> flag, as the methods do.
 
 =head2 Keyword list
 
@@ -188,6 +213,14 @@ With C<v> the variant prefix; the arity includes the map.
     shm_v_incr $m, $k             shm_v_decr $m, $k          (int values only)
     shm_v_incr_by $m, $k, $delta  shm_v_max $m, $k, $v       (int values only)
     shm_v_min $m, $k, $v                                     (int values only)
+    shm_v_put_ttl $m, $k, $v, $ttl
+    shm_v_add_ttl $m, $k, $v, $ttl
+    shm_v_update_ttl $m, $k, $v, $ttl
+    shm_v_ttl_remaining $m, $k    shm_v_touch $m, $k
+    shm_v_persist $m, $k          shm_v_set_ttl $m, $k, $ttl
+    shm_v_flush_expired $m        shm_v_flush_expired_partial $m, $limit
+    shm_v_pop $m                  shm_v_shift $m
+    shm_v_drain $m, $n
     shm_v_clear $m                shm_v_to_hash $m
     shm_v_keys $m                 shm_v_values $m
     shm_v_items $m                shm_v_each $m
@@ -202,8 +235,8 @@ With C<v> the variant prefix; the arity includes the map.
 Each keyword has a method of the same name, and every method can also be called as
 a plain function (C<Data::HashMap::Shared::II::get($m, $k)>). The methods
 C<new>, C<new_memfd>, C<new_from_fd>, C<set_multi>, C<get_multi>,
-C<remove_multi>, C<stats>, C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>
-and C<unlink> have no keyword.
+C<remove_multi>, C<get_with_ttl>, C<stats>, C<frozen>, C<readonly>, C<path>,
+C<memfd>, C<sync> and C<unlink> have no keyword.
 
 =head1 CONSTRUCTORS
 
@@ -230,12 +263,21 @@ How many entries the map must hold. The table starts small and grows up to the
 capacity this implies; C<max_entries> reports the number of entries the map
 guarantees, which is at least this.
 
-=item C<$max_size>, C<$ttl>, C<$lru_skip>
+=item C<$max_size>
 
-LRU bound, default TTL in seconds and LRU promotion-skip percentage (0-99), all
-0 by default. This release has neither LRU nor TTL: a non-zero C<$max_size> or
-C<$ttl> croaks ("... is not supported yet"); see
-L</NOT YET IMPLEMENTED IN THIS RELEASE>.
+LRU bound: when an insert finds C<$max_size> entries, the least recently used
+one is evicted first (see L</LRU>). 0 (default) disables LRU.
+
+=item C<$ttl>
+
+Default TTL in seconds: new entries expire that long after they are written
+(see L</TTL>). 0 (default) disables TTL support entirely: the map has no expiry
+storage and the per-key TTL operations croak.
+
+=item C<$lru_skip>
+
+The percentage (0-99) of LRU promotions to skip, to save write traffic on hot
+keys (see L</LRU>); 0 (default) promotes on every write hit.
 
 =item C<$arena_cap>
 
@@ -286,29 +328,35 @@ map). Every mutator croaks on engine errors, e.g. "key too long (max 1GB)".
 =item put($key, $value) → bool
 
 Insert or overwrite. False only when a new key does not fit (table at its maximum
-capacity, or string arena full).
+capacity, or string arena full). An overwrite promotes the entry (LRU) and
+resets its expiry to now + the default TTL unless it is permanent; an expired
+entry is revived. A new key on a full LRU map evicts one entry first.
 
 =item get($key) → value | undef
 
-Lock-free read.
+Lock-free read. Expired entries read as undef; on LRU maps a hit marks the entry
+"accessed" (no lock, no reordering).
 
 =item exists($key) → bool
 
+True for a live (unexpired) entry. Does not mark it accessed.
+
 =item remove($key) → bool
 
-True if the key was there.
+True if the key was there (an expired entry too, which is not counted in
+C<stat_expired>).
 
 =item add($key, $value) → bool
 
-Insert only if absent.
+Insert only if absent (an expired entry counts as absent).
 
 =item update($key, $value) → bool
 
-Overwrite only if present.
+Overwrite only if present and live.
 
 =item swap($key, $value) → old value | undef
 
-Like put, returning the previous value (undef for a new key).
+Like put, returning the previous value (undef for a new or expired key).
 
 =item take($key) → value | undef
 
@@ -316,8 +364,8 @@ Remove and return.
 
 =item get_or_set($key, $default) → value | undef
 
-Atomic lookup-or-insert: the stored value, or C<$default> after inserting it;
-undef only if the insert was impossible.
+Atomic lookup-or-insert: the stored value (promoted, expiry refreshed), or
+C<$default> after inserting it; undef only if the insert was impossible.
 
 =item cas($key, $expected, $desired) → bool
 
@@ -330,6 +378,9 @@ Removes the entry if its value equals C<$expected>, returning the value.
 
 =back
 
+Operations that meet an expired entry treat it as absent; writers reclaim it on
+the way (counted in C<stat_expired>), see L</TTL>.
+
 =head2 Counters (integer-value variants)
 
 =over
@@ -337,7 +388,10 @@ Removes the entry if its value equals C<$expected>, returning the value.
 =item incr($key), decr($key), incr_by($key, $delta) → new value
 
 Atomic add; a missing key is created with value 0 first (C<incr> of a new key
-returns 1). The result wraps at the variant's width.
+returns 1). The result wraps at the variant's width. On maps with neither LRU
+nor TTL this takes only a shared lock and adds atomically in place; on LRU/TTL
+maps it takes the write lock, promotes the entry and refreshes its expiry (so a
+counter on a TTL map has a sliding expiry, see L</TTL>).
 
 =item max($key, $value), min($key, $value) → resulting value
 
@@ -362,7 +416,8 @@ value pairs)" before anything is stored.
 
 =item get_multi($k1, $k2, ...) → list of values
 
-One value (or undef) per key, read as one consistent snapshot.
+One value (or undef) per key, read as one consistent snapshot. Does not mark
+entries accessed.
 
 =item remove_multi($k1, $k2, ...) → count
 
@@ -378,11 +433,12 @@ removes nothing; see L</DIFFERENCES FROM THE C IMPLEMENTATION>.
 
 =item clear
 
-Removes every entry; returns nothing. Statistics counters are kept.
+Removes every entry (and empties the LRU list); returns nothing. Statistics
+counters are kept.
 
 =item keys, values, items → list
 
-A snapshot, in the table's order; C<items> is flat (k1, v1, k2, v2, ...). Integer
+A snapshot of the live entries, in the table's order; C<items> is flat (k1, v1, k2, v2, ...). Integer
 keys come back as numbers, strings with their stored UTF-8 flag. In scalar
 context these return the last element of the list (use C<size> for the count).
 
@@ -393,8 +449,8 @@ UTF-8-flagged keys as UTF-8 hash keys).
 
 =item each → ($key, $value) | ()
 
-The handle's built-in iterator: the next entry, or the empty list at the end, after
-which it starts over. Removing entries while iterating is safe. If the table is
+The handle's built-in iterator: the next live entry, or the empty list at the
+end, after which it starts over. Removing entries while iterating is safe. If the table is
 resized meanwhile, the iteration restarts from the beginning.
 
 =item iter_reset
@@ -405,10 +461,13 @@ Restarts C<each>.
 
 =head2 Accessors
 
-C<size> (entries), C<max_entries> (entries guaranteed), C<capacity> (current table
-slots), C<tombstones>, C<mmap_size> (bytes mapped), C<arena_used>, C<arena_cap>
-(string arena bytes; 0 for integer-only variants), C<max_size>, C<ttl>,
-C<stat_evictions>, C<stat_expired>, C<stat_recoveries> return unsigned integers.
+C<size> (entries, including expired ones not reclaimed yet), C<max_entries>
+(entries guaranteed), C<capacity> (current table slots), C<tombstones>,
+C<mmap_size> (bytes mapped), C<arena_used>, C<arena_cap> (string arena bytes; 0
+for integer-only variants), C<max_size> (LRU bound, 0 = no LRU), C<ttl> (default
+TTL, 0 = no TTL), C<stat_evictions> (LRU evictions), C<stat_expired> (expired
+entries reclaimed), C<stat_recoveries> return unsigned integers. The statistics
+live in the map, so they count what every process did, and survive reopening.
 
 =over
 
@@ -464,6 +523,179 @@ a thread sees a reference to undef.
 
 =back
 
+=head1 LRU
+
+A map created with C<$max_size> E<gt> 0 holds at most that many entries. It keeps
+them in a recency list (most recently inserted or written first) plus one
+"accessed" bit per entry, and evicts with the clock (second chance) algorithm:
+
+=over
+
+=item * Inserting a new key into a map that holds C<$max_size> entries evicts
+exactly one entry first: starting from the least recent end, an entry whose
+accessed bit is set gets a second chance (bit cleared, moved to the most recent
+end); the first entry without the bit is evicted (counted in
+C<stat_evictions>, or in C<stat_expired> if it had expired anyway). Every
+inserting operation does this: C<put>, C<put_ttl>, C<add>, C<add_ttl>, C<swap>,
+C<get_or_set>, C<set_multi>, the counters. If C<$max_size> is larger than the
+table can hold, inserts simply fail once the table is full.
+
+=item * C<get> and C<get_with_ttl> set the accessed bit, without a lock and
+without moving the entry, so LRU lookups stay as cheap as plain ones.
+C<exists>, C<get_multi>, C<keys>/C<values>/C<items>/C<to_hash> and C<each> do
+not set it.
+
+=item * Write hits move the entry to the most recent end ("promotion"): C<put>,
+C<put_ttl>, C<update>, C<update_ttl>, C<swap>, a successful C<cas>,
+C<get_or_set>, the counters and C<touch>. New entries start there too.
+
+=item * C<$lru_skip> (0-99) is the percentage of promotions that are skipped:
+with 50, about half of the write hits leave the entry where it is, which saves
+the writes to the list for hot keys. Every value counts (each promotion is
+skipped with that probability, per handle); the least recent entry is always
+promoted, and promoting the most recent one does nothing.
+
+=item * C<pop> and C<shift> take the least / most recent entry, ignoring
+accessed bits (see L</POP, SHIFT, DRAIN>).
+
+=item * The order and the accessed bits are kept when the table grows, shrinks or
+is compacted.
+
+=back
+
+=head1 TTL
+
+A map created with C<$ttl> E<gt> 0 stores an expiry time per entry. New entries
+expire C<$ttl> seconds after they are written, unless given their own TTL
+(C<put_ttl>, C<add_ttl>, C<update_ttl>, C<set_ttl>; 0 means "permanent").
+
+=over
+
+=item * B<Wall-clock expiry.> Expiry times are absolute wall-clock times (whole
+seconds of C<CLOCK_REALTIME_COARSE>), like Redis: they survive a reboot, a copy
+of the file to another machine and any time the map spends closed, and an
+entry put with a TTL of an hour has about an hour left after reopening the map
+a minute later. Setting the system clock forward expires entries early (and
+back, late). An entry put with TTL I<t> lives between I<t>-1 and I<t> seconds
+(C<ttl_remaining> right after the put says I<t>).
+
+=item * B<Lazy expiry.> Expired entries stay in the table, and in C<size>,
+until something reclaims them. Readers (C<get>, C<exists>, C<get_with_ttl>,
+C<get_multi>, C<ttl_remaining>, iteration) treat them as absent without removing
+them. Writers that meet one reclaim it and count it in C<stat_expired>: C<add>,
+C<update>, C<swap>, C<take>, C<cas>, C<cas_take>, C<get_or_set>, the counters,
+C<touch>, C<persist>, C<set_ttl>, C<pop>/C<shift>/C<drain>, LRU eviction, and the
+sweeps C<flush_expired> and C<flush_expired_partial>. C<put>, C<put_ttl> and
+C<set_multi> overwrite an expired entry in place (reviving it, not counted);
+C<remove> deletes it without counting it.
+
+=item * B<What a write does to an existing entry's expiry:>
+
+    operation                        entry with a TTL       permanent entry  new entry
+    put, set_multi, swap, update,    now + default TTL      stays permanent  default TTL
+      get_or_set (hit), counters,
+      cas (success)
+    put_ttl, update_ttl              from the argument      from the argument
+    add, add_ttl (fail on existing)  unchanged              unchanged        default / argument
+    touch                            now + default TTL      stays permanent  -
+    persist                          permanent              permanent        -
+    set_ttl                          from the argument      from the argument
+    readers, cas/cas_take failure    unchanged              unchanged        -
+
+The refresh always uses the map's default TTL, not the TTL the entry was given.
+B<Consequence: a sliding window.> An entry that keeps being written keeps living:
+a counter bumped with C<incr> on a TTL map expires C<$ttl> seconds after its
+I<last> increment, not after its first. For a fixed window, put the window in
+the key (C<"hits:$minute">), so that each window's counter expires on its own.
+
+=back
+
+TTL operations (the TTL and limit arguments are read as unsigned integers and
+truncated to 32 bits: 2**32 is 0, 2**32+5 is 5; for C<put_ttl>, C<add_ttl> and
+C<update_ttl> values of 4294967294 and more mean 4294967293):
+
+=over
+
+=item put_ttl($key, $value, $ttl) → bool
+
+Like C<put>, but the entry's expiry comes from C<$ttl> (0 = permanent), new or
+not. Croaks "operation requires a TTL-enabled map (pass ttl > 0 to constructor)"
+on a map without TTL, as do C<add_ttl> and C<update_ttl>.
+
+=item add_ttl($key, $value, $ttl) → bool
+
+Like C<add>, with the new entry's TTL.
+
+=item update_ttl($key, $value, $ttl) → bool
+
+Like C<update>, also setting the TTL.
+
+=item ttl_remaining($key) → seconds | 0 | undef
+
+Seconds left (at least 1); 0 for a permanent entry; undef when the key is
+missing or expired, or the map has no TTL. Changes nothing.
+
+=item get_with_ttl($key) → ($value, $ttl) | ()
+
+Value and remaining TTL in one consistent read (C<$ttl> is 0 for a permanent
+entry and undef on a map without TTL); the empty list when missing or expired.
+Marks the entry accessed like C<get>. Method only; in scalar context it returns
+the TTL.
+
+=item touch($key) → bool
+
+Promotes the entry (LRU; C<$lru_skip> applies) and resets its expiry to now +
+the default TTL unless it is permanent. False when missing or expired, and always
+on a map with neither LRU nor TTL.
+
+=item persist($key) → bool
+
+Makes the entry permanent. False when missing or expired, or without TTL.
+
+=item set_ttl($key, $ttl) → bool
+
+Sets the expiry to now + C<$ttl> (0 = permanent) without changing the value or
+the LRU position. False when missing or expired, or without TTL (no croak).
+
+=item flush_expired → count
+
+Removes every expired entry in one pass; returns how many. 0 without TTL.
+
+=item flush_expired_partial($limit) → ($removed, $done)
+
+Scans the next C<$limit> table slots (at least 1) from a cursor kept in the map
+(shared by all processes), removing expired entries. C<$done> is 1 when the scan
+reached the end of the table (the cursor then starts over, and the table may
+shrink), else 0. In scalar context: C<$done>. Without TTL: (0, 1). Call it
+periodically to bound the work per call:
+
+    1 until (shm_ss_flush_expired_partial $cache, 1000);
+
+=back
+
+=head1 POP, SHIFT, DRAIN
+
+=over
+
+=item pop → ($key, $value) | ()
+
+Removes and returns one entry: on LRU maps the least recently used (ignoring
+accessed bits), otherwise the one in the lowest slot (the first of C<keys>).
+Expired entries met on the way are reclaimed (counted) and skipped. The empty
+list when the map is empty; in scalar context the value.
+
+=item shift → ($key, $value) | ()
+
+The other end: the most recently used entry, or the one in the highest slot.
+
+=item drain($n) → ($k1, $v1, $k2, $v2, ...)
+
+Removes up to C<$n> entries in C<pop> order and returns them flat. C<$n> is
+clamped to C<size> (so -1 drains everything); 0 or an empty map give the empty
+list. In scalar context: the last value.
+
+=back
+
 =head1 ARGUMENTS AND RETURN VALUES
 
 Integer arguments are converted as Perl does: undef is 0 and "12abc" is 12 (with
@@ -493,22 +725,11 @@ longer ones in the string arena.
 
 =head1 NOT YET IMPLEMENTED IN THIS RELEASE
 
-This release has the core map. The following parts of the 0.17 API come in later
+This release has the core map, LRU and TTL. The following parts of the 0.17 API come in later
 releases; until then they do not exist (calling them dies with "Can't locate
 object method", their keywords are not defined):
 
 =over
-
-=item * LRU eviction and TTL expiry, and their operations: C<put_ttl>,
-C<add_ttl>, C<update_ttl>, C<ttl_remaining>, C<get_with_ttl>, C<touch>,
-C<persist>, C<set_ttl>, C<flush_expired>, C<flush_expired_partial>. The
-constructors take the C<$max_size>, C<$ttl> and C<$lru_skip> arguments, but
-croak "Data::HashMap::Shared::II: LRU (max_size) is not supported yet" (or
-"TTL is not supported yet") when C<$max_size> or C<$ttl> is not 0, rather than
-make a map that silently never evicts or expires. The accessors C<max_size> and
-C<ttl> exist (and return 0).
-
-=item * C<pop>, C<shift>, C<drain>.
 
 =item * Cursors (C<cursor>, C<cursor_next>, C<cursor_reset>, C<cursor_seek>).
 
@@ -517,10 +738,39 @@ C<ttl> exist (and return 0).
 =item * Read-only maps: C<freeze> and C<new_readonly> (C<frozen>, C<readonly>
 and the C<stats> keys of the same names exist and are always 0).
 
-=item * Migration of files written by the C implementation
-(C<< Data::HashMap::Shared->upgrade_file >>, C<hashmap-shared-upgrade>).
-
 =back
+
+=head1 MIGRATING FROM THE C IMPLEMENTATION
+
+Files written by the C implementation (on-disk formats v9 and v10, its releases
+0.09 to 0.17) are not opened by C<new>: it croaks with a message that names
+C<upgrade_file>. Convert them once, with no process using them:
+
+    Data::HashMap::Shared->upgrade_file($path);   # 1 converted, 0 already ours
+
+    hashmap-shared-upgrade /var/cache/app/*.shm   # the same, from the shell
+
+C<upgrade_file> is a class method of C<Data::HashMap::Shared> only. It reads the
+old file (never writing to it), builds a map of the same variant in
+C<$path.upgrade-tmp> in the same directory, fsyncs it and renames it over
+C<$path>, keeping the file's mode and group. Every live entry is carried over
+with its exact bytes and UTF-8 flags, together with C<max_size>, C<ttl>,
+C<lru_skip>, C<arena_cap>, the LRU order and accessed marks and the statistics
+counters. C<max_entries> becomes at least what the old map reported. The old
+file stores expiries in seconds of the writing machine's monotonic clock; they
+are read against this boot's clock (remaining = expiry - now), so convert files
+on the machine and boot that wrote them: an entry whose time is up is dropped
+and counted in C<stat_expired>. A sharded set is converted one shard file at a
+time.
+
+It croaks with C<< Data::HashMap::Shared->upgrade_file: PATH: ... >> and leaves
+the file untouched for a missing, foreign, truncated or corrupt file, an
+unknown format version ("unsupported source version 8 (migrates 9 -> 10
+only)..."), or a file whose lock is held ("locked by a live writer (pid N)") or
+that a process still has open. C<hashmap-shared-upgrade FILE...> prints one
+line per file ("  upgraded FILE", "  current  FILE (unchanged)", or
+"  ERROR    FILE: ..." on stderr), a summary line, and exits 1 if any file
+failed.
 
 =head1 DIFFERENCES FROM THE C IMPLEMENTATION
 
@@ -572,6 +822,20 @@ such an argument would have been flattened into the argument list.
 C<each>) yield the last element of their list, like in the C version, but do
 not leave the other elements on Perl's stack.
 
+=item * B<Expiry is wall-clock time.> Expiry times are stored as absolute
+wall-clock seconds (C<CLOCK_REALTIME_COARSE>), not seconds of a monotonic clock
+that restarts at boot: entries in a file that survives a reboot or is copied to
+another machine expire when they should (the C version's timeline restarts and
+such entries live longer than intended). The price: changing the system clock
+moves expiries with it.
+
+=item * B<C<lru_skip> is an exact percentage.> Every value 0-99 skips that
+share of promotions (the C version rounds to a power-of-two interval, so 1-49
+have no effect and 75 skips 3 of 4).
+
+=item * B<LRU order and accessed bits survive resizes.> Growing, shrinking and
+compacting the table keep the recency order and the accessed bits.
+
 =item * B<Arguments are converted before anything is stored.> No Perl code runs
 while the engine holds a lock; batch operations convert all their arguments
 first, so an argument that dies in C<set_multi> or C<remove_multi> stores or
@@ -582,10 +846,8 @@ removes nothing (the C version keeps the pairs processed before the exception).
 =head2 In later releases
 
 Sharded sets that record their shape and refuse to be reopened with another shard
-count; expiry stored as wall-clock time (survives reboots and copies);
-C<lru_skip> as an exact percentage; dead lock holders detected quickly and
-cheaply; crashes that lose no committed write; safe handling of PID namespaces;
-migration of C-format files with C<upgrade_file>; the engine as a Rust library of
+count; dead lock holders detected quickly and cheaply; crashes that lose no committed write; safe handling of PID namespaces;
+the engine as a Rust library of
 its own.
 
 =head1 SEE ALSO

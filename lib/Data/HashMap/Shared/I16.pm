@@ -66,6 +66,18 @@ L<Data::HashMap::Shared>.
     shm_i16_incr $m, $k          shm_i16_decr $m, $k
     shm_i16_incr_by $m, $k, $d   shm_i16_max $m, $k, $v
     shm_i16_min $m, $k, $v
+    shm_i16_put_ttl $m, $k, $v, $ttl
+    shm_i16_add_ttl $m, $k, $v, $ttl
+    shm_i16_update_ttl $m, $k, $v, $ttl
+    shm_i16_ttl_remaining $m, $k
+    shm_i16_touch $m, $k
+    shm_i16_persist $m, $k
+    shm_i16_set_ttl $m, $k, $ttl
+    shm_i16_flush_expired $m
+    shm_i16_flush_expired_partial $m, $limit
+    shm_i16_pop $m
+    shm_i16_shift $m
+    shm_i16_drain $m, $n
     shm_i16_clear $m             shm_i16_to_hash $m
     shm_i16_keys $m              shm_i16_values $m
     shm_i16_items $m             shm_i16_each $m
@@ -78,8 +90,8 @@ L<Data::HashMap::Shared>.
     shm_i16_stat_expired $m      shm_i16_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

@@ -61,6 +61,18 @@ L<Data::HashMap::Shared>.
     shm_i16s_swap $m, $k, $v       shm_i16s_take $m, $k
     shm_i16s_get_or_set $m, $k, $d shm_i16s_cas $m, $k, $old, $new
     shm_i16s_cas_take $m, $k, $old
+    shm_i16s_put_ttl $m, $k, $v, $ttl
+    shm_i16s_add_ttl $m, $k, $v, $ttl
+    shm_i16s_update_ttl $m, $k, $v, $ttl
+    shm_i16s_ttl_remaining $m, $k
+    shm_i16s_touch $m, $k
+    shm_i16s_persist $m, $k
+    shm_i16s_set_ttl $m, $k, $ttl
+    shm_i16s_flush_expired $m
+    shm_i16s_flush_expired_partial $m, $limit
+    shm_i16s_pop $m
+    shm_i16s_shift $m
+    shm_i16s_drain $m, $n
     shm_i16s_clear $m             shm_i16s_to_hash $m
     shm_i16s_keys $m              shm_i16s_values $m
     shm_i16s_items $m             shm_i16s_each $m
@@ -73,8 +85,8 @@ L<Data::HashMap::Shared>.
     shm_i16s_stat_expired $m      shm_i16s_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

@@ -66,6 +66,18 @@ L<Data::HashMap::Shared>.
     shm_i32_incr $m, $k          shm_i32_decr $m, $k
     shm_i32_incr_by $m, $k, $d   shm_i32_max $m, $k, $v
     shm_i32_min $m, $k, $v
+    shm_i32_put_ttl $m, $k, $v, $ttl
+    shm_i32_add_ttl $m, $k, $v, $ttl
+    shm_i32_update_ttl $m, $k, $v, $ttl
+    shm_i32_ttl_remaining $m, $k
+    shm_i32_touch $m, $k
+    shm_i32_persist $m, $k
+    shm_i32_set_ttl $m, $k, $ttl
+    shm_i32_flush_expired $m
+    shm_i32_flush_expired_partial $m, $limit
+    shm_i32_pop $m
+    shm_i32_shift $m
+    shm_i32_drain $m, $n
     shm_i32_clear $m             shm_i32_to_hash $m
     shm_i32_keys $m              shm_i32_values $m
     shm_i32_items $m             shm_i32_each $m
@@ -78,8 +90,8 @@ L<Data::HashMap::Shared>.
     shm_i32_stat_expired $m      shm_i32_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

@@ -61,6 +61,18 @@ L<Data::HashMap::Shared>.
     shm_i32s_swap $m, $k, $v       shm_i32s_take $m, $k
     shm_i32s_get_or_set $m, $k, $d shm_i32s_cas $m, $k, $old, $new
     shm_i32s_cas_take $m, $k, $old
+    shm_i32s_put_ttl $m, $k, $v, $ttl
+    shm_i32s_add_ttl $m, $k, $v, $ttl
+    shm_i32s_update_ttl $m, $k, $v, $ttl
+    shm_i32s_ttl_remaining $m, $k
+    shm_i32s_touch $m, $k
+    shm_i32s_persist $m, $k
+    shm_i32s_set_ttl $m, $k, $ttl
+    shm_i32s_flush_expired $m
+    shm_i32s_flush_expired_partial $m, $limit
+    shm_i32s_pop $m
+    shm_i32s_shift $m
+    shm_i32s_drain $m, $n
     shm_i32s_clear $m             shm_i32s_to_hash $m
     shm_i32s_keys $m              shm_i32s_values $m
     shm_i32s_items $m             shm_i32s_each $m
@@ -73,8 +85,8 @@ L<Data::HashMap::Shared>.
     shm_i32s_stat_expired $m      shm_i32s_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

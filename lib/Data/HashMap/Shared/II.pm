@@ -66,6 +66,18 @@ L<Data::HashMap::Shared>.
     shm_ii_incr $m, $k          shm_ii_decr $m, $k
     shm_ii_incr_by $m, $k, $d   shm_ii_max $m, $k, $v
     shm_ii_min $m, $k, $v
+    shm_ii_put_ttl $m, $k, $v, $ttl
+    shm_ii_add_ttl $m, $k, $v, $ttl
+    shm_ii_update_ttl $m, $k, $v, $ttl
+    shm_ii_ttl_remaining $m, $k
+    shm_ii_touch $m, $k
+    shm_ii_persist $m, $k
+    shm_ii_set_ttl $m, $k, $ttl
+    shm_ii_flush_expired $m
+    shm_ii_flush_expired_partial $m, $limit
+    shm_ii_pop $m
+    shm_ii_shift $m
+    shm_ii_drain $m, $n
     shm_ii_clear $m             shm_ii_to_hash $m
     shm_ii_keys $m              shm_ii_values $m
     shm_ii_items $m             shm_ii_each $m
@@ -78,8 +90,8 @@ L<Data::HashMap::Shared>.
     shm_ii_stat_expired $m      shm_ii_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

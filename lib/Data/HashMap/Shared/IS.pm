@@ -61,6 +61,18 @@ L<Data::HashMap::Shared>.
     shm_is_swap $m, $k, $v       shm_is_take $m, $k
     shm_is_get_or_set $m, $k, $d shm_is_cas $m, $k, $old, $new
     shm_is_cas_take $m, $k, $old
+    shm_is_put_ttl $m, $k, $v, $ttl
+    shm_is_add_ttl $m, $k, $v, $ttl
+    shm_is_update_ttl $m, $k, $v, $ttl
+    shm_is_ttl_remaining $m, $k
+    shm_is_touch $m, $k
+    shm_is_persist $m, $k
+    shm_is_set_ttl $m, $k, $ttl
+    shm_is_flush_expired $m
+    shm_is_flush_expired_partial $m, $limit
+    shm_is_pop $m
+    shm_is_shift $m
+    shm_is_drain $m, $n
     shm_is_clear $m             shm_is_to_hash $m
     shm_is_keys $m              shm_is_values $m
     shm_is_items $m             shm_is_each $m
@@ -73,8 +85,8 @@ L<Data::HashMap::Shared>.
     shm_is_stat_expired $m      shm_is_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

@@ -66,6 +66,18 @@ L<Data::HashMap::Shared>.
     shm_si_incr $m, $k          shm_si_decr $m, $k
     shm_si_incr_by $m, $k, $d   shm_si_max $m, $k, $v
     shm_si_min $m, $k, $v
+    shm_si_put_ttl $m, $k, $v, $ttl
+    shm_si_add_ttl $m, $k, $v, $ttl
+    shm_si_update_ttl $m, $k, $v, $ttl
+    shm_si_ttl_remaining $m, $k
+    shm_si_touch $m, $k
+    shm_si_persist $m, $k
+    shm_si_set_ttl $m, $k, $ttl
+    shm_si_flush_expired $m
+    shm_si_flush_expired_partial $m, $limit
+    shm_si_pop $m
+    shm_si_shift $m
+    shm_si_drain $m, $n
     shm_si_clear $m             shm_si_to_hash $m
     shm_si_keys $m              shm_si_values $m
     shm_si_items $m             shm_si_each $m
@@ -78,8 +90,8 @@ L<Data::HashMap::Shared>.
     shm_si_stat_expired $m      shm_si_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

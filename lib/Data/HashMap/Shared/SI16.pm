@@ -66,6 +66,18 @@ L<Data::HashMap::Shared>.
     shm_si16_incr $m, $k          shm_si16_decr $m, $k
     shm_si16_incr_by $m, $k, $d   shm_si16_max $m, $k, $v
     shm_si16_min $m, $k, $v
+    shm_si16_put_ttl $m, $k, $v, $ttl
+    shm_si16_add_ttl $m, $k, $v, $ttl
+    shm_si16_update_ttl $m, $k, $v, $ttl
+    shm_si16_ttl_remaining $m, $k
+    shm_si16_touch $m, $k
+    shm_si16_persist $m, $k
+    shm_si16_set_ttl $m, $k, $ttl
+    shm_si16_flush_expired $m
+    shm_si16_flush_expired_partial $m, $limit
+    shm_si16_pop $m
+    shm_si16_shift $m
+    shm_si16_drain $m, $n
     shm_si16_clear $m             shm_si16_to_hash $m
     shm_si16_keys $m              shm_si16_values $m
     shm_si16_items $m             shm_si16_each $m
@@ -78,8 +90,8 @@ L<Data::HashMap::Shared>.
     shm_si16_stat_expired $m      shm_si16_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

@@ -66,6 +66,18 @@ L<Data::HashMap::Shared>.
     shm_si32_incr $m, $k          shm_si32_decr $m, $k
     shm_si32_incr_by $m, $k, $d   shm_si32_max $m, $k, $v
     shm_si32_min $m, $k, $v
+    shm_si32_put_ttl $m, $k, $v, $ttl
+    shm_si32_add_ttl $m, $k, $v, $ttl
+    shm_si32_update_ttl $m, $k, $v, $ttl
+    shm_si32_ttl_remaining $m, $k
+    shm_si32_touch $m, $k
+    shm_si32_persist $m, $k
+    shm_si32_set_ttl $m, $k, $ttl
+    shm_si32_flush_expired $m
+    shm_si32_flush_expired_partial $m, $limit
+    shm_si32_pop $m
+    shm_si32_shift $m
+    shm_si32_drain $m, $n
     shm_si32_clear $m             shm_si32_to_hash $m
     shm_si32_keys $m              shm_si32_values $m
     shm_si32_items $m             shm_si32_each $m
@@ -78,8 +90,8 @@ L<Data::HashMap::Shared>.
     shm_si32_stat_expired $m      shm_si32_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 

@@ -61,6 +61,18 @@ L<Data::HashMap::Shared>.
     shm_ss_swap $m, $k, $v       shm_ss_take $m, $k
     shm_ss_get_or_set $m, $k, $d shm_ss_cas $m, $k, $old, $new
     shm_ss_cas_take $m, $k, $old
+    shm_ss_put_ttl $m, $k, $v, $ttl
+    shm_ss_add_ttl $m, $k, $v, $ttl
+    shm_ss_update_ttl $m, $k, $v, $ttl
+    shm_ss_ttl_remaining $m, $k
+    shm_ss_touch $m, $k
+    shm_ss_persist $m, $k
+    shm_ss_set_ttl $m, $k, $ttl
+    shm_ss_flush_expired $m
+    shm_ss_flush_expired_partial $m, $limit
+    shm_ss_pop $m
+    shm_ss_shift $m
+    shm_ss_drain $m, $n
     shm_ss_clear $m             shm_ss_to_hash $m
     shm_ss_keys $m              shm_ss_values $m
     shm_ss_items $m             shm_ss_each $m
@@ -73,8 +85,8 @@ L<Data::HashMap::Shared>.
     shm_ss_stat_expired $m      shm_ss_stat_recoveries $m
 
 Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<stats>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync>, C<unlink>.
+C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
+C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 
