@@ -86,8 +86,19 @@
 //! whose owner is dead clears the slot (depth 0, bitmap bit off, pid 0). A claimer that finds
 //! no free slot reaps slots of dead processes the same way.
 //!
-//! Known limits (issue 5 hardens them): pid reuse can make a dead holder look alive (waiters
-//! then wait for that process); all processes must share one pid namespace.
+//! Values no live holder can have written are taken over the same way: a writer word
+//! without `HELD`, or naming pid 0 or a pid beyond `PID_MAX_LIMIT` (damage); our own pid
+//! while this thread holds no writer word and the process has one thread (left by a dead
+//! process that had our pid: pid reuse, or a file kept across a reboot); a reader slot in
+//! the bitmap with pid 0, or with our pid but another incarnation's nonce. A free slot's
+//! stale counts are reset by its next claimer.
+//!
+//! PID namespaces: every slot records its owner's namespace, and [`Lock::attach`] (at
+//! open) refuses a map that a handle of another namespace has open, so a pid is never
+//! judged in the wrong namespace; a slot of a foreign namespace is never taken for dead.
+//!
+//! Remaining limit: a dead holder whose pid was reused by a live process looks alive; its
+//! waiters wait until that process exits.
 //!
 //! # Fork
 //!
@@ -269,6 +280,12 @@ pub struct SeqWord {
 pub struct ReaderSlot {
     pub pid: AtomicU32,
     pub depth: AtomicU32,
+    /// The owner's PID namespace (low 32 bits of its inode; 0 = unknown): a pid is only
+    /// meaningful, and a liveness check only valid, inside one namespace.
+    pub ns: AtomicU32,
+    /// The owner process's incarnation nonce: tells a slot this process owns from one a
+    /// dead process with the same pid left (pid reuse, or a file kept across a reboot).
+    pub nonce: AtomicU32,
 }
 
 /// Occupancy bitmap of the reader slots: bit `i` set while slot `i` may be in use.
@@ -298,6 +315,9 @@ const SLOT_PARKED: u32 = 1 << 31;
 const COUNT_MASK: u32 = !SLOT_PARKED;
 
 const REAPING: u32 = 1 << 31;
+
+/// Linux pids never exceed 2^22 (PID_MAX_LIMIT); a larger pid field is damage.
+const PID_MAX_LIMIT: u32 = 1 << 22;
 
 /// Handle slot state (process-local `Lock::slot`): fork generation in the high half,
 /// `index + 1`, `NO_SLOT` or `SLOTLESS` in the low half.
@@ -329,9 +349,17 @@ static FORK_GEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::ne
 static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static ATFORK: std::sync::Once = std::sync::Once::new();
 
+/// This process incarnation's nonce (see [`ReaderSlot::nonce`]); 0 = not drawn yet.
+static NONCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// PID namespace id of this process (low 32 bits of the inode of /proc/self/ns/pid), or
+/// `u32::MAX` before the first look. 0 when /proc is not mounted: treated as "unknown".
+static PIDNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
 extern "C" fn atfork_child() {
     // Relaxed: the child runs this single-threaded, before fork() returns to anything that
     // could read these; later threads are ordered after it by their own creation.
+    NONCE.store(0, std::sync::atomic::Ordering::Relaxed);
+    PIDNS.store(u32::MAX, std::sync::atomic::Ordering::Relaxed);
     FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // SAFETY: getpid is async-signal-safe and cannot fail.
     PID.store(
@@ -369,6 +397,70 @@ fn my_pid() -> u32 {
     debug_assert!(p != 0 && p <= PID_MASK);
     PID.store(p, std::sync::atomic::Ordering::Relaxed);
     p
+}
+
+/// This process incarnation's nonce, drawn on first use (and anew in forked children).
+fn my_nonce() -> u32 {
+    use std::sync::atomic::Ordering::Relaxed as R;
+    let n = NONCE.load(R);
+    if n != 0 {
+        return n;
+    }
+    // Not secret, only distinct between incarnations that share a pid: the time, the
+    // pid and a stack address through SipHash's per-process random keys.
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(my_pid());
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    h.write_u128(t.map_or(0, |d| d.as_nanos()));
+    h.write_usize(&n as *const u32 as usize);
+    let n = (h.finish() as u32).max(1);
+    // Relaxed: a process-local value; the CAS makes every racing thread use the first.
+    match NONCE.compare_exchange(0, n, R, R) {
+        Ok(_) => n,
+        Err(x) => x,
+    }
+}
+
+/// This process's PID namespace id (0 = unknown).
+#[cfg(not(loom))]
+pub(crate) fn my_pidns() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::Ordering::Relaxed as R;
+    let v = PIDNS.load(R);
+    if v != u32::MAX {
+        return v;
+    }
+    let ns = std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() as u32);
+    let ns = if ns == u32::MAX { 0 } else { ns };
+    // Relaxed: a cache; every thread computes the same value.
+    PIDNS.store(ns, R);
+    ns
+}
+
+#[cfg(loom)]
+pub(crate) fn my_pidns() -> u32 {
+    0
+}
+
+/// True if namespace ids `a` and `b` may name different namespaces.
+#[inline]
+fn foreign_ns(a: u32, b: u32) -> bool {
+    a != 0 && b != 0 && a != b
+}
+
+// Writer words this thread took (writes and slotless reads): lets a waiter that finds its
+// own pid in a writer word tell a hold of its own from one left by a dead process that had
+// the same pid. Counts may drift when a slotless hold is released on another thread; they
+// then err towards "held", which only means waiting.
+#[cfg(not(loom))]
+std::thread_local!(static WRITES_HELD: Cell<u32> = const { Cell::new(0) });
+#[cfg(loom)]
+::loom::thread_local!(static WRITES_HELD: Cell<u32> = Cell::new(0));
+
+#[inline]
+fn writes_held_add(d: i32) {
+    WRITES_HELD.with(|c| c.set(c.get().wrapping_add(d as u32)));
 }
 
 // Read guards this thread holds, on any Lock: lets a nested read pass a waiting writer
@@ -477,6 +569,7 @@ impl Lock {
             Ok(_) => false,
             Err(_) => self.write_contended(me),
         };
+        writes_held_add(1);
         // SeqCst: the writer half of the Dekker handshake with `read` (module docs): our CAS
         // is ordered before our loads of the bitmap and of the depth words.
         fence(SeqCst);
@@ -589,10 +682,28 @@ impl Lock {
                 continue;
             }
             let due = backoff.park(&slot.depth, v | SLOT_PARKED, &self.words().parked_writers);
-            if due && self.reap_if_dead(slot, i) {
+            if due && (self.reap_if_dead(slot, i) || self.reset_own_damaged(slot)) {
                 return;
             }
         }
+    }
+
+    /// A slot of this very process holds counts while nothing of this process can hold a
+    /// read lock (we are the only thread, and we are writing): the counts are damage, so
+    /// clear them. True if cleared.
+    #[cold]
+    fn reset_own_damaged(&self, slot: &ReaderSlot) -> bool {
+        // Relaxed: hints; the depth CAS decides.
+        let v = slot.depth.load(Relaxed);
+        if slot.pid.load(Relaxed) != my_pid()
+            || slot.nonce.load(Relaxed) != my_nonce()
+            || v & COUNT_MASK == 0
+            || !own_counts_are_damage()
+        {
+            return false;
+        }
+        // Relaxed: no reader of ours exists to synchronise with.
+        slot.depth.compare_exchange(v, 0, Relaxed, Relaxed).is_ok()
     }
 
     // ----- read lock --------------------------------------------------------------------
@@ -639,6 +750,16 @@ impl Lock {
         let words = self.words();
         loop {
             if prev & HOLD_MASK == HOLD_MASK {
+                if own_counts_are_damage() {
+                    // Nothing of this process holds a read lock, so the counts in our
+                    // slot were written by damage: restart from our own pending unit.
+                    // Relaxed: our slot, and the protocol is redone from here.
+                    if slot.depth.swap(TRY, Relaxed) & SLOT_PARKED != 0 {
+                        sync::futex_wake_all(&slot.depth);
+                    }
+                    prev = 0;
+                    continue;
+                }
                 slot.depth.fetch_sub(TRY, Relaxed);
                 panic!("read lock nested more than {} deep", HOLD_MASK);
             }
@@ -725,15 +846,21 @@ impl Lock {
                     }
                     // Acquire: pairs with the Release of the previous owner's (or reaper's)
                     // pid store, so its depth reset is visible before we count in it.
-                    if self
-                        .slot_at(i)
-                        .pid
-                        .compare_exchange(0, me, Acquire, Relaxed)
-                        .is_ok()
-                    {
-                        // Relaxed: our first read of this slot does its increment and SeqCst
-                        // fence after this, which carries the bit to a writer (Dekker).
-                        word.fetch_or(1 << b, Relaxed);
+                    let slot = self.slot_at(i);
+                    if slot.pid.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+                        // A free slot carries no counts, unless the file was damaged or a
+                        // reaper died mid-way: start from zero rather than inherit them.
+                        // Relaxed: the slot is ours and not yet in the bitmap.
+                        if slot.depth.swap(0, Relaxed) & SLOT_PARKED != 0 {
+                            sync::futex_wake_all(&slot.depth);
+                        }
+                        // Relaxed: published by the Release bitmap update below.
+                        slot.ns.store(my_pidns(), Relaxed);
+                        slot.nonce.store(my_nonce(), Relaxed);
+                        // Release: whoever Acquire-loads the bit sees ns and nonce. Our
+                        // first read's increment and SeqCst fence come after this, which
+                        // carries the bit to a writer (Dekker).
+                        word.fetch_or(1 << b, Release);
                         return Some(i);
                     }
                 }
@@ -765,12 +892,19 @@ impl Lock {
         }
     }
 
-    /// Clears slot `i` if its owner (or a reaper that died mid-way) is dead.
+    /// Clears slot `i` if its owner (or a reaper that died mid-way) is dead, or if the
+    /// slot is damaged; true if the slot no longer holds a read lock to wait for.
     #[cold]
     fn reap_if_dead(&self, slot: &ReaderSlot, i: usize) -> bool {
         // Relaxed: checked again by the CAS.
         let pid = slot.pid.load(Relaxed);
-        if pid == 0 || !process_dead(pid & PID_MASK) {
+        // Acquire: pairs with the claimer's Release bitmap update, so ns and nonce are the
+        // claimer's when the bit is set.
+        let in_bitmap = self.bitmap().words[i / 64].load(Acquire) & (1 << (i % 64)) != 0;
+        if pid == 0 && !in_bitmap {
+            return true; // free: its counts (damage) are nobody's, the next claimer resets them
+        }
+        if !slot_dead(slot, pid, in_bitmap) {
             return false;
         }
         // Acquire: we are about to rewrite the slot; see the dead owner's last stores.
@@ -838,6 +972,7 @@ impl Lock {
                     // the word, no other thread of this handle can hold a count of this
                     // generation (the last one out released the word after its decrement).
                     self.slotless.store((gen as u64) << 32 | 1, Release);
+                    writes_held_add(1);
                     return ReadGuard::new(self, ptr::null(), gen);
                 }
                 continue;
@@ -855,6 +990,7 @@ impl Lock {
     fn slotless_release(&self) {
         // Release: orders our reads before the word's release; the last one out releases it.
         if self.slotless.fetch_sub(1, Release) as u32 == 1 {
+            writes_held_add(-1);
             self.release_writer_word();
         }
     }
@@ -894,7 +1030,7 @@ impl Lock {
         {
             return false;
         }
-        backoff.park(writer, expected, parked) && process_dead(v & PID_MASK)
+        backoff.park(writer, expected, parked) && writer_dead(v)
     }
 
     /// Replaces a dead holder's value with ours; false if someone else changed it first.
@@ -975,6 +1111,42 @@ impl Lock {
         f()
     }
 
+    /// Registers this handle with the map: claims its reader slot now (not at its first
+    /// read), then checks that no handle of another PID namespace has one. Pids, and so
+    /// every liveness check, only mean something inside one namespace, so a map is never
+    /// shared across namespaces: returns the pid of such a handle (this handle's slot is
+    /// then given back). Two handles registering at once from two namespaces cannot both
+    /// miss each other: each stores its slot before a SeqCst fence (in `read_in`) and scans
+    /// after it (Dekker, as for the read lock). A handle that found every slot taken reads
+    /// slotless and is not checked.
+    pub fn attach(&self) -> Result<(), u32> {
+        drop(self.read());
+        let me = my_pidns();
+        if me == 0 {
+            return Ok(());
+        }
+        fence(SeqCst);
+        for (w, word) in self.bitmap().words.iter().enumerate() {
+            // Acquire: pairs with the claimer's Release, so its ns store is visible.
+            let mut bits = word.load(Acquire);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if i >= READER_SLOTS {
+                    break;
+                }
+                let slot = self.slot_at(i);
+                // Relaxed: ordered by the Acquire bitmap load above.
+                let pid = slot.pid.load(Relaxed) & PID_MASK;
+                if pid != 0 && foreign_ns(slot.ns.load(Relaxed), me) {
+                    self.release_slot();
+                    return Err(pid);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Gives back this handle's reader slot (when the handle closes; no guard may be alive
     /// and no other thread may use the handle concurrently). Idempotent; the next `read`
     /// claims a slot again. A no-op in a forked child for the parent's slot.
@@ -1030,6 +1202,7 @@ impl WriteGuard<'_> {
 impl Drop for WriteGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        writes_held_add(-1);
         if fork_gen() != self.gen {
             return; // inherited across fork: the lock is our parent's to release
         }
@@ -1150,6 +1323,90 @@ impl Backoff {
             due
         }
     }
+}
+
+/// True if the writer word value `v` names no live holder: a dead process, or a value no
+/// holder writes (no HELD bit, pid 0 or beyond PID_MAX_LIMIT, damage), or our own pid
+/// when this process cannot be holding it (left by a dead process that had our pid).
+#[cfg(not(loom))]
+#[cold]
+fn writer_dead(v: u32) -> bool {
+    if v & HELD == 0 {
+        return true;
+    }
+    let pid = v & PID_MASK;
+    if pid == 0 || pid >= PID_MAX_LIMIT {
+        return true;
+    }
+    if pid == my_pid() {
+        return own_pid_stale();
+    }
+    process_dead(pid)
+}
+
+#[cfg(loom)]
+fn writer_dead(_v: u32) -> bool {
+    false // every loom thread has our pid, and none dies
+}
+
+/// Our pid is in a writer word that we are waiting for: ours only if this thread took a
+/// writer word, or another thread of this process may have (we cannot tell which).
+#[cfg(not(loom))]
+fn own_pid_stale() -> bool {
+    WRITES_HELD.with(|c| c.get()) == 0 && threads_in_process() == Some(1)
+}
+
+/// True when no read lock of this process can be held or pending: this thread holds no
+/// read guard and is the process's only thread.
+#[cfg(not(loom))]
+#[cold]
+fn own_counts_are_damage() -> bool {
+    READS_HELD.with(|c| c.get()) == 0 && threads_in_process() == Some(1)
+}
+
+#[cfg(loom)]
+fn own_counts_are_damage() -> bool {
+    false
+}
+
+/// Number of threads of this process, from /proc/self/stat (field 20).
+#[cfg(not(loom))]
+fn threads_in_process() -> Option<u32> {
+    let s = std::fs::read("/proc/self/stat").ok()?;
+    // "pid (comm) S ppid ...": comm may contain ')' and spaces, nothing after it does.
+    let i = s.iter().rposition(|&c| c == b')')?;
+    let rest = std::str::from_utf8(&s[i + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
+/// True if reader slot `slot` (pid word `pid`) belongs to nobody alive: a dead owner or
+/// reaper, damage (pid 0 or out of range while in the bitmap), or our pid with another
+/// incarnation's nonce. Never true for an owner in another PID namespace: its pid means
+/// nothing here.
+#[cfg(not(loom))]
+#[cold]
+fn slot_dead(slot: &ReaderSlot, pid: u32, in_bitmap: bool) -> bool {
+    let p = pid & PID_MASK;
+    if p == 0 || p >= PID_MAX_LIMIT {
+        return in_bitmap || pid & REAPING != 0;
+    }
+    // Relaxed: valid when the bit is set (Acquire above); otherwise a hint we re-check.
+    if foreign_ns(slot.ns.load(Relaxed), my_pidns()) {
+        return false;
+    }
+    if p == my_pid() {
+        if pid & REAPING != 0 {
+            return own_pid_stale(); // a reaper of ours is mid-way only on another thread
+        }
+        // Relaxed: as above. Our current slots carry our nonce.
+        return in_bitmap && slot.nonce.load(Relaxed) != my_nonce();
+    }
+    process_dead(p)
+}
+
+#[cfg(loom)]
+fn slot_dead(_slot: &ReaderSlot, _pid: u32, _in_bitmap: bool) -> bool {
+    false
 }
 
 /// True if process `pid` has exited (gone, or a zombie). Never true for ourselves.

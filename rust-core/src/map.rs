@@ -325,6 +325,15 @@ impl Map {
         // process and the time), so that handles do not skip in lockstep.
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
         let skip_seed = op.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
+        if let Err(pid) = lock.attach() {
+            let what = match &path {
+                Some(p) => p.to_string_lossy().into_owned(),
+                None => "map".to_string(),
+            };
+            return Err(Error::format(format!(
+                "{what}: in use by process {pid} in another PID namespace (a map cannot be shared across PID namespaces)"
+            )));
+        }
         Ok(Map {
             sh: Shared {
                 lock,
