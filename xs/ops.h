@@ -108,6 +108,7 @@
     X(get_with_ttl,    get_with_ttl, 2, 2, HM_F_LIST,             0, "self, key")                       \
     X(remove_multi,    remove_multi, 1, -1, 0,                    0, "self, key, ...")                  \
     X(stats,           stats,      1, 1, 0,                       0, "self")                            \
+    X(verify,          verify,     1, 1, HM_F_LIST,               0, "self")                            \
     X(frozen,          stat,       1, 1, 0,        HM_ST_FROZEN,      "self")                             \
     X(readonly,        stat,       1, 1, 0,        HM_ST_READONLY,    "self")                             \
     X(path,            path,       1, 1, 0,                       0, "self")                            \

@@ -381,6 +381,24 @@ static SSize_t op_list(pTHX_ OpCtx *c) {
     return n;
 }
 
+/* verify: one string per inconsistency found by a walk of the whole map (none: sound) */
+static SSize_t op_verify(pTHX_ OpCtx *c) {
+    HmList l;
+    SV **r;
+    size_t i;
+    int32_t rc = hm_verify(c->m, &l);
+    HM_CHECK(rc);
+    if (c->gimme != G_LIST) {           /* scalar context: the number of problems */
+        r = hm_res(aTHX_ c, 1);
+        r[0] = newSViv((IV)l.len);
+        return 1;
+    }
+    r = hm_res(aTHX_ c, (SSize_t)l.len);
+    for (i = 0; i < l.len; i++)
+        r[i] = newSVpvn((const char *)l.items[i].key.ptr, l.items[i].key.len);
+    return (SSize_t)l.len;
+}
+
 static SSize_t op_each(pTHX_ OpCtx *c) {
     HmOut k, val;
     SV **r;

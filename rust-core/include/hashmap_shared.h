@@ -348,6 +348,13 @@ void hm_iter_reset(struct HmMap *m);
 // `m` a live handle; `out` writable.
 int32_t hm_list(struct HmMap *m, uint32_t what, struct HmList *out);
 
+// Walks the whole map (read lock) and lists every inconsistency found, one message per
+// item key (a string); an empty list means the map is sound.
+//
+// # Safety
+// `m` a live handle; `out` writable.
+int32_t hm_verify(struct HmMap *m, struct HmList *out);
+
 // Fills `*out` with the statistics.
 //
 // # Safety

@@ -170,15 +170,96 @@ impl<'a> Arena<'a> {
         self.m.u64(off::ARENA_USED).store(0, Relaxed);
         self.m.u64(off::ARENA_FREE).store(self.usable, Relaxed);
         self.m.u64(off::ARENA_PEAK).store(0, Relaxed);
-        let mut o: u64 = 0;
-        while o + 16 <= self.usable {
+        self.carve(0, self.usable);
+    }
+
+    /// Pushes `[o, end)` as the largest naturally aligned free blocks that fit: no two
+    /// of them are free buddies, so the lists are as coalesced as `free` keeps them.
+    fn carve(&self, mut o: u64, end: u64) {
+        while o + 16 <= end {
             let mut k = MAX_ORDER;
-            while k > MIN_ORDER && (o % (1 << k) != 0 || o + (1 << k) > self.usable) {
+            while k > MIN_ORDER && (o % (1 << k) != 0 || o + (1 << k) > end) {
                 k -= 1;
             }
             self.push(o as u32, k);
             o += 1 << k;
         }
+    }
+
+    /// Rebuilds the free lists, the block bitmap and the counters from the strings in
+    /// use (`live`: offset and length of every arena string the table references), after
+    /// a writer died in the middle of an allocation or a free. Everything between live
+    /// blocks becomes free, so a block the dead writer had allocated but not yet linked
+    /// (or unlinked but not yet freed) is reclaimed, and `arena_used` is exact again.
+    /// Returns the indices into `live` that cannot be blocks (out of range, misaligned,
+    /// overlapping another): damage, whose entries the caller drops.
+    pub fn rebuild(&self, live: &[(u32, usize)]) -> Vec<usize> {
+        let mut by_off: Vec<usize> = (0..live.len()).collect();
+        by_off.sort_by_key(|&i| live[i].0);
+        let words = (self.usable as usize / 16).div_ceil(64);
+        for w in 0..words {
+            self.m.u64(self.bmp + w * 8).store(0, Relaxed);
+        }
+        for k in 0..32 {
+            self.head(k).store(NONE, Relaxed);
+        }
+        let (mut bad, mut pos, mut used) = (Vec::new(), 0u64, 0u64);
+        for i in by_off {
+            let (o, len) = live[i];
+            let k = order_for(len);
+            if !self.valid(o, k) || (o as u64) < pos {
+                bad.push(i);
+                continue;
+            }
+            self.carve(pos, o as u64);
+            pos = o as u64 + (1 << k);
+            used += 1 << k;
+        }
+        self.carve(pos, self.usable);
+        self.m.u64(off::ARENA_USED).store(used, Relaxed);
+        self.m.u64(off::ARENA_FREE).store(self.usable - used, Relaxed);
+        self.m.u64(off::ARENA_PEAK).store(used, Relaxed);
+        bad
+    }
+
+    /// Checks the free lists against the bitmap and the counters (for `verify`):
+    /// returns the problems found, described.
+    pub fn check(&self, live_bytes: u64) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut free = 0u64;
+        for k in MIN_ORDER..=MAX_ORDER {
+            let mut o = self.head(k).load(Relaxed);
+            let mut prev = NONE;
+            let mut n = 0u64;
+            while o != NONE {
+                if !self.valid(o, k) || !self.is_free_start(o) || self.order_of_free(o) != Some(k) {
+                    problems.push(format!("arena: free list of order {k} holds a bad block at {o}"));
+                    break;
+                }
+                if self.links(o).1 != prev {
+                    problems.push(format!("arena: free block {o} (order {k}) has a wrong back link"));
+                }
+                free += 1 << k;
+                n += 1;
+                if n > (self.usable >> k) + 1 {
+                    problems.push(format!("arena: free list of order {k} loops"));
+                    break;
+                }
+                prev = o;
+                o = self.links(o).0;
+            }
+        }
+        let used = self.used();
+        if used != live_bytes {
+            problems.push(format!("arena: {used} bytes counted in use, strings hold {live_bytes}"));
+        }
+        if free + live_bytes != self.usable {
+            problems.push(format!(
+                "arena: {free} bytes free + {live_bytes} in use != {} usable (leaked or doubly owned blocks)",
+                self.usable
+            ));
+        }
+        problems
     }
 
     /// Empties the arena (clear): gives all its pages back and re-initialises.

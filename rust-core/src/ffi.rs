@@ -865,6 +865,31 @@ pub unsafe extern "C" fn hm_list(m: *mut HmMap, what: u32, out: *mut HmList) -> 
     })
 }
 
+/// Walks the whole map (read lock) and lists every inconsistency found, one message per
+/// item key (a string); an empty list means the map is sound.
+///
+/// # Safety
+/// `m` a live handle; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_verify(m: *mut HmMap, out: *mut HmList) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let HmMap { map, list } = handle(m)?;
+            let problems = map.verify();
+            list.begin();
+            for p in &problems {
+                list.push(Some(Out::Str(p.as_bytes(), false)), None, true);
+            }
+            let l = list.end();
+            if !out.is_null() {
+                out.write(l);
+            }
+            Ok(problems.len() as i32)
+        }
+    })
+}
+
 fn stats_of(h: &HmMap) -> HmStats {
     let s = h.map.stats();
     HmStats {

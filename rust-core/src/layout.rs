@@ -119,15 +119,24 @@ pub mod off {
     pub const TOMBS: usize = 392;
     /// Generation, bumped by every resize / compaction / clear (u32).
     pub const GENERATION: usize = 396;
-    /// Resize journal: 0 = idle, 1 = in-place rehash running (u32).
+    /// Resize journal (table.rs `Journal`): 0 = idle, 1 = converting control bytes,
+    /// 2 = placing entries (u32).
     pub const J_STATE: usize = 400;
     /// Resize journal: target capacity (u32).
     pub const J_TARGET: usize = 404;
-    /// Resize journal: slots being swapped (u32 x 2), for crash repair.
+    /// Resize journal: source and destination slot of the step in progress (u32 x 2).
     pub const J_SWAP_A: usize = 408;
     pub const J_SWAP_B: usize = 412;
     /// Partial-flush cursor (u32).
     pub const FLUSH_CURSOR: usize = 416;
+    /// Resize journal: groups converted so far (u32).
+    pub const J_PROGRESS: usize = 420;
+    /// Resize journal: step in progress: 0 none, 1 move, 2 swap copying, 3 swap restoring.
+    pub const J_STEP: usize = 424;
+    /// Resize journal: the payload (expiry) of the swapped-out entry (u32).
+    pub const J_SCRATCH_PAYLOAD: usize = 428;
+    /// Resize journal: key and value word of the swapped-out entry (u64 x 2).
+    pub const J_SCRATCH: usize = 432;
     /// Statistics (u64 each).
     pub const EVICTIONS: usize = 448;
     pub const EXPIRED: usize = 456;

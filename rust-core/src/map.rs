@@ -22,6 +22,8 @@
 //!   (counted in `stat_expired`), or revive it in place (`put`, `put_ttl`, `set_multi`).
 //! - every insert of a new key into an LRU map at `max_size` evicts one entry first.
 
+mod repair;
+
 use crate::arena::Arena;
 use crate::backing::{self, Backing, Mapping, Spec};
 use crate::ctrl::Ctrl;
@@ -31,7 +33,7 @@ use crate::layout::{self, off, Layout, Params};
 use crate::lock::{Lock, LockWords, ReaderBitmap, ReaderSlot, SeqWord, WriteGuard};
 use crate::lru::{Lru, Skipper};
 use crate::strref::{StrRef, MAX_INLINE, MAX_LEN};
-use crate::table::{Probe, Relocate, Table};
+use crate::table::{Journal, Probe, Relocate, Table};
 use crate::ttl::{self, Clock, Ttl};
 use crate::variant::{Kind, Variant};
 use std::ffi::{CStr, CString};
@@ -1107,6 +1109,13 @@ impl Map {
         Ok(v)
     }
 
+    /// Walks the whole structure under the read lock and describes every inconsistency
+    /// found: counts, probe chains, string references, the arena's lists and counters,
+    /// the LRU list, an unfinished resize. Empty when the map is sound.
+    pub fn verify(&self) -> Vec<String> {
+        self.sh.verify()
+    }
+
     /// Statistics and geometry.
     pub fn stats(&self) -> Stats {
         let sh = &self.sh;
@@ -1166,17 +1175,23 @@ impl Shared {
         Arena::new(&self.map, &self.lay)
     }
 
-    /// Takes the write lock; counts a recovery when the previous holder had died (and
-    /// then checks the LRU list, which that writer may have left half-relinked).
+    /// Takes the write lock; when the previous holder had died, repairs what it may have
+    /// left half-done (repair.rs) and counts a recovery.
     fn write(&self) -> WriteGuard<'_> {
         let g = self.lock.write();
         if g.recovered() {
-            // Relaxed: under the write lock (see h32).
-            let r = self.h64(off::RECOVERIES);
-            r.store(r.load(Relaxed) + 1, Relaxed);
-            self.repair_lru();
+            self.recovered();
         }
         g
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn recovered(&self) {
+        self.repair();
+        // Relaxed: under the write lock (see h32).
+        let r = self.h64(off::RECOVERIES);
+        r.store(r.load(Relaxed) + 1, Relaxed);
     }
 
     /// Rebuilds the LRU list (in slot order) unless it is consistent with the table
@@ -1731,19 +1746,17 @@ impl Shared {
     /// a shrink freed.
     fn resize<'a>(&'a self, t: Table<'a>, new_cap: usize) -> Table<'a> {
         let old = t.cap;
-        // Relaxed stores under the write lock (see h32). The journal tells a recovering
-        // writer that a rehash was interrupted (repair: issue 5).
-        self.h32(off::J_TARGET).store(new_cap as u32, Relaxed);
-        self.h32(off::J_STATE).store(1, Relaxed);
+        let j = Journal::new(&self.map);
         let mut side = Side { lru: self.lru_view(), ttl: self.ttl_view() };
-        let (nt, placed) = t.rehash(new_cap, |nt, i| self.hash_slot(nt, i), &mut side);
+        let (nt, placed) = t.rehash(new_cap, |nt, i| self.hash_slot(nt, i), &mut side, &j);
         // Relaxed stores under the write lock (see h32); readers that could see a
         // mix of old and new values are optimistic ones, which the seqlock retries.
+        // Before the journal closes: a crash up to `done` is resumed by the repair.
         self.h32(off::CAP).store(new_cap as u32, Relaxed);
         self.h32(off::SIZE).store(placed as u32, Relaxed);
         self.h32(off::TOMBS).store(0, Relaxed);
         self.bump_generation();
-        self.h32(off::J_STATE).store(0, Relaxed);
+        j.done();
         if new_cap < old {
             self.release_tail(new_cap, old);
         }
@@ -1792,21 +1805,25 @@ struct Side<'a> {
     ttl: Option<Ttl<'a>>,
 }
 
+/// The LRU links follow entries through `moved`/`swapped` (a repair rebuilds them after
+/// a crash); the expiry is the payload the rehash journals with the slot.
 impl Relocate for Side<'_> {
     fn moved(&mut self, from: usize, to: usize) {
         if let Some(l) = &self.lru {
             l.moved(from, to);
-        }
-        if let Some(x) = &self.ttl {
-            x.moved(from, to);
         }
     }
     fn swapped(&mut self, a: usize, b: usize) {
         if let Some(l) = &self.lru {
             l.swapped(a, b);
         }
+    }
+    fn payload(&self, i: usize) -> u32 {
+        self.ttl.as_ref().map_or(0, |x| x.get(i))
+    }
+    fn set_payload(&mut self, i: usize, v: u32) {
         if let Some(x) = &self.ttl {
-            x.swapped(a, b);
+            x.set(i, v);
         }
     }
     fn dropped(&mut self, i: usize) {

@@ -26,7 +26,7 @@
 use crate::backing::Mapping;
 use crate::ctrl::{self, Ctrl};
 use crate::layout::{self, Layout};
-use std::sync::atomic::{AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, Ordering::{Acquire, Relaxed, Release}};
 
 /// Result of probing for a key on the insertion path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +49,15 @@ pub trait Relocate {
     fn swapped(&mut self, a: usize, b: usize);
     /// The entry of slot `i` was dropped (a damaged table with more entries than slots).
     fn dropped(&mut self, i: usize);
+    /// The per-slot payload that must travel with an entry exactly, even across a crash
+    /// in the middle of a rehash (the expiry time): the rehash copies it with the slot,
+    /// under the journal. Side state that a repair can rebuild (LRU links) is moved by
+    /// `moved`/`swapped` instead.
+    fn payload(&self, _i: usize) -> u32 {
+        0
+    }
+    /// Sets slot `i`'s payload.
+    fn set_payload(&mut self, _i: usize, _v: u32) {}
 }
 
 impl Relocate for () {
@@ -58,6 +67,64 @@ impl Relocate for () {
     fn swapped(&mut self, _: usize, _: usize) {}
     #[inline(always)]
     fn dropped(&mut self, _: usize) {}
+}
+
+/// The resize journal in the header (offsets `off::J_*`): what a crash-interrupted
+/// in-place rehash was doing, so that the next writer can finish it ([`Table::resume`]).
+///
+/// A rehash runs in two phases. Converting (state 1): group by group, full bytes become
+/// "pending" and tombstones empty; `J_PROGRESS` counts converted groups, because a pending
+/// byte and a tombstone look alike (both DELETED). Placing (state 2): every pending entry
+/// goes to its slot in the new table, one journaled step at a time:
+///
+/// - move to an empty slot `t` (step 1): copy slot `i` to `t`, mark `t` full, mark `i`
+///   empty. `i` keeps its data until marked empty, so redoing the step is exact; an empty
+///   `i` proves the step finished.
+/// - swap with a pending entry at `t` (steps 2, 3): save `t` in the scratch words, copy
+///   `i` to `t` (step 2), mark `t` full, write the scratch into `i` (step 3). Redoing from
+///   step 2 copies `i` again (intact until step 3), from step 3 only restores `i`.
+///
+/// Every journal store is followed (or preceded) by a Release fence and every recovery
+/// read by an Acquire fence: a killed writer's stores are not lost, but without fences
+/// the compiler or a weakly ordered CPU could make a later store visible before an
+/// earlier one. All of this runs under the write lock; nobody else writes these fields.
+pub struct Journal<'a> {
+    m: &'a Mapping,
+}
+
+impl<'a> Journal<'a> {
+    /// The journal of mapping `m`.
+    pub fn new(m: &'a Mapping) -> Journal<'a> {
+        Journal { m }
+    }
+    fn w(&self, o: usize) -> &AtomicU32 {
+        self.m.u32(o)
+    }
+    /// Stores `v` at journal field `o` after everything written before (Release fence).
+    fn mark(&self, o: usize, v: u32) {
+        fence(Release);
+        self.w(o).store(v, Relaxed);
+        fence(Release);
+    }
+    /// Reads journal field `o`; what the writer stored before it is visible after.
+    fn read(&self, o: usize) -> u32 {
+        let v = self.w(o).load(Relaxed);
+        fence(Acquire);
+        v
+    }
+    /// Is a rehash unfinished (its writer died)?
+    pub fn pending(&self) -> bool {
+        self.read(layout::off::J_STATE) != 0
+    }
+    /// Closes the journal: call after the header records the new capacity (a crash
+    /// before this point is resumed, after it there is nothing to resume).
+    pub fn done(&self) {
+        self.mark(layout::off::J_STATE, 0);
+    }
+    /// The capacity the unfinished rehash was going to.
+    pub fn target(&self) -> u32 {
+        self.read(layout::off::J_TARGET)
+    }
 }
 
 /// A view of the table at capacity `cap`.
@@ -439,22 +506,118 @@ impl<'a> Table<'a> {
     /// Rehashes in place into a table of `new_cap` slots (a power of two within the
     /// regions; `new_cap` may be smaller, equal or larger than `cap` but must hold every
     /// entry at below full load). `hash_of(t, i)` recomputes the hash of the entry at
-    /// slot `i`; `side` hears of every move. Returns the new view and the number of
-    /// entries placed.
+    /// slot `i`; `side` hears of every move. Every step is journaled in `j` (see
+    /// [`Journal`]), so a writer killed at any point leaves a rehash that [`resume`]
+    /// finishes. The journal stays open: the caller records the new capacity in the header,
+    /// then calls [`Journal::done`]. Returns the new view and the number of entries placed.
+    ///
+    /// [`resume`]: Table::resume
     pub fn rehash(
         &self,
         new_cap: usize,
+        hash_of: impl FnMut(&Table<'a>, usize) -> u64,
+        side: &mut impl Relocate,
+        j: &Journal,
+    ) -> (Table<'a>, usize) {
+        use layout::off::*;
+        j.mark(J_TARGET, new_cap as u32);
+        j.mark(J_PROGRESS, 0);
+        j.mark(J_STEP, 0);
+        j.mark(J_STATE, 1);
+        self.convert(new_cap, 0, j);
+        let nt = Table { cap: new_cap, ..*self };
+        let placed = nt.place(self.cap, hash_of, side, j);
+        (nt, placed)
+    }
+
+    /// Finishes the rehash a dead writer left in the journal: this table is at the old
+    /// capacity (the header's, which a rehash updates only when done). Returns the new
+    /// view; the caller recounts entries and tombstones.
+    pub fn resume(
+        &self,
         mut hash_of: impl FnMut(&Table<'a>, usize) -> u64,
         side: &mut impl Relocate,
-    ) -> (Table<'a>, usize) {
-        let old = self.cap;
-        for g in 0..old / 8 {
-            self.store_group(g, ctrl::full_to_pending_special_to_empty(self.group(g)));
+        j: &Journal,
+    ) -> Table<'a> {
+        use layout::off::*;
+        let new_cap = j.target() as usize;
+        let nt = Table { cap: new_cap, ..*self };
+        if j.read(J_STATE) == 1 {
+            let done = j.read(J_PROGRESS) as usize;
+            self.convert(new_cap, done.min(self.cap / 8), j);
+        } else {
+            nt.finish_step(&mut hash_of, side, j);
         }
-        for g in old / 8..new_cap / 8 {
+        nt.place(self.cap, hash_of, side, j);
+        nt
+    }
+
+    /// Phase 1 from group `from`: full bytes become pending, specials empty; then the
+    /// groups a grow adds are emptied.
+    fn convert(&self, new_cap: usize, from: usize, j: &Journal) {
+        use layout::off::*;
+        for g in from..self.cap / 8 {
+            self.store_group(g, ctrl::full_to_pending_special_to_empty(self.group(g)));
+            j.mark(J_PROGRESS, g as u32 + 1);
+        }
+        for g in self.cap / 8..new_cap / 8 {
             self.store_group(g, u64::MAX);
         }
-        let nt = Table { cap: new_cap, ..*self };
+        j.mark(J_STATE, 2);
+    }
+
+    /// Redoes the journaled step a dead writer was in (self: the new table).
+    fn finish_step(&self, hash_of: &mut impl FnMut(&Table<'a>, usize) -> u64, side: &mut impl Relocate, j: &Journal) {
+        use layout::off::*;
+        let (i, t) = (j.read(J_SWAP_A) as usize, j.read(J_SWAP_B) as usize);
+        let step = j.read(J_STEP);
+        if step == 0 || i >= self.max_cap || t >= self.max_cap {
+            return;
+        }
+        match step {
+            1 if self.ctrl(i) != Ctrl::EMPTY => {
+                self.move_slot(i, t);
+                side.set_payload(t, side.payload(i));
+                self.set_ctrl(t, Ctrl::full(hash_of(self, t)));
+                self.set_ctrl(i, Ctrl::EMPTY);
+            }
+            2 | 3 => {
+                if step == 2 {
+                    self.move_slot(i, t);
+                    side.set_payload(t, side.payload(i));
+                }
+                self.set_ctrl(t, Ctrl::full(hash_of(self, t)));
+                self.restore_scratch(i, side, j);
+            }
+            _ => {}
+        }
+        j.mark(J_STEP, 0);
+    }
+
+    fn save_scratch(&self, t: usize, side: &impl Relocate, j: &Journal) {
+        use layout::off::*;
+        j.m.u64(J_SCRATCH).store(self.key_word(t), Relaxed);
+        j.m.u64(J_SCRATCH + 8).store(self.val_word(t), Relaxed);
+        j.w(J_SCRATCH_PAYLOAD).store(side.payload(t), Relaxed);
+    }
+
+    fn restore_scratch(&self, i: usize, side: &mut impl Relocate, j: &Journal) {
+        use layout::off::*;
+        self.set_key_word(i, j.m.u64(J_SCRATCH).load(Relaxed));
+        self.set_val_word(i, j.m.u64(J_SCRATCH + 8).load(Relaxed));
+        side.set_payload(i, j.w(J_SCRATCH_PAYLOAD).load(Relaxed));
+    }
+
+    /// Phase 2: places every pending entry of slots `0..old` (self: the new table).
+    fn place(
+        &self,
+        old: usize,
+        mut hash_of: impl FnMut(&Table<'a>, usize) -> u64,
+        side: &mut impl Relocate,
+        j: &Journal,
+    ) -> usize {
+        use layout::off::*;
+        let nt = *self;
         let mut placed = 0;
         for i in 0..old {
             if nt.ctrl(i) != Ctrl::DELETED {
@@ -470,24 +633,38 @@ impl<'a> Table<'a> {
                     break;
                 };
                 placed += 1;
-                if i < new_cap && i / 8 == t / 8 {
-                    nt.set_ctrl(i, Ctrl::full(h));
+                if i < nt.cap && i / 8 == t / 8 {
+                    nt.set_ctrl(i, Ctrl::full(h)); // one byte store: no journal needed
                     break;
                 }
-                let prev = nt.ctrl(t);
-                nt.set_ctrl(t, Ctrl::full(h));
-                if prev == Ctrl::EMPTY {
-                    nt.set_ctrl(i, Ctrl::EMPTY);
+                j.mark(J_SWAP_A, i as u32);
+                j.mark(J_SWAP_B, t as u32);
+                if nt.ctrl(t) == Ctrl::EMPTY {
+                    j.mark(J_STEP, 1);
                     nt.move_slot(i, t);
+                    side.set_payload(t, side.payload(i));
                     side.moved(i, t);
+                    fence(Release); // the copy before the control bytes that publish it
+                    nt.set_ctrl(t, Ctrl::full(h));
+                    fence(Release);
+                    nt.set_ctrl(i, Ctrl::EMPTY);
+                    j.mark(J_STEP, 0);
                     break;
                 }
-                // t held a pending entry: swap it in and place it next.
-                nt.swap_slots(i, t);
+                // t holds a pending entry: swap it in and place it next.
+                nt.save_scratch(t, side, j);
+                j.mark(J_STEP, 2);
+                nt.move_slot(i, t);
+                side.set_payload(t, side.payload(i));
+                fence(Release);
+                nt.set_ctrl(t, Ctrl::full(h));
+                j.mark(J_STEP, 3);
+                nt.restore_scratch(i, side, j);
                 side.swapped(i, t);
+                j.mark(J_STEP, 0);
             }
         }
-        (nt, placed)
+        placed
     }
 }
 
@@ -555,7 +732,8 @@ mod tests {
     }
 
     fn rehash<'a>(t: &Table<'a>, cap: usize) -> Table<'a> {
-        let (nt, placed) = t.rehash(cap, |nt, i| hash_int(nt.key_int(i), SEED), &mut ());
+        let jm = map(16); // journal fields of a scratch map
+        let (nt, placed) = t.rehash(cap, |nt, i| hash_int(nt.key_int(i), SEED), &mut (), &Journal::new(&jm.map));
         let mut n = 0;
         let mut i = 0;
         while let Some(j) = nt.next_full(i) {
@@ -657,7 +835,7 @@ mod tests {
         for k in 0..1500i64 {
             if k + 1 > layout::load_limit(t.cap as u32) as i64 {
                 sync(&t, &mut sh);
-                t = t.rehash(t.cap * 2, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh).0;
+                t = t.rehash(t.cap * 2, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh, &Journal::new(&o.map)).0;
                 verify(&t, &sh);
             }
             insert(&t, k * 31 + 7, k);
@@ -668,17 +846,120 @@ mod tests {
             }
         }
         sync(&t, &mut sh);
-        t = t.rehash(t.cap, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh).0;
+        t = t.rehash(t.cap, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh, &Journal::new(&o.map)).0;
         assert_eq!(verify(&t, &sh), 500);
-        t = t.rehash(1024, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh).0;
+        t = t.rehash(1024, |nt, i| hash_int(nt.key_int(i), SEED), &mut sh, &Journal::new(&o.map)).0;
         assert_eq!(verify(&t, &sh), 500);
+    }
+
+    /// Payloads in a shadow array; "crashes" (panics) at its `crash_at`-th payload store.
+    struct Crashy {
+        pay: Vec<u32>,
+        stores: u32,
+        crash_at: u32,
+        swaps: u32,
+    }
+
+    impl Relocate for Crashy {
+        fn moved(&mut self, _: usize, _: usize) {}
+        fn swapped(&mut self, _: usize, _: usize) {
+            self.swaps += 1;
+        }
+        fn dropped(&mut self, _: usize) {
+            panic!("no entry is dropped from a sound table");
+        }
+        fn payload(&self, i: usize) -> u32 {
+            self.pay[i]
+        }
+        fn set_payload(&mut self, i: usize, v: u32) {
+            self.stores += 1;
+            if self.stores == self.crash_at {
+                std::panic::panic_any("crash");
+            }
+            self.pay[i] = v;
+        }
+    }
+
+    #[test]
+    fn a_rehash_killed_at_any_step_is_finished_by_resume() {
+        let pay_of = |k: i64| (k as u32).wrapping_mul(2654435761) | 1;
+        let mut swaps_seen = false; // a compaction with wrapped-around keys swaps
+        for (n, from, to) in [(112usize, 128usize, 256usize), (100, 256, 128), (112, 128, 128)] {
+            // A third of the keys share the last home group of both tables: they wrap
+            // around into group 0, and placing them takes swaps with pending entries.
+            let last = |h: u64, cap: usize| (h as usize & (cap - 1)) / 8 == cap / 8 - 1;
+            let mut keys: Vec<i64> = (0..).map(|k: i64| k * 7919).filter(|&k| {
+                let h = hash_int(k, SEED);
+                last(h, from) && last(h, to)
+            }).take(n / 3).collect();
+            keys.extend((1..).map(|k: i64| -k * 104729).take(n - keys.len()));
+            let mut crash_at = 1;
+            loop {
+                let o = map(1000);
+                let t = Table::with_cap(&o.map, &o.layout, from);
+                for g in 0..from.max(to) / 8 {
+                    t.store_group(g, u64::MAX); // all EMPTY
+                }
+                let mut c = Crashy { pay: vec![0; o.layout.max_cap as usize], stores: 0, crash_at: 0, swaps: 0 };
+                for (v, &key) in keys.iter().enumerate() {
+                    insert(&t, key, v as i64);
+                    let i = t.find(hash_int(key, SEED), |i| t.key_int(i) == key).unwrap();
+                    c.pay[i] = pay_of(key);
+                }
+                for &key in keys.iter().step_by(5) {
+                    remove(&t, key); // some tombstones
+                }
+                c.crash_at = crash_at;
+                let j = Journal::new(&o.map);
+                let hash = |nt: &Table, i: usize| hash_int(nt.key_int(i), SEED);
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.rehash(to, hash, &mut c, &j)));
+                let nt = match r {
+                    Ok((nt, _)) => nt,
+                    Err(_) => {
+                        assert!(j.pending(), "a rehash stopped half-way is in the journal");
+                        c.crash_at = 0;
+                        t.resume(hash, &mut c, &j)
+                    }
+                };
+                j.done();
+                swaps_seen |= c.swaps > 0;
+                let mut live = 0;
+                for (v, &key) in keys.iter().enumerate() {
+                    let found = nt.find(hash_int(key, SEED), |i| nt.key_int(i) == key);
+                    if v % 5 == 0 {
+                        assert!(found.is_none(), "removed key {key} stays removed (crash at {crash_at})");
+                        continue;
+                    }
+                    let i = found.unwrap_or_else(|| panic!("key {key} lost ({from}->{to}, crash at {crash_at})"));
+                    assert_eq!(nt.val_int(i), v as i64, "value of {key}");
+                    assert_eq!(c.pay[i], pay_of(key), "payload of {key} ({from}->{to}, crash at {crash_at})");
+                    live += 1;
+                }
+                let (mut full, mut i) = (0, 0);
+                while let Some(x) = nt.next_full(i) {
+                    full += 1;
+                    i = x + 1;
+                }
+                assert_eq!(full, live, "no duplicate or stray entry (crash at {crash_at})");
+                if r_is_ok(c.stores, crash_at) {
+                    break;
+                }
+                crash_at += 1;
+            }
+        }
+        assert!(swaps_seen, "the keys force swaps");
+    }
+
+    /// The run did not reach its crash point: every crash point has been tried.
+    fn r_is_ok(stores: u32, crash_at: u32) -> bool {
+        stores < crash_at
     }
 
     #[test]
     fn prev_full_matches_a_scan() {
         let o = map(1000);
         let t = Table::current(&o.map, &o.layout).unwrap();
-        let t = t.rehash(128, |nt, i| hash_int(nt.key_int(i), SEED), &mut ()).0;
+        let t = t.rehash(128, |nt, i| hash_int(nt.key_int(i), SEED), &mut (), &Journal::new(&o.map)).0;
         for k in 0..60 {
             insert(&t, k * 13, k);
         }

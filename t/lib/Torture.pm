@@ -1,0 +1,241 @@
+package Torture;
+# The kill torture of issue 5, shared by t/crash-torture.t (a few rounds) and
+# xt/crash-torture.t (hundreds).
+#
+# W workers run a mixed workload on two maps (SS: puts of strings of many sizes and
+# removes, forcing grows, shrinks and arena churn; SI: incr) and report through a pipe,
+# one line per step: "I ..." (intent) before the call and "A ..." (acknowledged) after it
+# returned. Worker w only touches keys k with k % W == w, so each key's writes are
+# sequential and the pipe (lines are single atomic writes) orders them. The parent
+# SIGKILLs a random worker at a random moment (every other round: a moment when it holds
+# a write lock), restarts it, and at the end checks that
+# every key holds its last acknowledged value, or the value of the one write that was in
+# flight when its writer was killed; that nothing else is in the map; that verify()
+# finds no inconsistency; and that stat_recoveries counted the takeovers.
+use strict;
+use warnings;
+use POSIX ();
+use Time::HiRes qw(sleep time);
+use Data::HashMap::Shared::SS;
+use Data::HashMap::Shared::SI;
+
+# Big enough for most values, small enough that a put sometimes finds the arena full
+# (it then returns false and changes nothing).
+our $ARENA = 4 << 20;
+my %fh_of;    # holds_lock: one read handle per map file
+
+sub run {
+    my (%o) = @_;
+    my ($dir, $W, $R, $KEYS) = @o{qw(dir workers rounds keys)};
+    my $ss_path = "$dir/torture-ss.shm";
+    my $si_path = "$dir/torture-si.shm";
+    unlink $ss_path, $si_path;
+    Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA);
+    Data::HashMap::Shared::SI->new($si_path, $KEYS);
+
+    # One pipe per worker: a batch's lines go in one write (more time under the lock,
+    # less in system calls), which may exceed PIPE_BUF, so pipes are not shared.
+    my (%pid_of, %rd_of, %buf_of);
+    my $spawn = sub {
+        my ($w, $gen) = @_;
+        pipe(my $rd, my $wr) or die "pipe: $!";
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            close $rd;
+            worker($w, $gen, $W, $KEYS, $ss_path, $si_path, $wr);
+            POSIX::_exit(0);
+        }
+        close $wr;
+        ($pid_of{$w}, $rd_of{$w}, $buf_of{$w}) = ($pid, $rd, '');
+    };
+    $spawn->($_, 0) for 0 .. $W - 1;
+
+    # Per key: the acknowledged value and, while writes are in flight, their values.
+    my (%ss, %ss_flight, %si, %si_flight);
+    my ($acks, $kills, $in_lock) = (0, 0, 0);
+    my $line = sub {
+        my ($kind, $map, $k, $v) = split / /, $_[0], 4;
+        my ($acked, $flight) = $map eq 'S' ? (\%ss, \%ss_flight) : (\%si, \%si_flight);
+        $v = undef if defined $v && $v eq '-';
+        if ($kind eq 'F') {    # refused (arena full): nothing changed
+            delete $flight->{$k};
+        } elsif ($kind eq 'K') {    # maybe stored: keep both candidates
+        } elsif ($kind eq 'I') {
+            $v = ($acked->{$k} // 0) + 1 if $map eq 'C';    # an incr in flight
+            push @{ $flight->{$k} }, $v;
+        } else {
+            $acked->{$k} = $v;
+            delete $flight->{$k};
+            $acks++;
+        }
+    };
+    # Reads whatever the workers wrote within $timeout s; with $eof_of, reads that
+    # (dead) worker's pipe to its end and drops a line cut by the kill (its call had
+    # not started: the line is written before the call).
+    my $drain = sub {
+        my ($timeout, $eof_of) = @_;
+        my $until = time + $timeout;
+        while (1) {
+            my $rin = '';
+            vec($rin, fileno($rd_of{$_}), 1) = 1 for keys %rd_of;
+            my $left = defined $eof_of ? 1 : $until - time;
+            $left = 0 if $left < 0;    # still take what is ready now
+            last unless select(my $rout = $rin, undef, undef, $left);
+            my $eof;
+            for my $w (keys %rd_of) {
+                next unless vec($rout, fileno($rd_of{$w}), 1);
+                my $n = sysread($rd_of{$w}, $buf_of{$w}, 1 << 20, length $buf_of{$w});
+                my @l = split /\n/, $buf_of{$w}, -1;
+                $buf_of{$w} = pop @l;    # an unfinished line waits for its end
+                $line->($_) for @l;
+                $eof = 1 if !$n && defined $eof_of && $w == $eof_of;
+            }
+            last if $eof;
+            last if !defined $eof_of && time >= $until;    # busy writers never run dry
+        }
+    };
+
+    for my $round (1 .. $R) {
+        $drain->(0.005 + rand(0.03));
+        my $w = int rand $W;
+        if ($round % 2) {
+            # aim: wait (up to 200 ms) until the victim holds a write lock, then kill
+            my $until = time + 0.2;
+            my $path = $ss_path;
+            my $polls = 0;
+            # keep reading the pipes: a worker blocked on a full pipe never locks
+            until (holds_lock($path, $pid_of{$w}) || time > $until) {
+                $drain->(0) unless ++$polls % 50;
+            }
+        }
+        kill 'KILL', $pid_of{$w};
+        waitpid $pid_of{$w}, 0;
+        $kills++;
+        $in_lock++ if grep { holds_lock($_, $pid_of{$w}) } $ss_path, $si_path;
+        $drain->(0, $w);
+        close $rd_of{$w};
+        $spawn->($w, $round);
+    }
+    $drain->(0.05);
+    kill 'KILL', values %pid_of;
+    for my $w (keys %pid_of) {
+        waitpid $pid_of{$w}, 0;
+        $drain->(0, $w);
+        close delete $rd_of{$w};
+    }
+
+    my $ss = Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA);
+    my $si = Data::HashMap::Shared::SI->new($si_path, $KEYS);
+    # A write takes the lock: if the last worker died holding it, this one repairs.
+    $ss->put('probe', 1); $ss->remove('probe');
+    $si->put('probe', 1); $si->remove('probe');
+
+    my @bad;
+    push @bad, map "SS verify: $_", $ss->verify;
+    push @bad, map "SI verify: $_", $si->verify;
+    my $check = sub {
+        my ($m, $name, $acked, $flight) = @_;
+        my %seen;
+        for my $k (keys %$acked, keys %$flight) {
+            next if $seen{$k}++;
+            my $got = $m->get($k);
+            my @ok = ($acked->{$k}, @{ $flight->{$k} || [] });
+            next if grep { (defined $_ ? $_ : "\0undef") eq (defined $got ? $got : "\0undef") } @ok;
+            push @bad, sprintf "%s key %s: got %s, expected %s", $name, $k,
+                defined $got ? "'" . substr($got, 0, 40) . "'" : 'undef',
+                join ' or ', map { defined $_ ? "'" . substr($_, 0, 40) . "'" : 'undef' } @ok;
+        }
+        my %want = map { $_ => 1 } grep { defined $acked->{$_} || grep defined, @{ $flight->{$_} || [] } } keys %seen;
+        for my $k ($m->keys) {
+            push @bad, "$name: key $k was never written" unless $want{$k};
+        }
+    };
+    $check->($ss, 'SS', \%ss, \%ss_flight);
+    $check->($si, 'SI', \%si, \%si_flight);
+    my $recoveries = $ss->stat_recoveries + $si->stat_recoveries;
+    unlink $ss_path, $si_path;
+    %fh_of = ();
+    return {
+        bad => \@bad, acks => $acks, kills => $kills, recoveries => $recoveries, in_lock => $in_lock,
+        keys => scalar(keys %ss) + scalar(keys %si),
+    };
+}
+
+# Did process $pid die holding the write lock of the map in $path? (the writer word at
+# header offset 256: HELD bit 31, bit 30 "someone sleeps", pid in bits 0..29)
+
+sub holds_lock {
+    my ($path, $pid) = @_;
+    my $fh = $fh_of{$path} ||= do { open my $f, '<:raw', $path or return 0; $f };
+    sysseek $fh, 256, 0;
+    sysread($fh, my $b, 4) == 4 or return 0;
+    my $w = unpack 'V', $b;
+    return ($w & 0x80000000) && ($w & 0x3FFFFFFF) == $pid;
+}
+
+# The workload of worker $w: mostly SS puts (values 0..400 bytes: inline and arena
+# strings) and removes in waves that grow and shrink the table, plus SI increments.
+sub worker {
+    my ($w, $gen, $W, $KEYS, $ss_path, $si_path, $wr) = @_;
+    srand($$ ^ time);
+    my $ss = Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA);
+    my $si = Data::HashMap::Shared::SI->new($si_path, $KEYS);
+    my $mine = int($KEYS / $W);
+    my $seq = 0;
+    my @out;
+    my $say = sub { push @out, join(' ', @_) . "\n" };
+    # Lines reach the parent before the call they announce starts, and right after it.
+    my $flush = sub { my $b = join '', @out; @out = (); while (length $b) { my $n = syswrite $wr, $b; die "pipe: $!" unless $n; substr($b, 0, $n) = '' } };
+    while (1) {
+        my $grow = rand() < 0.5;    # a wave of puts, then a wave of removes
+        for (1 .. 20 + int rand 80) {
+            my $op = rand();
+            if ($op < 0.25) {
+                # a batch under one write lock: long critical sections, resizes inside
+                my @k = map { "k" . ($w + $W * int rand $mine) } 1 .. 20 + int rand 3000;
+                my %seen;
+                @k = grep { !$seen{$_}++ } @k;
+                if ($grow || rand() < 0.3) {
+                    my @kv = map { ($_, "$w.$gen." . $seq++ . '.' . ('y' x int rand 300)) } @k;
+                    my %v = @kv;
+                    $say->('I', 'S', $_, $v{$_}) for @k;
+                    $flush->();
+                    my $n = $ss->set_multi(@kv);
+                    # fewer stored only when the arena filled: which ones is unknown, so
+                    # those keys stay "either" until their next write
+                    $say->($n == @k ? 'A' : 'K', 'S', $_, $v{$_}) for @k;
+                    $flush->();
+                } else {
+                    $say->('I', 'S', $_, '-') for @k;
+                    $flush->();
+                    $ss->remove_multi(@k);
+                    $say->('A', 'S', $_, '-') for @k;
+                    $flush->();
+                }
+                next;
+            }
+            my $k = $w + $W * int rand $mine;
+            if ($op < 0.4) {
+                $say->('I', 'C', "c$k");
+                $flush->();
+                my $n = $si->incr("c$k");
+                $say->('A', 'C', "c$k", $n);
+                $flush->();
+            } elsif ($grow ? $op < 0.9 : $op < 0.5) {
+                my $v = "$w.$gen." . $seq++ . '.' . ('x' x int rand 400);
+                $say->('I', 'S', "k$k", $v);
+                $flush->();
+                $say->($ss->put("k$k", $v) ? 'A' : 'F', 'S', "k$k", $v);
+                $flush->();
+            } else {
+                $say->('I', 'S', "k$k", '-');
+                $flush->();
+                $ss->remove("k$k");
+                $say->('A', 'S', "k$k", '-');
+                $flush->();
+            }
+        }
+    }
+}
+
+1;
