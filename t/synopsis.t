@@ -22,4 +22,25 @@ for my $file (@pm) {
     ok $ok, "$file: the SYNOPSIS compiles" or diag $@;
 }
 
+# the Cookbook's recipes for this release compile too
+{
+    my $file = 'lib/Data/HashMap/Shared/Cookbook.pod';
+    open my $fh, '<', $file or die "$file: $!";
+    my $pod = do { local $/; <$fh> };
+    my ($recipes) = $pod =~ /^=head1 RECIPES\n(.*?)^=head1 /ms;
+    my (@blocks, $cur);
+    for my $para (split /\n\s*\n/, $recipes) {
+        if ($para =~ /^ /) { $cur .= "$para\n\n" }
+        else               { push @blocks, $cur if defined $cur; undef $cur }
+    }
+    push @blocks, $cur if defined $cur;
+    my @perl = grep { /^\s*use Data::HashMap::Shared::/m } @blocks;
+    cmp_ok scalar @perl, '>=', 9, 'the Cookbook has its Perl recipes';
+    for my $code (@perl) {
+        my ($name) = $code =~ /^\s*use (Data::HashMap::Shared::\w+)/m;
+        my $ok = eval "no strict; no warnings; sub {\n$code\n}; 1";
+        ok $ok, "Cookbook recipe using $name compiles" or diag "$@\n$code";
+    }
+}
+
 done_testing;
