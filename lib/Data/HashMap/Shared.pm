@@ -723,6 +723,24 @@ encodings. Strings may contain any bytes, NUL included; each may be up to
 1073741823 bytes. Strings of up to 7 bytes are stored inside the table slot;
 longer ones in the string arena.
 
+=head1 INSTALLATION
+
+Needs Linux, a Perl with 64-bit integers on a little-endian machine (5.22 or
+later), L<XS::Parse::Keyword> 0.33 or later (Debian 12:
+C<apt-get install libxs-parse-keyword-perl>) and a Rust toolchain (cargo, Rust
+1.77 or later) to build the engine. Then, from the unpacked tarball:
+
+    perl Makefile.PL
+    make
+    make test
+    make install
+    perl -Mblib eg/demo.pl        # before installing: workers counting into one map
+
+The release tarball carries the Rust crates the engine needs, so the build makes
+no network access (cargo runs with C<--offline>). The engine's own Rust test
+suite (C<cargo test --release --locked>) runs from a git checkout, which has the
+test dependencies.
+
 =head1 LIMITS
 
 =over
