@@ -101,6 +101,38 @@ for my $cmd (qw(stat dump load verify get put remove)) {
     is $st{'Format version'}, 1, 'format version';
     like $st{Load}, qr/^\d+\.\d% of capacity$/, 'load';
 
+    is $st{Lock}, 'free', 'an idle map: the lock is free';
+
+    # the lock word (u32 at offset 256: bit 31 held, low bits the holder's pid), as a
+    # writer that died or one that is running would leave it
+    my $hold = sub {
+        my ($pid) = @_;
+        open my $fh, '+<:raw', $f or die;
+        sysseek $fh, 256, 0;
+        syswrite $fh, pack('V', 0x8000_0000 | $pid);
+    };
+    my $dead = fork // die;
+    exit 0 unless $dead;
+    waitpid $dead, 0;
+    $hold->($dead);
+    (undef, $out) = run('stat', $f);
+    like $out, qr/^Lock:\s+held for writing by pid $dead \(not running: the next writer takes over\)$/m,
+        'a dead holder is reported as not running';
+    my $rc;
+    ($rc) = run('put', $f, 'after', 1);
+    is $rc, 0, 'a put takes the lock over from the dead writer';
+    (undef, $out) = run('stat', $f);
+    like $out, qr/^Lock:\s+free$/m, '... which is free afterwards';
+    like $out, qr/^Recoveries:\s+1$/m, '... and counted as a recovery';
+
+    my $live = fork // die;
+    if (!$live) { sleep 60; exit 0 }
+    $hold->($live);
+    (undef, $out) = run('stat', $f);
+    like $out, qr/^Lock:\s+held for writing by pid $live \(running\)$/m, 'a live holder is reported as running';
+    kill 'KILL', $live;
+    waitpid $live, 0;
+
     my $ii = Data::HashMap::Shared::II->new("$dir/stat-ii.shm", 100);
     (undef, $out) = run('stat', "$dir/stat-ii.shm");
     like $out, qr/^Arena:\s+none \(integer keys and values\)$/m, 'integer maps have no arena';

@@ -779,7 +779,7 @@ script per recipe, and F<eg/demo.pl> a first demonstration:
 L<hashmap-shared> inspects and edits map files from the shell, in the manner of
 LMDB's mdb_stat, mdb_dump and mdb_load:
 
-    hashmap-shared stat FILE          # variant, geometry, options, counters
+    hashmap-shared stat FILE          # variant, geometry, options, counters, lock
     hashmap-shared dump FILE > F.jsonl
     hashmap-shared load --max-entries 1000000 NEWFILE < F.jsonl
     hashmap-shared get FILE KEY       # also put, remove, verify
