@@ -89,6 +89,17 @@ impl Value {
 
 /// How to open a map.
 #[derive(Clone, Debug)]
+///
+/// ```
+/// use hashmap_shared::{Map, Options, Variant};
+///
+/// // Anonymous (shared with children forked later), room for 10_000 entries, an LRU
+/// // bound of 5_000 entries with 10% of promotions skipped, entries expiring after 60 s.
+/// let m = Map::open(&Options::new(Variant::SS, 10_000).lru(5_000, 10).ttl(60))?;
+/// assert!(m.has_lru() && m.has_ttl());
+/// assert!(m.stats().max_entries >= 10_000);
+/// # Ok::<(), hashmap_shared::Error>(())
+/// ```
 pub struct Options {
     /// Variant.
     pub variant: Variant,
@@ -137,6 +148,18 @@ impl Options {
         self
     }
     /// Backed by a new memfd named `name`.
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    ///
+    /// let mut a = Map::open(&Options::new(Variant::II, 100).memfd("example"))?;
+    /// a.put(In::Int(1), In::Int(10))?;
+    /// // Another handle on the same memory, through the descriptor (which could also be
+    /// // inherited by a child process or sent over a Unix socket).
+    /// let mut b = Map::open(&Options::new(Variant::II, 100).from_fd(a.memfd()))?;
+    /// assert_eq!(b.get(In::Int(1))?, Some(Out::Int(10)));
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn memfd(mut self, name: &str) -> Options {
         self.backing = Backing::Memfd;
         self.path = CString::new(name).ok();
@@ -291,6 +314,22 @@ fn out<'a>(g: Got, buf: &'a [u8]) -> Out<'a> {
 
 impl Map {
     /// Opens (creates or attaches) a map.
+    ///
+    /// Creating a file map writes its header; attaching to an existing file takes the
+    /// variant, geometry and options from the file and ignores those of `o`, except
+    /// the variant, which must match. Errors are those the Perl constructors report:
+    ///
+    /// ```
+    /// use hashmap_shared::{ErrorKind, Map, Options, Variant};
+    ///
+    /// let path = std::env::temp_dir().join(format!("hm-doc-open-{}.shm", std::process::id()));
+    /// let m = Map::open(&Options::new(Variant::II, 100).file(&path))?;
+    /// let err = Map::open(&Options::new(Variant::SS, 100).file(&path)).err().unwrap();
+    /// assert_eq!(err.kind(), ErrorKind::Format);
+    /// assert_eq!(err.to_string(), format!("{}: variant mismatch (file=3, expected=10)", path.display()));
+    /// m.unlink();
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn open(o: &Options) -> Result<Map> {
         let spec = Spec {
             variant: o.variant,
@@ -401,6 +440,19 @@ impl Map {
 
     /// The value of `key`, or None. Expired entries read as absent; on LRU maps a hit
     /// marks the entry accessed (no lock taken either way).
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::SS, 100))?;
+    /// m.put(In::Str(b"caf\xc3\xa9", true), In::Str(b"bytes \xff", false))?;
+    /// // Out borrows the handle's buffer; to_value() makes an owned copy.
+    /// assert_eq!(m.get(In::Str(b"caf\xc3\xa9", true))?, Some(Out::Str(b"bytes \xff", false)));
+    /// // Keys are their bytes: the UTF-8 flag is stored, but not part of the identity.
+    /// assert!(m.get(In::Str(b"caf\xc3\xa9", false))?.is_some());
+    /// assert_eq!(m.get(In::Str(b"missing", false))?, None);
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn get(&mut self, key: In<'_>) -> Result<Option<Out<'_>>> {
         let (k, h) = self.sh.key(key)?;
         let sh = &self.sh;
@@ -480,6 +532,15 @@ impl Map {
     /// or an overwrite finds no arena room (the old value is kept). An overwrite
     /// promotes (LRU) and resets a non-permanent expiry to the default (TTL); an
     /// expired entry is revived.
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::I16, 100))?;
+    /// assert!(m.put(In::Int(70_000), In::Int(-1))?);   // keys narrow to 16 bits
+    /// assert_eq!(m.get(In::Int(4464))?, Some(Out::Int(-1)));
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn put(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
@@ -491,6 +552,20 @@ impl Map {
 
     /// Put with an explicit TTL (0 = permanent) for this entry, new or not. Values of
     /// 4294967294 and more are clamped to 4294967293. Errors on a map without TTL.
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::SI, 100).ttl(60))?;
+    /// m.put(In::Str(b"default", false), In::Int(1))?;          // expires in 60 s
+    /// m.put_ttl(In::Str(b"short", false), In::Int(2), 5)?;     // in 5 s
+    /// m.put_ttl(In::Str(b"forever", false), In::Int(3), 0)?;   // never
+    /// assert_eq!(m.ttl_remaining(In::Str(b"short", false))?, Some(5));
+    /// assert_eq!(m.ttl_remaining(In::Str(b"forever", false))?, Some(0));
+    /// let (v, ttl) = m.get_with_ttl(In::Str(b"default", false))?.unwrap();
+    /// assert_eq!((v, ttl), (Out::Int(1), Some(60)));
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn put_ttl(&mut self, key: In<'_>, val: In<'_>, ttl_secs: u32) -> Result<bool> {
         self.sh.need_ttl()?;
         let (k, h) = self.sh.key(key)?;
@@ -652,6 +727,17 @@ impl Map {
 
     /// Stores `desired` if the value equals `expected` (ints after narrowing; strings
     /// by bytes, the flag of `expected` ignored; the stored flag becomes `desired`'s).
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::IS, 100))?;
+    /// m.put(In::Int(1), In::Str(b"idle", false))?;
+    /// assert!(m.cas(In::Int(1), In::Str(b"idle", false), In::Str(b"busy", false))?);
+    /// assert!(!m.cas(In::Int(1), In::Str(b"idle", false), In::Str(b"busy", false))?);
+    /// assert_eq!(m.get(In::Int(1))?, Some(Out::Str(b"busy", false)));
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn cas(&mut self, key: In<'_>, expected: In<'_>, desired: In<'_>) -> Result<bool> {
         let (k, h) = self.sh.key(key)?;
         let e = self.sh.val(expected, "expected value")?;
@@ -695,6 +781,19 @@ impl Map {
     /// Adds `delta` (narrowed) to the value, wrapping at the variant width; a missing
     /// key is inserted with value `delta`. Returns the new value. Error kind `Full`
     /// when a new key cannot be inserted.
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::SI32, 100))?;
+    /// let k = In::Str(b"requests", false);
+    /// assert_eq!(m.incr_by(k, 1)?, 1);
+    /// assert_eq!(m.incr_by(k, 10)?, 11);
+    /// assert_eq!(m.incr_by(k, i32::MAX as i64)?, i32::MIN as i64 + 10);   // wraps at 32 bits
+    /// assert_eq!(m.max(In::Str(b"best", false), 7)?, 7);
+    /// assert_eq!(m.max(In::Str(b"best", false), 3)?, 7);
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn incr_by(&mut self, key: In<'_>, delta: i64) -> Result<i64> {
         let d = self.sh.counter_kind()?.narrow(delta);
         self.counter(key, d, move |t, i| t.val_fetch_add(i, d))
@@ -743,6 +842,16 @@ impl Map {
     }
 
     /// Puts every pair under one write lock; returns how many were stored.
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Value, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::II, 100))?;
+    /// assert_eq!(m.set_multi(&[(In::Int(1), In::Int(10)), (In::Int(2), In::Int(20))])?, 2);
+    /// assert_eq!(m.get_multi(&[In::Int(2), In::Int(3)])?, vec![Some(Value::Int(20)), None]);
+    /// assert_eq!(m.remove_multi(&[In::Int(1), In::Int(3)])?, 1);
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn set_multi(&mut self, pairs: &[(In<'_>, In<'_>)]) -> Result<u64> {
         let mut prep = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
@@ -907,6 +1016,20 @@ impl Map {
     /// Removes and returns one entry: the least recently used (LRU tail) on LRU maps,
     /// else the one in the lowest slot (the order of `keys` / `each`). Expired entries
     /// met first are reclaimed and skipped. None when empty.
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Out, Value, Variant};
+    ///
+    /// // On an LRU map, pop takes the least recently used entry: a FIFO queue.
+    /// let mut q = Map::open(&Options::new(Variant::II, 100).lru(100, 0))?;
+    /// for job in [7, 8, 9] {
+    ///     q.put(In::Int(job), In::Int(job * 100))?;
+    /// }
+    /// assert_eq!(q.pop()?, Some((Out::Int(7), Out::Int(700))));
+    /// assert_eq!(q.drain(10)?, vec![(Value::Int(8), Value::Int(800)), (Value::Int(9), Value::Int(900))]);
+    /// assert_eq!(q.pop()?, None);
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn pop(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
         self.take_one(false)
     }
@@ -1083,6 +1206,24 @@ impl Map {
     /// Calls `f(key, value)` for every live (unexpired) entry, in slot order, under one
     /// read lock (a consistent snapshot). `keys` / `vals` false skip copying that side (an empty
     /// string / 0 is passed instead).
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::SI, 100))?;
+    /// m.put(In::Str(b"a", false), In::Int(1))?;
+    /// m.put(In::Str(b"b", false), In::Int(2))?;
+    /// let mut sum = 0;
+    /// m.for_each(false, true, |_, v| if let Out::Int(n) = v { sum += n })?;
+    /// assert_eq!(sum, 3);
+    /// // each() walks entry by entry with the handle's own iterator
+    /// let mut n = 0;
+    /// while m.each()?.is_some() {
+    ///     n += 1;
+    /// }
+    /// assert_eq!(n, 2);
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn for_each(&mut self, keys: bool, vals: bool, mut f: impl FnMut(Out<'_>, Out<'_>)) -> Result<()> {
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
@@ -1117,6 +1258,18 @@ impl Map {
     }
 
     /// Statistics and geometry.
+    ///
+    /// ```
+    /// use hashmap_shared::{In, Map, Options, Variant};
+    ///
+    /// let mut m = Map::open(&Options::new(Variant::SS, 1000))?;
+    /// m.put(In::Str(b"a key longer than seven bytes", false), In::Str(b"v", false))?;
+    /// let st = m.stats();
+    /// assert_eq!(st.size, 1);
+    /// assert!(st.max_entries >= 1000 && st.capacity >= 16);
+    /// assert!(st.arena_used > 0);   // long strings live in the arena
+    /// # Ok::<(), hashmap_shared::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let sh = &self.sh;
         let l = &sh.lay;

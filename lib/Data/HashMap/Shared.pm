@@ -723,6 +723,94 @@ encodings. Strings may contain any bytes, NUL included; each may be up to
 1073741823 bytes. Strings of up to 7 bytes are stored inside the table slot;
 longer ones in the string arena.
 
+=head1 INSTALLATION
+
+Needs Linux, a Perl with 64-bit integers on a little-endian machine (5.22 or
+later), L<XS::Parse::Keyword> 0.33 or later (Debian 12:
+C<apt-get install libxs-parse-keyword-perl>) and a Rust toolchain (cargo, Rust
+1.77 or later) to build the engine. Then, from the unpacked tarball:
+
+    perl Makefile.PL
+    make
+    make test
+    make install
+    perl -Mblib eg/demo.pl        # before installing: workers counting into one map
+
+The release tarball carries the Rust crates the engine needs, so the build makes
+no network access (cargo runs with C<--offline>). The engine's own Rust test
+suite (C<cargo test --release --locked>) runs from a git checkout, which has the
+test dependencies.
+
+=head1 LIMITS
+
+=over
+
+=item * Entries: the table has at most 2**31 slots and never fills past 7/8 of
+them, so one map holds at most 1879048192 entries; C<max_entries> reports what a
+given map guarantees. The size arguments of the constructors must be at most
+4294967295.
+
+=item * Strings: each key or value up to 1073741823 bytes; all of a map's long
+strings (8 bytes and more) share its arena of at most 4294967295 bytes
+(C<arena_cap>).
+
+=item * TTL: up to 4294967293 seconds per entry; expiry has a resolution of one
+second. C<lru_skip>: 0-99.
+
+=item * Processes: any number may use a map; 1024 handles at a time can hold a
+reader slot of their own (the others share the slow path).
+
+=item * Platform: Linux, 64-bit little-endian Perl. The files are not portable to
+big-endian machines.
+
+=back
+
+=head1 EXAMPLES AND RECIPES
+
+L<Data::HashMap::Shared::Cookbook> has recipes (shared counters, memoize across
+workers, LRU cache, rate limiter, work queue, heartbeat map, leaderboard, memfd
+hand-off, aggregator, ...); the distribution's F<eg/> directory has one runnable
+script per recipe, and F<eg/demo.pl> a first demonstration:
+
+    perl -Mblib eg/demo.pl 4 20000
+
+=head1 COMMAND-LINE TOOL
+
+L<hashmap-shared> inspects and edits map files from the shell, in the manner of
+LMDB's mdb_stat, mdb_dump and mdb_load:
+
+    hashmap-shared stat FILE          # variant, geometry, options, counters, lock
+    hashmap-shared dump FILE > F.jsonl
+    hashmap-shared load --max-entries 1000000 NEWFILE < F.jsonl
+    hashmap-shared get FILE KEY       # also put, remove, verify
+
+Dumps are JSON lines that keep every byte and UTF-8 flag and the remaining TTLs.
+
+=head1 RUST API
+
+The engine is a Rust crate (F<rust-core/>, library C<hashmap_shared>) with a
+safe, documented Rust API on the same files, so a Rust service and Perl workers
+can share one map:
+
+    use hashmap_shared::{In, Map, Options, Variant};
+    let mut hits = Map::open(&Options::new(Variant::SI, 100_000).file("/dev/shm/hits"))?;
+    hits.incr_by(In::Str(b"/index.html", false), 1)?;
+
+C<cargo doc --no-deps -p hashmap-shared --open> shows its documentation, with
+examples that run as tests. F<rust-core/interop/src/main.rs> is a complete
+program; F<t/rust-interop.t> has it write maps that Perl reads, read maps that
+Perl writes, and count into one map together with Perl.
+
+=head1 BENCHMARKS
+
+F<bench/vs.pl> measures throughput at the Perl level against a Perl hash,
+Hash::SharedMem, LMDB_File, BerkeleyDB and Cache::FastMmap (those that are
+installed), in one run on one machine, so that the ratios are comparable:
+
+    perl -Mblib bench/vs.pl
+
+The engine alone (no Perl) is measured by C<cargo bench -p hashmap-shared>.
+
 =head1 NOT YET IMPLEMENTED IN THIS RELEASE
 
 This release has the core map, LRU and TTL. The following parts of the 0.17 API come in later
@@ -841,19 +929,45 @@ while the engine holds a lock; batch operations convert all their arguments
 first, so an argument that dies in C<set_multi> or C<remove_multi> stores or
 removes nothing (the C version keeps the pairs processed before the exception).
 
+=item * B<Migration path.> C<< Data::HashMap::Shared->upgrade_file >> and the
+F<hashmap-shared-upgrade> script convert files of the C implementation (formats
+v9 and v10) into this format, keeping entries, UTF-8 flags, remaining TTLs, LRU
+order and statistics (see L</MIGRATING FROM THE C IMPLEMENTATION>).
+
+=item * B<A Rust API too.> The engine is a Rust library with a safe, documented
+API on the same files, so Rust programs and Perl workers share maps (see
+L</RUST API>).
+
 =back
 
 =head2 In later releases
 
-Sharded sets that record their shape and refuse to be reopened with another shard
-count; dead lock holders detected quickly and cheaply; crashes that lose no committed write; safe handling of PID namespaces;
-the engine as a Rust library of
-its own.
+=over
+
+=item * B<Sharded sets remember their shape.> Every shard file records its index
+and the shard count; reopening a set with another count croaks with both numbers
+instead of silently routing keys to the wrong files.
+
+=item * B<Dead lock holders are found fast and cheaply>: a waiter notices that the
+holder of a lock died within 100 ms typically and 2 s at most, without a system
+call per spin.
+
+=item * B<Crashes lose nothing committed.> A process killed at any instruction,
+even in the middle of a resize, an arena allocation or an LRU relink, leaves a map
+the next writer repairs completely: every write that had returned is kept, the
+counts are consistent and no arena space leaks.
+
+=item * B<PID namespaces.> Processes in different PID namespaces either share a
+map safely or are refused at open; a live process in another namespace is never
+taken for a dead one.
+
+=back
 
 =head1 SEE ALSO
 
 The variant classes L<Data::HashMap::Shared::II> and siblings;
-L<XS::Parse::Keyword>.
+L<Data::HashMap::Shared::Cookbook>; the command-line tools L<hashmap-shared> and
+L<hashmap-shared-upgrade>; L<XS::Parse::Keyword>.
 
 =head1 AUTHOR
 
