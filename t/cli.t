@@ -118,7 +118,6 @@ for my $cmd (qw(stat dump load verify get put remove)) {
     (undef, $out) = run('stat', $f);
     like $out, qr/^Lock:\s+held for writing by pid $dead \(not running: the next writer takes over\)$/m,
         'a dead holder is reported as not running';
-    my $rc;
     ($rc) = run('put', $f, 'after', 1);
     is $rc, 0, 'a put takes the lock over from the dead writer';
     (undef, $out) = run('stat', $f);

@@ -97,8 +97,11 @@
 //! open) refuses a map that a handle of another namespace has open, so a pid is never
 //! judged in the wrong namespace; a slot of a foreign namespace is never taken for dead.
 //!
-//! Remaining limit: a dead holder whose pid was reused by a live process looks alive; its
-//! waiters wait until that process exits.
+//! Remaining limits: a dead holder whose pid was reused by a live process looks alive; its
+//! waiters wait until that process exits. Counts written by damage into a reader slot of
+//! this very process are only recognised as damage when the process has one thread (then
+//! nothing of it can hold a read lock while it writes or overflows its own slot); in a
+//! multi-threaded process a read then panics ("nested more than 65535 deep").
 //!
 //! # Fork
 //!
@@ -1116,11 +1119,25 @@ impl Lock {
     /// every liveness check, only mean something inside one namespace, so a map is never
     /// shared across namespaces: returns the pid of such a handle (this handle's slot is
     /// then given back). Two handles registering at once from two namespaces cannot both
-    /// miss each other: each stores its slot before a SeqCst fence (in `read_in`) and scans
-    /// after it (Dekker, as for the read lock). A handle that found every slot taken reads
+    /// miss each other: each stores its slot before a SeqCst fence and scans after it
+    /// (Dekker, as for the read lock). A handle that found every slot taken reads
     /// slotless and is not checked.
     pub fn attach(&self) -> Result<(), u32> {
-        drop(self.read());
+        // Claim without reading: opening a map must not wait for a writer (nor take a
+        // dead one over: tools that inspect the lock open the map too).
+        let gen = fork_gen();
+        // Acquire: as in `read`.
+        let state = self.slot.load(Acquire);
+        if (state >> 32) as u32 != gen || state as u32 == NO_SLOT {
+            let claimed = self.claim_slot(true);
+            let new = (gen as u64) << 32 | claimed.map_or(SLOTLESS, |i| i as u32 + 1) as u64;
+            // Release: as in `read_slow`.
+            if self.slot.compare_exchange(state, new, Release, Relaxed).is_err() {
+                if let Some(i) = claimed {
+                    self.free_slot(i);
+                }
+            }
+        }
         let me = my_pidns();
         if me == 0 {
             return Ok(());

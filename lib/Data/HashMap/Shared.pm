@@ -481,6 +481,16 @@ maximum. C<$n> is truncated to 32 bits.
 All diagnostics at once: C<size capacity max_entries tombstones mmap_size
 arena_used arena_cap evictions expired recoveries max_size ttl frozen readonly>.
 
+=item verify → list of strings
+
+Walks the whole structure under the read lock and returns one message per
+inconsistency found: entry and tombstone counts against the table, every key
+findable by a lookup, string references inside the arena and not overlapping,
+the arena's free lists and byte counts, the LRU list, an interrupted resize. An
+empty list means the map is sound; in scalar context, the number of problems.
+Nothing is changed (see L</CRASH SAFETY> for what repairs a map). Also
+C<hashmap-shared verify FILE>.
+
 =item path → string | undef
 
 The backing file, undef for anonymous, memfd and descriptor maps.
@@ -695,6 +705,54 @@ clamped to C<size> (so -1 drains everything); 0 or an empty map give the empty
 list. In scalar context: the last value.
 
 =back
+
+=head1 CRASH SAFETY
+
+Maps are meant for pre-forking servers whose workers get killed at any moment.
+The promise: when a process dies, however it dies, the others go on, and every
+write whose call had returned is kept.
+
+=over
+
+=item * B<Dead lock holders.> A process that waits for a lock sleeps on it with a
+timeout (5 ms, then 50 ms) and then checks whether the holder still runs
+(C<kill 0>, and F</proc> for zombies); a dead holder's lock is taken over, about
+5 ms after the waiter started waiting in the usual case and never more than a
+fraction of a second. Spinning costs no system call. Lock words that no live
+process can have written (damage, or a file kept across a reboot whose lock
+names a pid that now belongs to this very process) are taken over the same way.
+
+=item * B<Repair.> The writer that takes over from a dead writer first repairs
+what it may have left half-done, then counts it in C<stat_recoveries>: a resize
+(grow, shrink or compaction in place) is finished from a journal kept in the
+header, which records every step; entry and tombstone counts are recounted; the
+string arena's free lists and byte counts are rebuilt from the strings in use, so
+no space leaks; the LRU list is checked and rebuilt (in slot order) if it was
+being relinked. Every write makes its entry visible with one store after the data
+it points to, so a killed writer loses at most its own unfinished write. Readers
+that find a dead writer make the lock usable and leave the repair to the next
+writer. C<verify> checks the result.
+
+=item * B<PID namespaces.> Liveness checks use pids, which mean nothing across
+PID namespaces, so a map cannot be opened while a process of another PID
+namespace has it open (C<new> croaks "in use by process N in another PID
+namespace"); one namespace after another is fine.
+
+=item * B<Interrupted create.> A file left all zero by a creator that was killed
+is initialised by the next C<new>; a half-written header is refused with a
+message.
+
+=item * B<Hostile files.> Every offset read from a file is bounds-checked: a map
+file that was scribbled over makes C<new> croak or makes operations return wrong
+but safe answers, never a crash or an endless loop.
+
+=back
+
+The limit: a process that dies holding the lock while its pid is immediately
+reused by a new live process looks alive; its waiters wait until that process
+exits. F<doc/TESTING.md> describes the kill torture (F<t/crash-torture.t>, 300
+rounds in F<xt/crash-torture.t>), the corruption fuzzers, and how to run the suite
+under valgrind and the engine under AddressSanitizer.
 
 =head1 ARGUMENTS AND RETURN VALUES
 
@@ -934,6 +992,19 @@ F<hashmap-shared-upgrade> script convert files of the C implementation (formats
 v9 and v10) into this format, keeping entries, UTF-8 flags, remaining TTLs, LRU
 order and statistics (see L</MIGRATING FROM THE C IMPLEMENTATION>).
 
+=item * B<Dead lock holders are found fast and cheaply>: a waiter notices that the
+holder of a lock died within 100 ms typically and 2 s at most, without a system
+call per spin.
+
+=item * B<Crashes lose nothing committed.> A process killed at any instruction,
+even in the middle of a resize, an arena allocation or an LRU relink, leaves a map
+the next writer repairs completely: every write that had returned is kept, the
+counts are consistent and no arena space leaks.
+
+=item * B<PID namespaces.> Processes in different PID namespaces either share a
+map safely or are refused at open; a live process in another namespace is never
+taken for a dead one.
+
 =item * B<A Rust API too.> The engine is a Rust library with a safe, documented
 API on the same files, so Rust programs and Perl workers share maps (see
 L</RUST API>).
@@ -947,19 +1018,6 @@ L</RUST API>).
 =item * B<Sharded sets remember their shape.> Every shard file records its index
 and the shard count; reopening a set with another count croaks with both numbers
 instead of silently routing keys to the wrong files.
-
-=item * B<Dead lock holders are found fast and cheaply>: a waiter notices that the
-holder of a lock died within 100 ms typically and 2 s at most, without a system
-call per spin.
-
-=item * B<Crashes lose nothing committed.> A process killed at any instruction,
-even in the middle of a resize, an arena allocation or an LRU relink, leaves a map
-the next writer repairs completely: every write that had returned is kept, the
-counts are consistent and no arena space leaks.
-
-=item * B<PID namespaces.> Processes in different PID namespaces either share a
-map safely or are refused at open; a live process in another namespace is never
-taken for a dead one.
 
 =back
 
