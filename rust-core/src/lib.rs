@@ -34,5 +34,7 @@ pub mod variant;
 
 pub use backing::Backing;
 pub use error::{Error, ErrorKind, Result};
+pub use cursor::Cursor;
 pub use map::{In, Map, Options, Out, Stats, Value};
+pub use shard::ShardSet;
 pub use variant::{Kind, Variant};
