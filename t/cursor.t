@@ -192,6 +192,7 @@ subtest 'errors' => guard {
     dies_like(sub { $c->next }, qr/^Attempted to use a destroyed Data::HashMap::Shared::II::Cursor cursor/,
         'destroyed cursor');
     lives(sub { Data::HashMap::Shared::II::Cursor::DESTROY(42) }, 'DESTROY ignores foreign invocants');
+    is(Data::HashMap::Shared::II::Cursor->CLONE_SKIP, 1, 'cursors are not cloned into threads');
     dies_like(sub { $m->cursor->seek }, qr/Usage: Data::HashMap::Shared::II::Cursor::seek\(self, key\)/, 'usage');
 };
 

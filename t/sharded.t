@@ -65,7 +65,18 @@ for my $v (@VARIANTS) {
             $same->('batch', 'get_multi', @keys[90 .. 130]);
             $same->('batch', 'remove_multi', @keys[95 .. 105]);
             $same->('batch', 'get_with_ttl', $keys[1]);
-            $same->('size', $_) for qw(size ttl flush_expired);
+            $same->('size', $_) for qw(size ttl flush_expired max_size stat_evictions stat_expired);
+            $same->('scan', 'flush_expired_partial', 100_000);
+            $same->('reserve', 'reserve', 300);
+            $same->('reserve', 'reserve', 100_000);
+            my @each = map {
+                my $m = $_;
+                my @all;
+                while (my ($k, $x) = $m->each) { push @all, $k, $x }
+                $m->iter_reset;
+                sorted_pairs(@all);
+            } @both;
+            is_deeply($each[1], $each[0], 'each: same entries');
             is_deeply(sorted_pairs($op->{items}->($set)), sorted_pairs($op->{items}->($one)), 'items: same entries');
             is_deeply([sort map { "$_" } $op->{keys}->($set)], [sort map { "$_" } $op->{keys}->($one)], 'keys');
             is_deeply([sort map { "$_" } $op->{values}->($set)], [sort map { "$_" } $op->{values}->($one)], 'values');

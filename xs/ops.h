@@ -98,6 +98,7 @@
     X(cursor_reset,    cursor_reset, 1, 1, HM_F_KW|HM_F_NOSELF|HM_F_CURSOR, 0, "self")                  \
     X(cursor_seek,     cursor_seek,  2, 2, HM_F_KW|HM_F_NOSELF|HM_F_CURSOR, 0, "self, key")             \
     X(cursor_DESTROY,  cursor_DESTROY, 1, 1, HM_F_NOSELF|HM_F_CURSOR,       0, "self")                  \
+    X(cursor_CLONE_SKIP, CLONE_SKIP, 0, -1, HM_F_NOSELF|HM_F_CURSOR,        0, "...")                   \
     /* -- accessors and diagnostics (api 6.8) -------------------------------------- */ \
     X(size,            stat,       1, 1, HM_KWT, HM_ST_SIZE,        "self")                             \
     X(max_entries,     stat,       1, 1, HM_KWT, HM_ST_MAX_ENTRIES, "self")                             \

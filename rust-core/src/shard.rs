@@ -147,7 +147,9 @@ impl ShardSet {
                 None => route = Some(r),
                 Some(x) if x == r => {}
                 Some(_) => {
-                    return Err(Error::format(format!("{p}: belongs to another shard set (routing differs from {pre}.0)")))
+                    return Err(Error::format(format!(
+                        "{p}: belongs to another shard set (routing differs from {pre}.0)"
+                    )))
                 }
             }
             maps.push(m);
