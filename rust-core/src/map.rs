@@ -1139,8 +1139,10 @@ impl Map {
         let (sh, st) = (&self.sh, &mut self.st);
         if st.deferred && !st.each_active && st.cursors == 0 && !sh.ro {
             st.deferred = false;
-            let _g = sh.write();
-            sh.maybe_shrink(st);
+            // Not on a map sealed meanwhile (by another handle): it must not change.
+            if let Ok(_g) = sh.write_mut() {
+                sh.maybe_shrink(st);
+            }
         }
     }
 
