@@ -93,6 +93,15 @@ Rust.
     # Iteration
     while (my ($k, $v) = shm_ii_each $map) { ... }
     my %copy = %{ shm_ii_to_hash $map };
+    my $cur = $map->cursor;                  # independent, nestable iterators
+    while (my ($k, $v) = shm_ii_cursor_next $cur) { ... }
+
+    # 8 shard files behind one handle: writers of different shards run in parallel
+    my $big = Data::HashMap::Shared::II->new_sharded('/dev/shm/big', 8, 1_000_000);
+
+    # Publish a read-only snapshot; readers need no write access and take no locks
+    $map->freeze;
+    my $ro = Data::HashMap::Shared::II->new_readonly('/tmp/mymap.shm');
 
     # An LRU cache of at most 10000 entries whose entries expire after 60 s
     use Data::HashMap::Shared::SS;
