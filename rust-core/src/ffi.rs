@@ -480,10 +480,11 @@ pub unsafe extern "C" fn hm_path(m: *const HmMap) -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn hm_memfd(m: *const HmMap) -> i32 {
     // SAFETY: per the contract.
-    guard(
-        -1,
-        || Ok(unsafe { m.as_ref() }.and_then(|h| if let Target::One(m) = &h.t { Some(m.memfd()) } else { None }).unwrap_or(-1)),
-    )
+    guard(-1, || {
+        // SAFETY: per the contract.
+        let h = unsafe { m.as_ref() };
+        Ok(h.and_then(|h| if let Target::One(m) = &h.t { Some(m.memfd()) } else { None }).unwrap_or(-1))
+    })
 }
 
 /// 1 and `*val` set when found, 0 when not.
@@ -908,8 +909,8 @@ pub unsafe extern "C" fn hm_clear(m: *mut HmMap) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn hm_reserve(m: *mut HmMap, n: u64) -> i32 {
     guard(HM_ERR, || {
-        // SAFETY: per the contract.
         let mut all = true;
+        // SAFETY: per the contract.
         for mm in unsafe { handle(m)? }.maps() {
             all &= mm.reserve(n as u32 as u64)?;
         }
@@ -1260,8 +1261,8 @@ pub unsafe extern "C" fn hm_set_ttl(m: *mut HmMap, key: *const HmIn, ttl: u64) -
 #[no_mangle]
 pub unsafe extern "C" fn hm_flush_expired(m: *mut HmMap) -> i64 {
     guard(HM_ERR as i64, || {
-        // SAFETY: per the contract.
         let mut n = 0;
+        // SAFETY: per the contract.
         for mm in unsafe { handle(m)? }.maps() {
             n += mm.flush_expired()?;
         }
