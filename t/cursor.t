@@ -164,6 +164,11 @@ subtest 'seek skips expired entries' => guard {
     my $c = $m->cursor;
     is_false($c->seek(1), 'an expired key is not found');
     is_true($c->seek(2), 'a live one is');
+    $c->reset;
+    my @all;
+    while (my ($k) = $c->next) { push @all, $k }
+    is_deeply(\@all, [2], 'next skips the expired entry');
+    is($m->size, 2, '... without removing it');
 };
 
 subtest 'a cursor keeps its map alive' => guard {

@@ -253,6 +253,23 @@ subtest 'writes to different shards proceed in parallel' => guard {
     is($set->get($ka), 111, '... and is visible');
 };
 
+subtest 'LRU and TTL options apply per shard' => guard {
+    my $set = Data::HashMap::Shared::SS->new_sharded(tmppath('lru'), 4, 100, 10, 60);
+    is($set->max_size, 40, 'max_size sums the shards');
+    is($set->ttl, 60, 'ttl');
+    $set->put("k$_", "v$_") for 1 .. 200;
+    cmp_ok($set->size, '<=', 40, 'each shard evicts within its own bound');
+    cmp_ok($set->size, '>', 30, '... and every shard is used');
+    is($set->stat_evictions, 200 - $set->size, 'evictions add up');
+    my $left = $set->ttl_remaining(($set->keys)[0]);
+    ok($left >= 59 && $left <= 60, 'entries carry the default TTL');
+    my $size = $set->size;
+    my $n = 0;
+    $n++ while my @p = $set->pop;
+    is($n, $size, 'pop takes every entry, from every shard');
+    is($set->size, 0, 'empty');
+};
+
 subtest 'freeze a set' => guard {
     my $prefix = tmppath('fzset');
     my $set = Data::HashMap::Shared::SS->new_sharded($prefix, 4, 100);
