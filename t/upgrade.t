@@ -34,6 +34,14 @@ sub repr_want {
     return "$v";
 }
 
+# A manifest string ({hex, utf8}) as a Perl string with that flag.
+sub unpack_str {
+    my $h = shift;
+    my $s = pack('H*', $h->{hex});
+    utf8::decode($s) if $h->{utf8};
+    return $s;
+}
+
 sub contents {
     my ($map, $key_str, $val_str) = @_;
     my @items = $map->items;
@@ -69,6 +77,34 @@ for my $ver (qw(v9 v10)) {
                     is_deeply(contents($m, $ks, $vs), want_contents($fx->{shard_entries}{$file}),
                         "$file holds exactly its entries");
                 }
+                # The upgraded shards reopen as a set that routes like the C version did.
+                my $n = $fx->{constructor}{named}{shards};
+                my $prefix = "$dir/$fx->{constructor}{named}{prefix}";
+                # Before the first open the files do not know the count: one that does not
+                # match the files present is refused (and records nothing).
+                ok(!eval { $class->new_sharded($prefix, $n * 2, 0); 1 }, 'first open with too many shards refused');
+                like($@, qr/\Q$prefix\E\.$n: missing from a shard set upgraded from the C implementation/,
+                    '... naming the missing file');
+                ok(!eval { $class->new_sharded($prefix, $n / 2, 0); 1 }, 'first open with too few shards refused');
+                like($@, qr/\Q$prefix\E\.@{[$n \/ 2]} exists: this shard set upgraded from the C implementation has more than/,
+                    '... naming the extra file');
+                my $set = $class->new_sharded($prefix, $n, 0);
+                is($set->size, scalar @{ $fx->{entries} }, "new_sharded($n) sees every entry");
+                my $found = 0;
+                for my $e (@{ $fx->{entries} }) {
+                    my ($k, $v) = map { ref $_ ? unpack_str($_) : $_ } @$e;
+                    my $got = $set->get($k);
+                    $found++ if defined $got && repr_got($got, $vs) eq repr_want($e->[1]);
+                }
+                is($found, scalar @{ $fx->{entries} }, 'get finds every entry through the C routing');
+                undef $set;
+                for my $wrong ($n / 2, $n * 2) {
+                    ok(!eval { $class->new_sharded($prefix, $wrong, 0); 1 }, "reopening with $wrong shards refused");
+                    like($@, qr/\Q$prefix\E\.0: shard set has $n shards, opened with $wrong/,
+                        '... naming both counts');
+                }
+                $set = $class->new_sharded($prefix, $n, 0);
+                is($set->size, scalar @{ $fx->{entries} }, 'the adopted set reopens');
                 return;
             }
             my $m = $class->new("$dir/$fx->{files}[0]", 0);

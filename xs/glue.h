@@ -47,15 +47,18 @@ typedef struct {
     const char *prefix;     /* "ii"                          */
     const char *klass;      /* "Data::HashMap::Shared::II"   */
     STRLEN      klass_len;
+    const char *cklass;     /* "Data::HashMap::Shared::II::Cursor" */
+    STRLEN      cklass_len;
     bool        kstr;       /* key is a string               */
     bool        vstr;       /* value is a string             */
 } HmVariant;
 
 #define HM_V_ROW(id, SUF, pre, ks, vs) \
-    { id, #SUF, #pre, HM_BASE_CLASS "::" #SUF, sizeof(HM_BASE_CLASS "::" #SUF) - 1, ks, vs },
+    { id, #SUF, #pre, HM_BASE_CLASS "::" #SUF, sizeof(HM_BASE_CLASS "::" #SUF) - 1,       \
+      HM_BASE_CLASS "::" #SUF "::Cursor", sizeof(HM_BASE_CLASS "::" #SUF "::Cursor") - 1, ks, vs },
 
 static const HmVariant hm_variants[HM_NVARIANTS + 1] = {
-    { 0, NULL, NULL, NULL, 0, 0, 0 },
+    { 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0 },
     HM_VARIANTS(HM_V_ROW)
 };
 #undef HM_V_ROW
@@ -141,12 +144,16 @@ HM_INLINE void hm_recheck(pTHX_ OpCtx *c) {
 /* ------------------------------------------------------------------------------- */
 /* engine errors                                                                     */
 
-HM_COLD void hm_croak_engine(pTHX) {
+/* The engine's message; a mutator refused on a frozen map gets the class prefix of
+ * api.md 9 ("Class: map is frozen (read-only)"). */
+HM_COLD void hm_croak_engine(pTHX_ const HmVariant *v) {
     const char *e = hm_last_error();
+    if (hm_last_error_kind() == HM_EK_FROZEN)
+        croak("%s: %s", v->klass, e);
     croak("%s", (e && *e) ? e : "unknown error");
 }
 
-#define HM_CHECK(rc) STMT_START { if (UNLIKELY((rc) < 0)) hm_croak_engine(aTHX); } STMT_END
+#define HM_CHECK(rc) STMT_START { if (UNLIKELY((rc) < 0)) hm_croak_engine(aTHX_ c->v); } STMT_END
 
 /* ------------------------------------------------------------------------------- */
 /* argument conversion (api.md 5.1)                                                   */

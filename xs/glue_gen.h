@@ -316,7 +316,10 @@ static void hm_boot(pTHX_ const char *file) {
             CV *cv;
             if (!hm_variant_has(v, row))
                 continue;
-            cv = newXS_flags(form("%s::%s", v->klass, row->name), row->xsub, file, NULL, 0);
+            if (row->flags & HM_F_CURSOR)       /* "cursor_next" -> Class::Cursor::next */
+                cv = newXS_flags(form("%s::Cursor::%s", v->klass, row->name + 7), row->xsub, file, NULL, 0);
+            else
+                cv = newXS_flags(form("%s::%s", v->klass, row->name), row->xsub, file, NULL, 0);
             CvXSUBANY(cv).any_i32 = vid;
         }
     }

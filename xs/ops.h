@@ -26,6 +26,10 @@
 #define HM_F_TARG    0x08   /* returns one int/string scalar: the custom op gets a TARG */
 #define HM_F_NOSELF  0x10   /* no invocant check in the wrapper (constructors, DESTROY,
                                class methods): the function checks what it needs      */
+#define HM_F_CURSOR  0x20   /* a method of the cursor class Class::Cursor, named after
+                               the row name without its "cursor_" prefix (the keyword
+                               keeps the full name: shm_v_cursor_next); the invocant is
+                               a cursor, checked by the function (implies NOSELF)     */
 
 /* counters: which engine call */
 #define HM_C_INCR    1
@@ -88,6 +92,13 @@
     X(each,            each,       1, 1, HM_F_KW|HM_F_LIST,       0, "self")                            \
     X(iter_reset,      iter_reset, 1, 1, HM_F_KW,                 0, "self")                            \
     X(to_hash,         to_hash,    1, 1, HM_F_KW,                 0, "self")                            \
+    /* -- cursors (api 6.7): Class->cursor, then methods of Class::Cursor ----------- */ \
+    X(cursor,          cursor,     1, 1, HM_F_KW,                 0, "self")                            \
+    X(cursor_next,     cursor_next,  1, 1, HM_KWL|HM_F_NOSELF|HM_F_CURSOR,  0, "self")                  \
+    X(cursor_reset,    cursor_reset, 1, 1, HM_F_KW|HM_F_NOSELF|HM_F_CURSOR, 0, "self")                  \
+    X(cursor_seek,     cursor_seek,  2, 2, HM_F_KW|HM_F_NOSELF|HM_F_CURSOR, 0, "self, key")             \
+    X(cursor_DESTROY,  cursor_DESTROY, 1, 1, HM_F_NOSELF|HM_F_CURSOR,       0, "self")                  \
+    X(cursor_CLONE_SKIP, CLONE_SKIP, 0, -1, HM_F_NOSELF|HM_F_CURSOR,        0, "...")                   \
     /* -- accessors and diagnostics (api 6.8) -------------------------------------- */ \
     X(size,            stat,       1, 1, HM_KWT, HM_ST_SIZE,        "self")                             \
     X(max_entries,     stat,       1, 1, HM_KWT, HM_ST_MAX_ENTRIES, "self")                             \
@@ -111,6 +122,8 @@
     X(verify,          verify,     1, 1, HM_F_LIST,               0, "self")                            \
     X(frozen,          stat,       1, 1, 0,        HM_ST_FROZEN,      "self")                             \
     X(readonly,        stat,       1, 1, 0,        HM_ST_READONLY,    "self")                             \
+    X(freeze,          freeze,     1, 1, 0,                       0, "self")                            \
+    X(_hold_write_lock, hold_write_lock, 4, 4, 0,                 0, "self, key, signal_fd, wait_fd")   \
     X(path,            path,       1, 1, 0,                       0, "self")                            \
     X(memfd,           memfd,      1, 1, 0,                       0, "self")                            \
     X(sync,            sync,       1, 1, 0,                       0, "self")                            \
@@ -120,6 +133,9 @@
     X(new_memfd,       new_memfd,  3, 7, HM_F_NOSELF,             0,                                    \
       "class, name, max_entries, lru_max= 0, ttl_default= 0, lru_skip= 0, arena_cap= 0")                \
     X(new_from_fd,     new_from_fd, 2, 2, HM_F_NOSELF,            0, "class, fd")                       \
+    X(new_sharded,     new_sharded, 4, 9, HM_F_NOSELF,            0,                                    \
+      "class, path_prefix, num_shards, max_entries, lru_max= 0, ttl_default= 0, lru_skip= 0, arena_cap= 0, file_mode= 0600") \
+    X(new_readonly,    new_readonly, 2, 2, HM_F_NOSELF,           0, "class, path")                     \
     X(DESTROY,         DESTROY,    1, 1, HM_F_NOSELF,             0, "self")                            \
     X(CLONE_SKIP,      CLONE_SKIP, 0, -1, HM_F_NOSELF,            0, "...")
 

@@ -607,6 +607,146 @@ static SSize_t op_unlink(pTHX_ OpCtx *c) {
     return hm_ret_bool(c, unlink(path) == 0);
 }
 
+/* -- cursors (api 6.7) ---------------------------------------------------------------- */
+
+/* What a Class::Cursor object (a blessed scalar) points to: the engine cursor and a
+ * strong reference to the map object, which keeps the map alive (api 4). */
+typedef struct {
+    HmCursor *cur;
+    SV       *map;          /* RV to the map object */
+} HmCurObj;
+
+/* The cursor behind `self`, or NULL (not a cursor of the class, or destroyed). No
+ * croak, no magic. */
+static HmCurObj *hm_cur_peek(pTHX_ const HmVariant *v, SV *self) {
+    SV *obj;
+    if (!SvROK(self) || !SvOBJECT(obj = SvRV(self)))
+        return NULL;
+    if (!sv_derived_from_pvn(self, v->cklass, v->cklass_len, 0) || !SvIOK(obj))
+        return NULL;
+    return INT2PTR(HmCurObj *, SvIVX(obj));
+}
+
+static HmCurObj *hm_cur_self(pTHX_ const HmVariant *v, SV *self) {
+    HmCurObj *co;
+    SV *obj;
+    SvGETMAGIC(self);
+    co = hm_cur_peek(aTHX_ v, self);
+    if (co)
+        return co;
+    if (SvROK(self) && SvOBJECT(obj = SvRV(self)) && sv_derived_from_pvn(self, v->cklass, v->cklass_len, 0))
+        croak("Attempted to use a destroyed %s cursor", v->cklass);
+    croak("Expected a %s object", v->cklass);
+    return NULL;
+}
+
+/* The map handle a cursor works through (NULL once the map object was destroyed; the
+ * reference may be gone already during global destruction). */
+static HmMap *hm_cur_map_or_null(pTHX_ HmCurObj *co) {
+    return SvROK(co->map) ? hm_handle_of(SvRV(co->map)) : NULL;
+}
+
+static HmMap *hm_cur_map(pTHX_ const HmVariant *v, HmCurObj *co) {
+    HmMap *m = hm_cur_map_or_null(aTHX_ co);
+    if (!m)
+        croak("Attempted to use a destroyed %s object", v->klass);
+    return m;
+}
+
+static SSize_t op_cursor(pTHX_ OpCtx *c) {
+    HmCurObj *co;
+    SV *obj, *rv;
+    HmCursor *cur = hm_cursor_new();
+    if (!cur)
+        croak("Failed to allocate cursor");
+    Newx(co, 1, HmCurObj);
+    co->cur = cur;
+    co->map = newRV_inc(SvRV(c->self));
+    obj = newSViv(PTR2IV(co));
+    rv = sv_2mortal(newRV_noinc(obj));
+    (void)sv_bless(rv, gv_stashpvn(c->v->cklass, c->v->cklass_len, GV_ADD));
+    return hm_ret1(aTHX_ c, rv);
+}
+
+/* (key, value) or (); scalar context: the value */
+static SSize_t op_cursor_next(pTHX_ OpCtx *c) {
+    HmCurObj *co = hm_cur_self(aTHX_ c->v, c->self);
+    HmMap *m = hm_cur_map(aTHX_ c->v, co);
+    HmOut k, val;
+    SV **r;
+    int32_t rc = hm_cursor_next(m, co->cur, &k, &val);
+    HM_CHECK(rc);
+    if (!rc || c->gimme == G_VOID)
+        return 0;
+    if (c->gimme != G_LIST) {
+        r = hm_res(aTHX_ c, 1);
+        r[0] = hm_new_out(aTHX_ c->v->vstr, &val);
+        return 1;
+    }
+    r = hm_res(aTHX_ c, 2);
+    r[0] = hm_new_out(aTHX_ c->v->kstr, &k);
+    r[1] = hm_new_out(aTHX_ c->v->vstr, &val);
+    return 2;
+}
+
+static SSize_t op_cursor_reset(pTHX_ OpCtx *c) {
+    HmCurObj *co = hm_cur_self(aTHX_ c->v, c->self);
+    int32_t rc = hm_cursor_reset(hm_cur_map(aTHX_ c->v, co), co->cur);
+    HM_CHECK(rc);
+    return 0;
+}
+
+static SSize_t op_cursor_seek(pTHX_ OpCtx *c) {
+    HmCurObj *co = hm_cur_self(aTHX_ c->v, c->self);
+    SV *ksv = HM_ARG(c, 1);
+    HmConv cv;
+    HmIn in;
+    int32_t rc;
+    cv.epoch = 0;
+    hm_in_key(aTHX_ c->v, &cv, ksv, &in);
+    hm_in_fix(&cv, &in);
+    if (UNLIKELY(cv.epoch) && hm_cur_peek(aTHX_ c->v, c->self) != co)
+        croak("%s cursor replaced or destroyed during the call", c->v->cklass);
+    rc = hm_cursor_seek(hm_cur_map(aTHX_ c->v, co), co->cur, &in);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
+/* Frees the cursor (unregistering it from its map if that is still open) and drops
+ * the map reference; ignores anything that is not a live cursor of the class. */
+static SSize_t op_cursor_DESTROY(pTHX_ OpCtx *c) {
+    SV *self = HM_ARG(c, 0);
+    HmCurObj *co = hm_cur_peek(aTHX_ c->v, self);
+    if (!co)
+        return 0;
+    SvIV_set(SvRV(self), 0);
+    hm_cursor_free(hm_cur_map_or_null(aTHX_ co), co->cur);
+    SvREFCNT_dec(co->map);
+    Safefree(co);
+    return 0;
+}
+
+/* -- freeze (api 6.9) -------------------------------------------------------------------- */
+
+static SSize_t op_freeze(pTHX_ OpCtx *c) {
+    if (hm_freeze(c->m) < 0) {
+        const char *e = hm_last_error();
+        croak("%s->freeze: %s", c->v->klass, (e && *e) ? e : "unknown error");
+    }
+    return 0;
+}
+
+/* $map->_hold_write_lock($key, $signal_fd, $wait_fd): a testing aid (t/sharded.t);
+ * see hm_test_hold_write */
+static SSize_t op_hold_write_lock(pTHX_ OpCtx *c) {
+    HmIn in[3];
+    int32_t rc;
+    hm_args(aTHX_ c, in, 3, "kii");
+    rc = hm_test_hold_write(c->m, &in[0], (int32_t)in[1].ival, (int32_t)in[2].ival);
+    HM_CHECK(rc);
+    return hm_ret_bool(c, rc);
+}
+
 /* -- constructors ------------------------------------------------------------------- */
 
 /* The stash to bless into: the invocant class (subclasses work), or the class of an
@@ -634,9 +774,8 @@ static const char *hm_ctor_str(pTHX_ SV *sv) {
     return SvPVX(sv_2mortal(newSVpvn(p, len)));
 }
 
-static SSize_t hm_ctor_finish(pTHX_ OpCtx *c, HV *stash, const HmOpen *o) {
+static SSize_t hm_ctor_bless(pTHX_ OpCtx *c, HV *stash, HmMap *m) {
     SV *obj, *rv;
-    HmMap *m = hm_open(o);
     if (!m) {
         const char *e = hm_last_error();
         croak("%s: %s", c->v->klass, (e && *e) ? e : "unknown error");
@@ -645,6 +784,10 @@ static SSize_t hm_ctor_finish(pTHX_ OpCtx *c, HV *stash, const HmOpen *o) {
     rv = sv_2mortal(newRV_noinc(obj));
     (void)sv_bless(rv, stash);
     return hm_ret1(aTHX_ c, rv);
+}
+
+static SSize_t hm_ctor_finish(pTHX_ OpCtx *c, HV *stash, const HmOpen *o) {
+    return hm_ctor_bless(aTHX_ c, stash, hm_open(o));
 }
 
 /* sizing arguments from stack position `from` on: max_entries, max_size, ttl,
@@ -698,6 +841,33 @@ static SSize_t op_new_from_fd(pTHX_ OpCtx *c) {
     o.fd = (int32_t)hm_conv_iv(aTHX_ &cv, HM_ARG(c, 1));
     o.file_mode = 0600;
     return hm_ctor_finish(aTHX_ c, stash, &o);
+}
+
+/* Class->new_sharded($prefix, $shards, $max_entries, ...) (api 3.2) */
+static SSize_t op_new_sharded(pTHX_ OpCtx *c) {
+    HmOpen o;
+    HV *stash = hm_ctor_stash(aTHX_ c);
+    HmConv cv;
+    uint64_t shards;
+    Zero(&o, 1, HmOpen);
+    cv.epoch = 0;
+    o.variant = (uint32_t)c->v->id;
+    o.fd = -1;
+    o.backing = HM_BACK_FILE;
+    o.path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
+    shards = (uint64_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 2));
+    hm_ctor_sizes(aTHX_ c, &o, 3);
+    o.file_mode = c->items > 8 ? (uint32_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 8)) : 0600;
+    return hm_ctor_bless(aTHX_ c, stash, hm_open_sharded(&o, shards));
+}
+
+/* Class->new_readonly($path) (api 3.5) */
+static SSize_t op_new_readonly(pTHX_ OpCtx *c) {
+    HV *stash = hm_ctor_stash(aTHX_ c);
+    const char *path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
+    if (!path)
+        croak("%s->new_readonly: path is required", c->v->klass);
+    return hm_ctor_bless(aTHX_ c, stash, hm_open_readonly((uint32_t)c->v->id, path));
 }
 
 /* -- object lifetime ------------------------------------------------------------------ */

@@ -82,7 +82,17 @@
 // hm_stat: HmStats.readonly
 #define HM_ST_READONLY 13
 
-// Opaque map handle.
+// hm_last_error_kind: any other error.
+#define HM_EK_OTHER 0
+
+// hm_last_error_kind: a mutator on a frozen map or read-only handle (the glue croaks
+// "Class: map is frozen (read-only)").
+#define HM_EK_FROZEN 1
+
+// A cursor (cursor.rs); it is used with the handle it was made for.
+typedef struct HmCursor HmCursor;
+
+// Opaque map handle: one map, or a shard set (shard.rs).
 typedef struct HmMap HmMap;
 
 // Arguments of hm_open.
@@ -348,8 +358,9 @@ void hm_iter_reset(struct HmMap *m);
 // `m` a live handle; `out` writable.
 int32_t hm_list(struct HmMap *m, uint32_t what, struct HmList *out);
 
-// Walks the whole map (read lock) and lists every inconsistency found, one message per
-// item key (a string); an empty list means the map is sound.
+// Walks the whole map (read lock; every shard of a set, messages prefixed "shard N: ")
+// and lists every inconsistency found, one message per item key (a string); an empty
+// list means the map is sound.
 //
 // # Safety
 // `m` a live handle; `out` writable.
@@ -467,6 +478,72 @@ int32_t hm_drain(struct HmMap *m, uint64_t n, struct HmList *out);
 // # Safety
 // `path` a NUL-terminated string.
 int32_t hm_upgrade_file(const char *path);
+
+// What kind of error the calling thread's last error was (HM_EK_*).
+uint32_t hm_last_error_kind(void);
+
+// Opens (creating what is missing) the shard set `args.path` (the prefix: files
+// PREFIX.0 ..) of `shards` shards (0 -> 1, rounded up to a power of two, <= 4096),
+// each sized by `args`. NULL + hm_last_error() on failure.
+//
+// # Safety
+// `args` must point to a valid HmOpen whose `path` is NULL or NUL-terminated.
+struct HmMap *hm_open_sharded(const struct HmOpen *args, uint64_t shards);
+
+// Opens the frozen map file `path` read-only (no locks, no writes; api.md 3.5).
+// NULL + hm_last_error() on failure.
+//
+// # Safety
+// `path` must be a NUL-terminated string.
+struct HmMap *hm_open_readonly(uint32_t variant, const char *path);
+
+// Seals the map (every shard) for good; this handle becomes read-only. 0, or HM_ERR
+// ("cannot freeze a read-only handle", "msync: ...").
+//
+// # Safety
+// `m` a live handle.
+int32_t hm_freeze(struct HmMap *m);
+
+// A new cursor before the first entry (shard 0). Free it with hm_cursor_free.
+struct HmCursor *hm_cursor_new(void);
+
+// Frees a cursor; `m` is the handle it was made for, or NULL when that is closed
+// already (then there is nothing to unregister from).
+//
+// # Safety
+// `c` NULL or a cursor from hm_cursor_new not freed before; `m` NULL or a live handle.
+void hm_cursor_free(struct HmMap *m, struct HmCursor *c);
+
+// The cursor's next entry: 1 and `*key`, `*val` set, or 0 (exhausted; it stays so
+// until reset or seek).
+//
+// # Safety
+// `m` a live handle, `c` a live cursor made for it; `key`, `val` NULL or writable.
+int32_t hm_cursor_next(struct HmMap *m, struct HmCursor *c, struct HmOut *key, struct HmOut *val);
+
+// Back before the first entry of shard 0.
+//
+// # Safety
+// As hm_cursor_next.
+int32_t hm_cursor_reset(struct HmMap *m, struct HmCursor *c);
+
+// Positions the cursor at live `key` (the next hm_cursor_next returns it): 1, or 0
+// when missing or expired (api.md 6.7 says where the cursor is then).
+//
+// # Safety
+// As hm_cursor_next; `key` a valid HmIn.
+int32_t hm_cursor_seek(struct HmMap *m, struct HmCursor *c, const struct HmIn *key);
+
+// A testing aid (t/sharded.t): takes the write lock of the map holding `key` (its
+// shard), writes one byte to `signal_fd`, waits until one byte can be read from
+// `wait_fd` (or it is closed), then releases the lock. 1, or HM_ERR.
+//
+// # Safety
+// `m` a live handle; `key` a valid HmIn.
+int32_t hm_test_hold_write(struct HmMap *m,
+                           const struct HmIn *key,
+                           int32_t signal_fd,
+                           int32_t wait_fd);
 
 #ifdef __cplusplus
 }  // extern "C"

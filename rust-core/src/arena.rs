@@ -224,7 +224,7 @@ impl<'a> Arena<'a> {
 
     /// Checks the free lists against the bitmap and the counters (for `verify`):
     /// returns the problems found, described.
-    pub fn check(&self, live_bytes: u64) -> Vec<String> {
+    pub fn check_lists(&self, live_bytes: u64) -> Vec<String> {
         let mut problems = Vec::new();
         let mut free = 0u64;
         for k in MIN_ORDER..=MAX_ORDER {

@@ -58,11 +58,16 @@ macro_rules! atomic_at {
 impl Mapping {
     /// Maps `len` bytes of `fd` shared read-write.
     fn map_fd(fd: RawFd, len: usize) -> std::result::Result<Mapping, i32> {
+        Mapping::map_prot(fd, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Maps `len` bytes of `fd` shared with protection `prot`. A PROT_READ mapping
+    /// (new_readonly) may only ever be loaded from: the handle using it never locks,
+    /// marks or reclaims anything (map.rs `ro`).
+    fn map_prot(fd: RawFd, len: usize, prot: libc::c_int) -> std::result::Result<Mapping, i32> {
         // SAFETY: a fresh mapping at an address the kernel chooses; no existing memory
         // is affected. The result is checked against MAP_FAILED.
-        let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
-        };
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
         if p == libc::MAP_FAILED {
             return Err(errno());
         }
@@ -189,11 +194,17 @@ pub struct Opened {
 
 /// Opens (creating or attaching) the map described by `spec`.
 pub fn open(spec: &Spec) -> Result<Opened> {
+    open_shard(spec, None)
+}
+
+/// [`open`]; a file it creates records `shard` (index, count, seed; None = shard 0 of
+/// 1 with a random seed).
+pub fn open_shard(spec: &Spec, shard: Option<layout::ShardTag>) -> Result<Opened> {
     layout::check_ranges(&spec.params)?;
     match spec.backing {
         Backing::File => {
             let path = spec.path.as_ref().ok_or_else(|| Error::arg("a path is required"))?;
-            open_file(path, spec)
+            open_file(path, spec, shard)
         }
         Backing::Anon => open_memfd(c"hashmap-anon", spec, false),
         Backing::Memfd => {
@@ -325,7 +336,7 @@ fn check_space(fd: RawFd, need: usize, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-fn open_file(path: &CStr, spec: &Spec) -> Result<Opened> {
+fn open_file(path: &CStr, spec: &Spec, shard: Option<layout::ShardTag>) -> Result<Opened> {
     let p = disp(path);
     let mode = spec.file_mode & 0o7777;
     for _ in 0..100 {
@@ -376,7 +387,7 @@ fn open_file(path: &CStr, spec: &Spec) -> Result<Opened> {
             if st.st_uid != euid() {
                 return Err(Error::format(format!("{p}: refusing to initialize file not owned by us")));
             }
-            let r = create_in(&fd, &p, spec, true);
+            let r = create_in(&fd, &p, spec, true, shard);
             if r.is_err() && created {
                 // Leave no empty file behind (we still hold its flock: nobody attached).
                 // SAFETY: path is NUL-terminated.
@@ -384,7 +395,7 @@ fn open_file(path: &CStr, spec: &Spec) -> Result<Opened> {
             }
             return r;
         }
-        return attach_file(&fd, &p, spec, &st);
+        return attach_file(&fd, &p, spec, &st, shard);
     }
     Err(Error::new(crate::ErrorKind::Io, format!("open({p}): create/attach kept racing")))
 }
@@ -401,7 +412,7 @@ impl Drop for Unlock {
 
 /// Sizes (unless `resize` is false: the file already has the right size), maps and
 /// initialises a new map in `fd`. File maps close the descriptor afterwards.
-fn create_in(fd: &OwnedFd, p: &str, spec: &Spec, resize: bool) -> Result<Opened> {
+fn create_in(fd: &OwnedFd, p: &str, spec: &Spec, resize: bool, shard: Option<layout::ShardTag>) -> Result<Opened> {
     let l = Layout::compute(&spec.params);
     if resize {
         check_space(fd.as_raw_fd(), l.total_size, p)?;
@@ -409,12 +420,18 @@ fn create_in(fd: &OwnedFd, p: &str, spec: &Spec, resize: bool) -> Result<Opened>
             .map_err(|e| Error::io(format!("ftruncate({p}, {})", l.total_size), e))?;
     }
     let map = Mapping::map_fd(fd.as_raw_fd(), l.total_size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
-    let seed = crate::hash::random_seed();
-    init_map(&map, &l, seed);
+    let seed = shard.and_then(|s| s.seed).unwrap_or_else(crate::hash::random_seed);
+    init_map(&map, &l, seed, shard);
     Ok(Opened { map, layout: l, seed })
 }
 
-fn attach_file(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat) -> Result<Opened> {
+fn attach_file(
+    fd: &OwnedFd,
+    p: &str,
+    spec: &Spec,
+    st: &libc::stat,
+    shard: Option<layout::ShardTag>,
+) -> Result<Opened> {
     let raw = fd.as_raw_fd();
     let size = st.st_size as u64;
     let head = read_head(raw, size).map_err(|e| Error::io(format!("read({p})"), e))?;
@@ -429,7 +446,7 @@ fn attach_file(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat) -> Result<Op
                 if unsafe { libc::fchmod(raw, mode as libc::mode_t) } != 0 {
                     return Err(Error::io(format!("{p}: fchmod"), errno()));
                 }
-                return create_in(fd, p, spec, false);
+                return create_in(fd, p, spec, false, shard);
             }
             return Err(Error::format(format!(
                 "{p}: incomplete map file left by an interrupted create; remove it and retry"
@@ -441,6 +458,39 @@ fn attach_file(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat) -> Result<Op
     if sealed(&map) {
         return Err(Error::format(format!("{p} is frozen (read-only); open it with new_readonly")));
     }
+    Ok(Opened { map, layout: v.layout, seed: v.seed })
+}
+
+/// Opens a frozen map file read-only (api.md 3.5): `O_RDONLY`, no flock (the file may
+/// belong to someone else and be mode 0444), validated like any file, mapped
+/// PROT_READ. Refused unless sealed; a sealed map's seqlock is even (freeze held the
+/// write lock), so lock-free reads of it never wait for, or fall back to, a lock.
+pub fn open_readonly(path: &CStr, variant: Variant) -> Result<Opened> {
+    let p = disp(path);
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::io(format!("open({p})"), errno()));
+    }
+    let fd = owned(fd);
+    let st = fstat(fd.as_raw_fd()).map_err(|e| Error::io(format!("fstat({p})"), e))?;
+    let size = st.st_size.max(0) as u64;
+    let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("read({p})"), e))?;
+    if size < HEADER_SIZE as u64 && !(head.len() >= 4 && head[..4] == layout::C_MAGIC.to_le_bytes()) {
+        return Err(Error::format(format!("{p}: file too small for header")));
+    }
+    let v = layout::validate(&head, size, variant, &p)?;
+    let word = |o: usize| u32::from_le_bytes(head[o..o + 4].try_into().unwrap());
+    if word(layout::off::LOCK + 12) == 0 {
+        return Err(Error::format(format!(
+            "{p} is not frozen: call ->freeze on the producer before opening read-only"
+        )));
+    }
+    if word(layout::off::SEQ) & 1 != 0 {
+        return Err(Error::format(format!("{p}: corrupt header (a write in progress in a frozen map)")));
+    }
+    let map = Mapping::map_prot(fd.as_raw_fd(), v.layout.total_size, libc::PROT_READ)
+        .map_err(|e| Error::io(format!("mmap({p})"), e))?;
     Ok(Opened { map, layout: v.layout, seed: v.seed })
 }
 
@@ -473,7 +523,7 @@ fn open_memfd(name: &CStr, spec: &Spec, keep: bool) -> Result<Opened> {
     let mut map = Mapping::map_fd(fd.as_raw_fd(), l.total_size)
         .map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
     let seed = crate::hash::random_seed();
-    init_map(&map, &l, seed);
+    init_map(&map, &l, seed, None);
     if keep {
         map.fd = Some(fd);
     }
@@ -503,11 +553,12 @@ fn open_fd(spec: &Spec) -> Result<Opened> {
 /// Initialises a fresh, zero-filled mapping: static header (magic zero), table of 16
 /// empty slots, arena free lists; then stores the magic last (Release), so a reader
 /// that sees the magic sees a complete header.
-fn init_map(map: &Mapping, l: &Layout, seed: u64) {
+fn init_map(map: &Mapping, l: &Layout, seed: u64, shard: Option<layout::ShardTag>) {
     use layout::off;
     // The base of the TTL timeline: expiries are stored as seconds after it (ttl.rs).
     let epoch = crate::ttl::wall_now();
-    let h = l.header(seed, epoch);
+    let (index, count) = shard.map_or((0, 1), |s| (s.index, s.count));
+    let h = l.header_shard(seed, epoch, index, count);
     // The static header as u64 words (all fields are 4 or 8 bytes, 8-aligned pairs).
     for (i, w) in h.chunks_exact(8).enumerate().skip(1) {
         // Relaxed: nobody else can see this map yet (we hold the flock, or the memory

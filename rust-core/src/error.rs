@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Unsupported,
     /// A counter could not insert a new key (table or arena full).
     Full,
+    /// A mutator on a frozen map or a read-only handle (api.md 7.9).
+    Frozen,
 }
 
 /// An error with the user-visible message of api.md section 9.

@@ -9,7 +9,9 @@
 //! (`HM_BLESS=1 cargo test --test header_fresh` rewrites it).
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::cursor::Cursor;
 use crate::map::{In, Map, Options, Out};
+use crate::shard::ShardSet;
 use crate::strref::MAX_LEN;
 use crate::variant::{Kind, Variant};
 use crate::Backing;
@@ -147,10 +149,74 @@ pub struct HmOpen {
     pub file_mode: u32,
 }
 
-/// Opaque map handle.
+/// Opaque map handle: one map, or a shard set (shard.rs).
 pub struct HmMap {
-    map: Map,
+    t: Target,
+    kk: Kind,
+    vk: Kind,
     list: ListBuf,
+}
+
+/// What a handle serves. Per-key operations pay one (predictable) branch on it.
+// The single map is inline on purpose: per-key calls reach it without another
+// indirection; the handle is allocated once, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Target {
+    One(Map),
+    Set(ShardSet),
+}
+
+/// A cursor (cursor.rs); it is used with the handle it was made for.
+pub struct HmCursor {
+    c: Cursor,
+}
+
+impl HmMap {
+    fn new(t: Target) -> HmMap {
+        let v = match &t {
+            Target::One(m) => m.variant(),
+            Target::Set(s) => s.maps()[0].variant(),
+        };
+        HmMap { t, kk: v.key_kind(), vk: v.val_kind(), list: ListBuf::default() }
+    }
+
+    /// The key converted from `p`, and the map that holds it.
+    ///
+    /// # Safety
+    /// As [`arg`].
+    #[inline(always)]
+    unsafe fn keyed<'k>(&mut self, p: *const HmIn) -> Result<(&mut Map, In<'k>)> {
+        // SAFETY: forwarded contract.
+        let k = unsafe { arg(p, self.kk, "key") }?;
+        let m = match &mut self.t {
+            Target::One(m) => m,
+            Target::Set(s) => s.route_mut(k),
+        };
+        Ok((m, k))
+    }
+
+    /// The shard of a converted key (0 for a plain map).
+    fn shard_of(&self, k: In<'_>) -> usize {
+        match &self.t {
+            Target::One(_) => 0,
+            Target::Set(s) => s.route(k),
+        }
+    }
+
+    /// Every map (one, or every shard in order).
+    fn maps(&mut self) -> &mut [Map] {
+        match &mut self.t {
+            Target::One(m) => std::slice::from_mut(m),
+            Target::Set(s) => s.maps_mut(),
+        }
+    }
+
+    fn first(&self) -> &Map {
+        match &self.t {
+            Target::One(m) => m,
+            Target::Set(s) => &s.maps()[0],
+        }
+    }
 }
 
 /// A handle's list result storage (hm_list, hm_get_multi).
@@ -162,13 +228,28 @@ struct ListBuf {
     fix: Vec<(usize, Option<usize>, Option<usize>)>,
 }
 
+/// hm_last_error_kind: any other error.
+pub const HM_EK_OTHER: u32 = 0;
+/// hm_last_error_kind: a mutator on a frozen map or read-only handle (the glue croaks
+/// "Class: map is frozen (read-only)").
+pub const HM_EK_FROZEN: u32 = 1;
+
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_KIND: std::cell::Cell<u32> = const { std::cell::Cell::new(HM_EK_OTHER) };
 }
 
 fn set_error(msg: &str) {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    LAST_KIND.with(|k| k.set(HM_EK_OTHER));
+}
+
+fn set_error_of(e: &Error) {
+    set_error(e.message());
+    if e.kind() == ErrorKind::Frozen {
+        LAST_KIND.with(|k| k.set(HM_EK_FROZEN));
+    }
 }
 
 /// Runs `f`, turning an error or a panic into `err` plus a message.
@@ -177,7 +258,7 @@ fn guard<R>(err: R, f: impl FnOnce() -> Result<R>) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            set_error(e.message());
+            set_error_of(&e);
             err
         }
         Err(p) => {
@@ -250,8 +331,7 @@ unsafe fn put_out(dst: *mut HmOut, o: Out<'_>) {
 
 #[inline(always)]
 fn kinds(h: &HmMap) -> (Kind, Kind) {
-    let v = h.map.variant();
-    (v.key_kind(), v.val_kind())
+    (h.kk, h.vk)
 }
 
 impl ListBuf {
@@ -338,9 +418,9 @@ pub unsafe extern "C" fn hm_open(args: *const HmOpen) -> *mut HmMap {
             lru_skip: a.lru_skip,
             arena_cap: a.arena_cap,
             file_mode: a.file_mode,
+            shard: None,
         };
-        let map = Map::open(&o)?;
-        Ok(Box::into_raw(Box::new(HmMap { map, list: ListBuf::default() })))
+        Ok(Box::into_raw(Box::new(HmMap::new(Target::One(Map::open(&o)?)))))
     })
 }
 
@@ -372,7 +452,7 @@ pub extern "C" fn hm_last_error() -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn hm_variant(m: *const HmMap) -> u32 {
     // SAFETY: per the contract.
-    guard(0, || Ok(unsafe { m.as_ref() }.map(|h| h.map.variant().id()).unwrap_or(0)))
+    guard(0, || Ok(unsafe { m.as_ref() }.map(|h| h.first().variant().id()).unwrap_or(0)))
 }
 
 /// Backing path, NULL when none (anonymous, memfd, fd maps). Owned by the handle.
@@ -383,7 +463,13 @@ pub unsafe extern "C" fn hm_variant(m: *const HmMap) -> u32 {
 pub unsafe extern "C" fn hm_path(m: *const HmMap) -> *const c_char {
     guard(ptr::null(), || {
         // SAFETY: per the contract.
-        Ok(unsafe { m.as_ref() }.and_then(|h| h.map.path()).map(|p| p.as_ptr()).unwrap_or(ptr::null()))
+        Ok(unsafe { m.as_ref() }
+            .and_then(|h| match &h.t {
+                Target::One(m) => m.path(),
+                Target::Set(s) => Some(s.prefix()),
+            })
+            .map(|p| p.as_ptr())
+            .unwrap_or(ptr::null()))
     })
 }
 
@@ -394,7 +480,11 @@ pub unsafe extern "C" fn hm_path(m: *const HmMap) -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn hm_memfd(m: *const HmMap) -> i32 {
     // SAFETY: per the contract.
-    guard(-1, || Ok(unsafe { m.as_ref() }.map(|h| h.map.memfd()).unwrap_or(-1)))
+    guard(-1, || {
+        // SAFETY: per the contract.
+        let h = unsafe { m.as_ref() };
+        Ok(h.and_then(|h| if let Target::One(m) = &h.t { Some(m.memfd()) } else { None }).unwrap_or(-1))
+    })
 }
 
 /// 1 and `*val` set when found, 0 when not.
@@ -407,8 +497,8 @@ pub unsafe extern "C" fn hm_get(m: *mut HmMap, key: *const HmIn, val: *mut HmOut
         // SAFETY: per the contract (for all unsafe calls in this closure).
         unsafe {
             let h = handle(m)?;
-            let k = arg(key, kinds(h).0, "key")?;
-            match h.map.get(k)? {
+            let (mm, k) = h.keyed(key)?;
+            match mm.get(k)? {
                 Some(o) => {
                     put_out(val, o);
                     Ok(1)
@@ -429,8 +519,8 @@ pub unsafe extern "C" fn hm_exists(m: *mut HmMap, key: *const HmIn) -> i32 {
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let k = arg(key, kinds(h).0, "key")?;
-            Ok(h.map.exists(k)? as i32)
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.exists(k)? as i32)
         }
     })
 }
@@ -445,8 +535,9 @@ pub unsafe extern "C" fn hm_put(m: *mut HmMap, key: *const HmIn, val: *const HmI
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            Ok(h.map.put(arg(key, kk, "key")?, arg(val, vk, "value")?)? as i32)
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.put(k, arg(val, vk, "value")?)? as i32)
         }
     })
 }
@@ -461,8 +552,9 @@ pub unsafe extern "C" fn hm_add(m: *mut HmMap, key: *const HmIn, val: *const HmI
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            Ok(h.map.add(arg(key, kk, "key")?, arg(val, vk, "value")?)? as i32)
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.add(k, arg(val, vk, "value")?)? as i32)
         }
     })
 }
@@ -477,8 +569,9 @@ pub unsafe extern "C" fn hm_update(m: *mut HmMap, key: *const HmIn, val: *const 
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            Ok(h.map.update(arg(key, kk, "key")?, arg(val, vk, "value")?)? as i32)
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.update(k, arg(val, vk, "value")?)? as i32)
         }
     })
 }
@@ -494,8 +587,9 @@ pub unsafe extern "C" fn hm_swap(m: *mut HmMap, key: *const HmIn, val: *const Hm
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            match h.map.swap(arg(key, kk, "key")?, arg(val, vk, "value")?)? {
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            match mm.swap(k, arg(val, vk, "value")?)? {
                 Some(o) => {
                     put_out(old, o);
                     Ok(1)
@@ -516,7 +610,8 @@ pub unsafe extern "C" fn hm_take(m: *mut HmMap, key: *const HmIn, val: *mut HmOu
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            match h.map.take(arg(key, kinds(h).0, "key")?)? {
+            let (mm, k) = h.keyed(key)?;
+            match mm.take(k)? {
                 Some(o) => {
                     put_out(val, o);
                     Ok(1)
@@ -537,7 +632,8 @@ pub unsafe extern "C" fn hm_remove(m: *mut HmMap, key: *const HmIn) -> i32 {
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            Ok(h.map.remove(arg(key, kinds(h).0, "key")?)? as i32)
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.remove(k)? as i32)
         }
     })
 }
@@ -553,8 +649,9 @@ pub unsafe extern "C" fn hm_get_or_set(m: *mut HmMap, key: *const HmIn, dflt: *c
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            match h.map.get_or_set(arg(key, kk, "key")?, arg(dflt, vk, "value")?)? {
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            match mm.get_or_set(k, arg(dflt, vk, "value")?)? {
                 Some(o) => {
                     put_out(val, o);
                     Ok(1)
@@ -575,11 +672,11 @@ pub unsafe extern "C" fn hm_cas(m: *mut HmMap, key: *const HmIn, expected: *cons
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            let k = arg(key, kk, "key")?;
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
             let e = arg(expected, vk, "expected value")?;
             let d = arg(desired, vk, "desired value")?;
-            Ok(h.map.cas(k, e, d)? as i32)
+            Ok(mm.cas(k, e, d)? as i32)
         }
     })
 }
@@ -594,8 +691,9 @@ pub unsafe extern "C" fn hm_cas_take(m: *mut HmMap, key: *const HmIn, expected: 
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            match h.map.cas_take(arg(key, kk, "key")?, arg(expected, vk, "expected value")?)? {
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            match mm.cas_take(k, arg(expected, vk, "expected value")?)? {
                 Some(o) => {
                     put_out(val, o);
                     Ok(1)
@@ -620,8 +718,8 @@ unsafe fn counter(
         // SAFETY: per the contract of the calling entry point.
         unsafe {
             let h = handle(m)?;
-            let k = arg(key, kinds(h).0, "key")?;
-            match f(&mut h.map, k) {
+            let (mm, k) = h.keyed(key)?;
+            match f(mm, k) {
                 Ok(v) => {
                     if !result.is_null() {
                         result.write(v);
@@ -702,7 +800,17 @@ pub unsafe extern "C" fn hm_set_multi(m: *mut HmMap, kv: *const HmIn, npairs: us
             for p in a.chunks_exact(2) {
                 pairs.push((arg(&p[0], kk, "key")?, arg(&p[1], vk, "value")?));
             }
-            Ok(h.map.set_multi(&pairs)? as i64)
+            if let Target::One(mm) = &mut h.t {
+                return Ok(mm.set_multi(&pairs)? as i64);
+            }
+            // Sharded: per key, not atomic across shards (api.md 7.7).
+            let mut n = 0;
+            for &(k, v) in &pairs {
+                if let Target::Set(s) = &mut h.t {
+                    n += s.route_mut(k).put(k, v)? as i64;
+                }
+            }
+            Ok(n)
         }
     })
 }
@@ -720,16 +828,30 @@ pub unsafe extern "C" fn hm_get_multi(m: *mut HmMap, keys: *const HmIn, n: usize
             let h = handle(m)?;
             let kk = kinds(h).0;
             let ks = ins(keys, n)?.iter().map(|k| arg(k, kk, "key")).collect::<Result<Vec<_>>>()?;
-            let HmMap { map, list } = h;
+            let HmMap { t, list, .. } = h;
             list.begin();
-            map.get_multi_with(&ks, |i, v| {
-                let key = match ks[i] {
+            fn echo(kk: Kind, k: In<'_>) -> Out<'_> {
+                match k {
                     In::Int(x) => Out::Int(kk.narrow(x)),
                     In::Str(b, u) => Out::Str(b, u),
-                };
-                let found = v.is_some();
-                list.push(Some(key), v, found);
-            })?;
+                }
+            }
+            match t {
+                Target::One(map) => map.get_multi_with(&ks, |i, v| {
+                    let found = v.is_some();
+                    list.push(Some(echo(kk, ks[i])), v, found);
+                })?,
+                // Sharded: per key (api.md 7.7).
+                Target::Set(s) => {
+                    for &k in &ks {
+                        let i = s.route(k);
+                        s.maps_mut()[i].get_multi_with(&[k], |_, v| {
+                            let found = v.is_some();
+                            list.push(Some(echo(kk, k)), v, found);
+                        })?;
+                    }
+                }
+            }
             let list = list.end();
             if !out.is_null() {
                 out.write(list);
@@ -751,7 +873,15 @@ pub unsafe extern "C" fn hm_remove_multi(m: *mut HmMap, keys: *const HmIn, n: us
             let h = handle(m)?;
             let kk = kinds(h).0;
             let ks = ins(keys, n)?.iter().map(|k| arg(k, kk, "key")).collect::<Result<Vec<_>>>()?;
-            Ok(h.map.remove_multi(&ks)? as i64)
+            if let Target::One(mm) = &mut h.t {
+                return Ok(mm.remove_multi(&ks)? as i64);
+            }
+            let mut n = 0;
+            for &k in &ks {
+                let i = h.shard_of(k);
+                n += h.maps()[i].remove(k)? as i64;
+            }
+            Ok(n)
         }
     })
 }
@@ -764,7 +894,9 @@ pub unsafe extern "C" fn hm_remove_multi(m: *mut HmMap, keys: *const HmIn, n: us
 pub unsafe extern "C" fn hm_clear(m: *mut HmMap) -> i32 {
     guard(HM_ERR, || {
         // SAFETY: per the contract.
-        unsafe { handle(m)? }.map.clear()?;
+        for mm in unsafe { handle(m)? }.maps() {
+            mm.clear()?;
+        }
         Ok(0)
     })
 }
@@ -777,8 +909,12 @@ pub unsafe extern "C" fn hm_clear(m: *mut HmMap) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn hm_reserve(m: *mut HmMap, n: u64) -> i32 {
     guard(HM_ERR, || {
+        let mut all = true;
         // SAFETY: per the contract.
-        Ok(unsafe { handle(m)? }.map.reserve(n as u32 as u64)? as i32)
+        for mm in unsafe { handle(m)? }.maps() {
+            all &= mm.reserve(n as u32 as u64)?;
+        }
+        Ok(all as i32)
     })
 }
 
@@ -790,7 +926,9 @@ pub unsafe extern "C" fn hm_reserve(m: *mut HmMap, n: u64) -> i32 {
 pub unsafe extern "C" fn hm_sync(m: *mut HmMap) -> i32 {
     guard(HM_ERR, || {
         // SAFETY: per the contract.
-        unsafe { handle(m)? }.map.sync()?;
+        for mm in unsafe { handle(m)? }.maps() {
+            mm.sync()?;
+        }
         Ok(0)
     })
 }
@@ -802,7 +940,14 @@ pub unsafe extern "C" fn hm_sync(m: *mut HmMap) -> i32 {
 #[no_mangle]
 pub unsafe extern "C" fn hm_unlink(m: *mut HmMap) -> i32 {
     // SAFETY: per the contract.
-    guard(0, || Ok(unsafe { handle(m)? }.map.unlink() as i32))
+    guard(0, || {
+        let mut all = true;
+        // SAFETY: per the contract.
+        for mm in unsafe { handle(m)? }.maps() {
+            all &= mm.unlink();
+        }
+        Ok(all as i32)
+    })
 }
 
 /// This handle's iterator: 1 and `*key`/`*val` set, or 0 at the end (which resets it).
@@ -814,7 +959,12 @@ pub unsafe extern "C" fn hm_each(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut
     guard(HM_ERR, || {
         // SAFETY: per the contract.
         unsafe {
-            match handle(m)?.map.each()? {
+            let h = handle(m)?;
+            let got = match &mut h.t {
+                Target::One(mm) => mm.each()?,
+                Target::Set(s) => s.each(),
+            };
+            match got {
                 Some((k, v)) => {
                     put_out(key, k);
                     put_out(val, v);
@@ -834,7 +984,10 @@ pub unsafe extern "C" fn hm_each(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut
 pub unsafe extern "C" fn hm_iter_reset(m: *mut HmMap) {
     guard((), || {
         // SAFETY: per the contract.
-        unsafe { handle(m)? }.map.iter_reset();
+        match &mut unsafe { handle(m)? }.t {
+            Target::One(mm) => mm.iter_reset(),
+            Target::Set(s) => s.iter_reset(),
+        }
         Ok(())
     })
 }
@@ -853,9 +1006,15 @@ pub unsafe extern "C" fn hm_list(m: *mut HmMap, what: u32, out: *mut HmList) -> 
                 return Err(Error::arg(format!("unknown list kind {what}")));
             }
             let (wk, wv) = (what & HM_KEYS != 0, what & HM_VALUES != 0);
-            let HmMap { map, list } = h;
+            let HmMap { t, list, .. } = h;
             list.begin();
-            map.for_each(wk, wv, |k, v| list.push(wk.then_some(k), wv.then_some(v), true))?;
+            let maps = match t {
+                Target::One(m) => std::slice::from_mut(m),
+                Target::Set(s) => s.maps_mut(),
+            };
+            for map in maps {
+                map.for_each(wk, wv, |k, v| list.push(wk.then_some(k), wv.then_some(v), true))?;
+            }
             let list = list.end();
             if !out.is_null() {
                 out.write(list);
@@ -865,8 +1024,9 @@ pub unsafe extern "C" fn hm_list(m: *mut HmMap, what: u32, out: *mut HmList) -> 
     })
 }
 
-/// Walks the whole map (read lock) and lists every inconsistency found, one message per
-/// item key (a string); an empty list means the map is sound.
+/// Walks the whole map (read lock; every shard of a set, messages prefixed "shard N: ")
+/// and lists every inconsistency found, one message per item key (a string); an empty
+/// list means the map is sound.
 ///
 /// # Safety
 /// `m` a live handle; `out` writable.
@@ -875,8 +1035,16 @@ pub unsafe extern "C" fn hm_verify(m: *mut HmMap, out: *mut HmList) -> i32 {
     guard(HM_ERR, || {
         // SAFETY: per the contract.
         unsafe {
-            let HmMap { map, list } = handle(m)?;
-            let problems = map.verify();
+            let HmMap { t, list, .. } = handle(m)?;
+            let problems: Vec<String> = match t {
+                Target::One(m) => m.verify(),
+                Target::Set(s) => s
+                    .maps()
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, m)| m.verify().into_iter().map(move |p| format!("shard {i}: {p}")))
+                    .collect(),
+            };
             list.begin();
             for p in &problems {
                 list.push(Some(Out::Str(p.as_bytes(), false)), None, true);
@@ -891,7 +1059,10 @@ pub unsafe extern "C" fn hm_verify(m: *mut HmMap, out: *mut HmList) -> i32 {
 }
 
 fn stats_of(h: &HmMap) -> HmStats {
-    let s = h.map.stats();
+    let s = crate::shard::aggregate(match &h.t {
+        Target::One(m) => std::slice::from_ref(m),
+        Target::Set(s) => s.maps(),
+    });
     HmStats {
         size: s.size,
         capacity: s.capacity,
@@ -972,8 +1143,9 @@ pub unsafe extern "C" fn hm_put_ttl(m: *mut HmMap, key: *const HmIn, val: *const
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            Ok(h.map.put_ttl(arg(key, kk, "key")?, arg(val, vk, "value")?, ttl as u32)? as i32)
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.put_ttl(k, arg(val, vk, "value")?, ttl as u32)? as i32)
         }
     })
 }
@@ -989,8 +1161,9 @@ pub unsafe extern "C" fn hm_add_ttl(m: *mut HmMap, key: *const HmIn, val: *const
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            Ok(h.map.add_ttl(arg(key, kk, "key")?, arg(val, vk, "value")?, ttl as u32)? as i32)
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.add_ttl(k, arg(val, vk, "value")?, ttl as u32)? as i32)
         }
     })
 }
@@ -1006,8 +1179,9 @@ pub unsafe extern "C" fn hm_update_ttl(m: *mut HmMap, key: *const HmIn, val: *co
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let (kk, vk) = kinds(h);
-            Ok(h.map.update_ttl(arg(key, kk, "key")?, arg(val, vk, "value")?, ttl as u32)? as i32)
+            let vk = h.vk;
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.update_ttl(k, arg(val, vk, "value")?, ttl as u32)? as i32)
         }
     })
 }
@@ -1023,7 +1197,8 @@ pub unsafe extern "C" fn hm_ttl_remaining(m: *mut HmMap, key: *const HmIn, secs:
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            match h.map.ttl_remaining(arg(key, kinds(h).0, "key")?)? {
+            let (mm, k) = h.keyed(key)?;
+            match mm.ttl_remaining(k)? {
                 Some(s) => {
                     if !secs.is_null() {
                         secs.write(s as u64);
@@ -1048,8 +1223,8 @@ pub unsafe extern "C" fn hm_get_with_ttl(m: *mut HmMap, key: *const HmIn, val: *
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            let k = arg(key, kinds(h).0, "key")?;
-            match h.map.get_with_ttl(k)? {
+            let (mm, k) = h.keyed(key)?;
+            match mm.get_with_ttl(k)? {
                 Some((o, left)) => {
                     put_out(val, o);
                     if !ttl.is_null() {
@@ -1074,7 +1249,8 @@ pub unsafe extern "C" fn hm_touch(m: *mut HmMap, key: *const HmIn) -> i32 {
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            Ok(h.map.touch(arg(key, kinds(h).0, "key")?)? as i32)
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.touch(k)? as i32)
         }
     })
 }
@@ -1089,7 +1265,8 @@ pub unsafe extern "C" fn hm_persist(m: *mut HmMap, key: *const HmIn) -> i32 {
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            Ok(h.map.persist(arg(key, kinds(h).0, "key")?)? as i32)
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.persist(k)? as i32)
         }
     })
 }
@@ -1105,7 +1282,8 @@ pub unsafe extern "C" fn hm_set_ttl(m: *mut HmMap, key: *const HmIn, ttl: u64) -
         // SAFETY: per the contract.
         unsafe {
             let h = handle(m)?;
-            Ok(h.map.set_ttl(arg(key, kinds(h).0, "key")?, ttl as u32)? as i32)
+            let (mm, k) = h.keyed(key)?;
+            Ok(mm.set_ttl(k, ttl as u32)? as i32)
         }
     })
 }
@@ -1117,8 +1295,12 @@ pub unsafe extern "C" fn hm_set_ttl(m: *mut HmMap, key: *const HmIn, ttl: u64) -
 #[no_mangle]
 pub unsafe extern "C" fn hm_flush_expired(m: *mut HmMap) -> i64 {
     guard(HM_ERR as i64, || {
+        let mut n = 0;
         // SAFETY: per the contract.
-        Ok(unsafe { handle(m)? }.map.flush_expired()? as i64)
+        for mm in unsafe { handle(m)? }.maps() {
+            n += mm.flush_expired()?;
+        }
+        Ok(n as i64)
     })
 }
 
@@ -1133,7 +1315,13 @@ pub unsafe extern "C" fn hm_flush_expired_partial(m: *mut HmMap, limit: u64, don
     guard(HM_ERR as i64, || {
         // SAFETY: per the contract.
         unsafe {
-            let (n, d) = handle(m)?.map.flush_expired_partial(limit as u32)?;
+            // Sharded: the same scan on every shard; done when every shard is.
+            let (mut n, mut d) = (0, true);
+            for mm in handle(m)?.maps() {
+                let (k, dk) = mm.flush_expired_partial(limit as u32)?;
+                n += k;
+                d &= dk;
+            }
             if !done.is_null() {
                 done.write(d as i32);
             }
@@ -1153,7 +1341,11 @@ unsafe fn take_end(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut, shift: bool)
         // SAFETY: per the contract of the calling entry point.
         unsafe {
             let h = handle(m)?;
-            let got = if shift { h.map.shift()? } else { h.map.pop()? };
+            let got = match &mut h.t {
+                Target::One(mm) if shift => mm.shift()?,
+                Target::One(mm) => mm.pop()?,
+                Target::Set(s) => s.take_one(shift)?,
+            };
             match got {
                 Some((k, v)) => {
                     put_out(key, k);
@@ -1197,9 +1389,12 @@ pub unsafe extern "C" fn hm_drain(m: *mut HmMap, n: u64, out: *mut HmList) -> i3
     guard(HM_ERR, || {
         // SAFETY: per the contract.
         unsafe {
-            let HmMap { map, list } = handle(m)?;
+            let HmMap { t, list, .. } = handle(m)?;
             list.begin();
-            map.drain_with(n, |k, v| list.push(Some(k), Some(v), true))?;
+            match t {
+                Target::One(map) => map.drain_with(n, |k, v| list.push(Some(k), Some(v), true))?,
+                Target::Set(s) => s.drain_with(n, |k, v| list.push(Some(k), Some(v), true))?,
+            };
             let list = list.end();
             if !out.is_null() {
                 out.write(list);
@@ -1223,5 +1418,202 @@ pub unsafe extern "C" fn hm_upgrade_file(path: *const c_char) -> i32 {
         let p = unsafe { CStr::from_ptr(path) };
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(p.to_bytes()));
         Ok(crate::upgrade::upgrade_file(path)? as i32)
+    })
+}
+
+/// What kind of error the calling thread's last error was (HM_EK_*).
+#[no_mangle]
+pub extern "C" fn hm_last_error_kind() -> u32 {
+    LAST_KIND.with(|k| k.get())
+}
+
+// -- shard sets, frozen maps (api.md 3.2, 3.5, 6.9) ---------------------------------------
+
+/// Opens (creating what is missing) the shard set `args.path` (the prefix: files
+/// PREFIX.0 ..) of `shards` shards (0 -> 1, rounded up to a power of two, <= 4096),
+/// each sized by `args`. NULL + hm_last_error() on failure.
+///
+/// # Safety
+/// `args` must point to a valid HmOpen whose `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn hm_open_sharded(args: *const HmOpen, shards: u64) -> *mut HmMap {
+    guard(ptr::null_mut(), || {
+        // SAFETY: per the contract.
+        let a = unsafe { args.as_ref() }.ok_or_else(|| Error::arg("NULL arguments"))?;
+        let variant =
+            Variant::from_id(a.variant).ok_or_else(|| Error::arg(format!("unknown variant {}", a.variant)))?;
+        if a.path.is_null() {
+            return Err(Error::arg("new_sharded requires a path_prefix"));
+        }
+        // SAFETY: a non-NULL path is NUL-terminated (contract).
+        let prefix = unsafe { CStr::from_ptr(a.path) };
+        let mut o = Options::new(variant, a.max_entries).file_mode(a.file_mode);
+        o.max_size = a.max_size;
+        o.ttl = a.ttl;
+        o.lru_skip = a.lru_skip;
+        o.arena_cap = a.arena_cap;
+        let set = ShardSet::open(prefix, shards, &o)?;
+        Ok(Box::into_raw(Box::new(HmMap::new(Target::Set(set)))))
+    })
+}
+
+/// Opens the frozen map file `path` read-only (no locks, no writes; api.md 3.5).
+/// NULL + hm_last_error() on failure.
+///
+/// # Safety
+/// `path` must be a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn hm_open_readonly(variant: u32, path: *const c_char) -> *mut HmMap {
+    guard(ptr::null_mut(), || {
+        let v = Variant::from_id(variant).ok_or_else(|| Error::arg(format!("unknown variant {variant}")))?;
+        if path.is_null() {
+            return Err(Error::arg("path is required"));
+        }
+        // SAFETY: NUL-terminated (contract).
+        let p = unsafe { CStr::from_ptr(path) };
+        Ok(Box::into_raw(Box::new(HmMap::new(Target::One(Map::open_readonly(p, v)?)))))
+    })
+}
+
+/// Seals the map (every shard) for good; this handle becomes read-only. 0, or HM_ERR
+/// ("cannot freeze a read-only handle", "msync: ...").
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_freeze(m: *mut HmMap) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        let h = unsafe { handle(m)? };
+        if h.first().readonly() || h.first().frozen() {
+            return Err(Error::new(ErrorKind::Frozen, "cannot freeze a read-only handle"));
+        }
+        for mm in h.maps() {
+            if !mm.frozen() {
+                mm.freeze()?;
+            }
+        }
+        Ok(0)
+    })
+}
+
+// -- cursors (api.md 6.7) ------------------------------------------------------------------
+
+/// A new cursor before the first entry (shard 0). Free it with hm_cursor_free.
+#[no_mangle]
+pub extern "C" fn hm_cursor_new() -> *mut HmCursor {
+    guard(ptr::null_mut(), || Ok(Box::into_raw(Box::new(HmCursor { c: Cursor::new() }))))
+}
+
+/// Frees a cursor; `m` is the handle it was made for, or NULL when that is closed
+/// already (then there is nothing to unregister from).
+///
+/// # Safety
+/// `c` NULL or a cursor from hm_cursor_new not freed before; `m` NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_cursor_free(m: *mut HmMap, c: *mut HmCursor) {
+    guard((), || {
+        if c.is_null() {
+            return Ok(());
+        }
+        // SAFETY: c came from Box::into_raw in hm_cursor_new and is freed only once.
+        let mut cur = unsafe { Box::from_raw(c) };
+        // SAFETY: per the contract.
+        if let Some(h) = unsafe { m.as_mut() } {
+            cur.c.release(h.maps());
+        }
+        Ok(())
+    })
+}
+
+/// The cursor's next entry: 1 and `*key`, `*val` set, or 0 (exhausted; it stays so
+/// until reset or seek).
+///
+/// # Safety
+/// `m` a live handle, `c` a live cursor made for it; `key`, `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_cursor_next(m: *mut HmMap, c: *mut HmCursor, key: *mut HmOut, val: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let cur = c.as_mut().ok_or_else(|| Error::arg("NULL cursor"))?;
+            match cur.c.next(h.maps()) {
+                Some((k, v)) => {
+                    put_out(key, k);
+                    put_out(val, v);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// Back before the first entry of shard 0.
+///
+/// # Safety
+/// As hm_cursor_next.
+#[no_mangle]
+pub unsafe extern "C" fn hm_cursor_reset(m: *mut HmMap, c: *mut HmCursor) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let cur = c.as_mut().ok_or_else(|| Error::arg("NULL cursor"))?;
+            cur.c.reset(h.maps());
+            Ok(0)
+        }
+    })
+}
+
+/// Positions the cursor at live `key` (the next hm_cursor_next returns it): 1, or 0
+/// when missing or expired (api.md 6.7 says where the cursor is then).
+///
+/// # Safety
+/// As hm_cursor_next; `key` a valid HmIn.
+#[no_mangle]
+pub unsafe extern "C" fn hm_cursor_seek(m: *mut HmMap, c: *mut HmCursor, key: *const HmIn) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        unsafe {
+            let h = handle(m)?;
+            let cur = c.as_mut().ok_or_else(|| Error::arg("NULL cursor"))?;
+            let k = arg(key, h.kk, "key")?;
+            let target = h.shard_of(k);
+            Ok(cur.c.seek(h.maps(), target, k)? as i32)
+        }
+    })
+}
+
+/// A testing aid (t/sharded.t): takes the write lock of the map holding `key` (its
+/// shard), writes one byte to `signal_fd`, waits until one byte can be read from
+/// `wait_fd` (or it is closed), then releases the lock. 1, or HM_ERR.
+///
+/// # Safety
+/// `m` a live handle; `key` a valid HmIn.
+#[no_mangle]
+pub unsafe extern "C" fn hm_test_hold_write(m: *mut HmMap, key: *const HmIn, signal_fd: i32, wait_fd: i32) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract.
+        let h = unsafe { handle(m)? };
+        // SAFETY: per the contract.
+        let (mm, _) = unsafe { h.keyed(key)? };
+        {
+            mm.with_write_lock(|| {
+                let b = [1u8];
+                // SAFETY: writing one byte from a valid buffer to whatever fd the caller gave.
+                unsafe { libc::write(signal_fd, b.as_ptr().cast(), 1) };
+                let mut r = [0u8];
+                loop {
+                    // SAFETY: reading one byte into a valid buffer.
+                    let n = unsafe { libc::read(wait_fd, r.as_mut_ptr().cast(), 1) };
+                    if n >= 0 || crate::error::errno() != libc::EINTR {
+                        break;
+                    }
+                }
+            })?;
+            Ok(1)
+        }
     })
 }

@@ -74,6 +74,24 @@ pub const MAX_U32_ARG: u64 = u32::MAX as u64;
 pub const FLAG_LRU: u32 = 1;
 /// Header flag: TTL array present.
 pub const FLAG_TTL: u32 = 2;
+/// Header flag: converted from a C-implementation file (upgrade.rs). Such a file
+/// routes keys like the C implementation if it is a shard (shard.rs), and its shard
+/// count is 0 ("not known") until `new_sharded` first opens it and records one.
+pub const FLAG_C_ROUTING: u32 = 4;
+/// Most shards in a set (api.md 3.2).
+pub const MAX_SHARDS: u32 = 4096;
+
+/// What a newly created file of a shard set records (shard.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardTag {
+    /// Index of this file in the set.
+    pub index: u32,
+    /// Number of shards (a power of two, <= MAX_SHARDS).
+    pub count: u32,
+    /// Hash seed (= the set's routing seed): that of the set's other files, or None
+    /// for a fresh random one.
+    pub seed: Option<u64>,
+}
 
 /// Byte offsets of header fields.
 pub mod off {
@@ -336,6 +354,11 @@ impl Layout {
 
     /// The static header for this layout (magic left zero: creation stores it last).
     pub fn header(&self, seed: u64, epoch: u64) -> [u8; off::STATIC_END] {
+        self.header_shard(seed, epoch, 0, 1)
+    }
+
+    /// [`Layout::header`] for shard `index` of a set of `count`.
+    pub fn header_shard(&self, seed: u64, epoch: u64, index: u32, count: u32) -> [u8; off::STATIC_END] {
         let mut h = [0u8; off::STATIC_END];
         let mut put32 = |o: usize, v: u32| h[o..o + 4].copy_from_slice(&v.to_le_bytes());
         put32(off::VERSION, FORMAT_VERSION);
@@ -349,8 +372,8 @@ impl Layout {
         put32(off::MAX_SIZE, self.max_size);
         put32(off::TTL, self.ttl);
         put32(off::LRU_SKIP, self.lru_skip);
-        put32(off::SHARD_INDEX, 0);
-        put32(off::SHARD_COUNT, 1);
+        put32(off::SHARD_INDEX, index);
+        put32(off::SHARD_COUNT, count);
         put32(off::READER_SLOTS, READER_SLOTS);
         let mut put64 = |o: usize, v: u64| h[o..o + 8].copy_from_slice(&v.to_le_bytes());
         put64(off::SEED, seed);
@@ -368,6 +391,27 @@ impl Layout {
         h[off::HDR_CHECK..off::HDR_CHECK + 8].copy_from_slice(&check.to_le_bytes());
         h
     }
+}
+
+/// Rewrites the shard fields of a static header (`h`, at least STATIC_END bytes):
+/// index, count, the C-routing flag; and its check. Used by the upgrade (count 0,
+/// C routing) and when `new_sharded` first opens an upgraded shard (shard.rs).
+pub fn set_shard_fields(h: &mut [u8], index: u32, count: u32, c_routing: bool) {
+    h[off::SHARD_INDEX..off::SHARD_INDEX + 4].copy_from_slice(&index.to_le_bytes());
+    h[off::SHARD_COUNT..off::SHARD_COUNT + 4].copy_from_slice(&count.to_le_bytes());
+    let flags = rd32(h, off::FLAGS) & !FLAG_C_ROUTING | if c_routing { FLAG_C_ROUTING } else { 0 };
+    h[off::FLAGS..off::FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
+    let check = header_check(h);
+    h[off::HDR_CHECK..off::HDR_CHECK + 8].copy_from_slice(&check.to_le_bytes());
+}
+
+/// Are these shard fields possible? A count is a power of two up to MAX_SHARDS with
+/// the index below it; count 0 (not known yet) only on a C-routed file, index 0.
+fn shard_fields_ok(index: u32, count: u32, c_routing: bool) -> bool {
+    if count == 0 {
+        return c_routing && index == 0;
+    }
+    count.is_power_of_two() && count <= MAX_SHARDS && index < count
 }
 
 /// xxh3 (seed 0) of the static header bytes before the check field. The magic is
@@ -452,14 +496,14 @@ pub fn validate(head: &[u8], file_len: u64, want: Variant, prefix: &str) -> Resu
         return Err(corrupt());
     }
     let l = Layout::compute(&p);
-    let ok = rd32(head, off::FLAGS) == l.flags
+    let flags = rd32(head, off::FLAGS);
+    let ok = flags & !FLAG_C_ROUTING == l.flags
         && rd32(head, off::SLOT_SIZE) == l.slot_size
         && rd64(head, off::TOTAL_SIZE) == l.total_size as u64
         && rd64(head, off::TOTAL_SIZE) == file_len
         && rd32(head, off::MAX_CAP) == l.max_cap
         && rd32(head, off::MAX_ENTRIES) == l.max_entries
-        && rd32(head, off::SHARD_INDEX) == 0
-        && rd32(head, off::SHARD_COUNT) == 1
+        && shard_fields_ok(rd32(head, off::SHARD_INDEX), rd32(head, off::SHARD_COUNT), flags & FLAG_C_ROUTING != 0)
         && rd32(head, off::READER_SLOTS) == READER_SLOTS
         && rd64(head, off::CTRL) == l.ctrl_off as u64
         && rd64(head, off::SLOTS) == l.slots_off as u64

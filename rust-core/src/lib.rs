@@ -54,6 +54,7 @@ pub mod backing;
 #[allow(missing_docs)]
 pub mod cformat;
 pub mod ctrl;
+pub mod cursor;
 pub mod error;
 #[allow(missing_docs)]
 pub mod ffi;
@@ -64,6 +65,7 @@ pub mod layout;
 pub mod lock;
 pub mod lru;
 pub mod map;
+pub mod shard;
 pub mod strref;
 pub mod table;
 pub mod ttl;
@@ -72,5 +74,7 @@ pub mod variant;
 
 pub use backing::Backing;
 pub use error::{Error, ErrorKind, Result};
+pub use cursor::Cursor;
 pub use map::{In, Map, Options, Out, Stats, Value};
+pub use shard::ShardSet;
 pub use variant::{Kind, Variant};

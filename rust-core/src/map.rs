@@ -30,7 +30,7 @@ use crate::ctrl::Ctrl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{hash_bytes, hash_int};
 use crate::layout::{self, off, Layout, Params};
-use crate::lock::{Lock, LockWords, ReaderBitmap, ReaderSlot, SeqWord, WriteGuard};
+use crate::lock::{Lock, LockWords, ReadGuard, ReaderBitmap, ReaderSlot, SeqWord, WriteGuard};
 use crate::lru::{Lru, Skipper};
 use crate::strref::{StrRef, MAX_INLINE, MAX_LEN};
 use crate::table::{Journal, Probe, Relocate, Table};
@@ -122,6 +122,9 @@ pub struct Options {
     pub arena_cap: u64,
     /// Permission bits of a newly created file (default 0600).
     pub file_mode: u32,
+    /// Set by shard.rs for the files of a shard set: the index, count and routing
+    /// seed a newly created shard file records (None: a plain map, shard 0 of 1).
+    pub(crate) shard: Option<layout::ShardTag>,
 }
 
 impl Options {
@@ -138,6 +141,7 @@ impl Options {
             lru_skip: 0,
             arena_cap: 0,
             file_mode: 0o600,
+            shard: None,
         }
     }
     /// Backed by the file at `path` (created or attached).
@@ -277,6 +281,9 @@ struct Shared {
     epoch: u64,
     /// None = the system's coarse real-time clock.
     clock: Option<Arc<dyn Clock>>,
+    /// A read-only handle (new_readonly, or this handle froze the map): it never
+    /// locks and never writes the mapping (api.md 7.9).
+    ro: bool,
 }
 
 #[derive(Default)]
@@ -286,8 +293,14 @@ struct State {
     each_active: bool,
     each_pos: usize,
     each_gen: u32,
-    /// A shrink was skipped while `each` was active; run it when the iteration ends.
+    /// A shrink was skipped while `each` or a cursor was active; run it when the
+    /// iteration ends.
     deferred: bool,
+    /// Cursors of this handle sitting on this map's table (cursor.rs): while any is,
+    /// shrink and compaction are deferred like for `each`.
+    cursors: u32,
+    /// The entry the last `scan` copied into kbuf / vbuf.
+    scanned: Option<(Got, Got)>,
     /// Which LRU promotions lru_skip skips.
     skip: Skipper,
 }
@@ -346,7 +359,20 @@ impl Map {
             },
             file_mode: o.file_mode,
         };
-        let op = backing::open(&spec)?;
+        let op = backing::open_shard(&spec, o.shard)?;
+        let path = if o.backing == Backing::File { o.path.clone() } else { None };
+        Map::from_opened(op, o.backing, path, false)
+    }
+
+    /// Opens the frozen map file at `path` read-only (api.md 3.5): mapped PROT_READ,
+    /// no lock is ever taken and nothing is ever written. Refuses a map that is not
+    /// frozen.
+    pub fn open_readonly(path: &CStr, variant: Variant) -> Result<Map> {
+        let op = backing::open_readonly(path, variant)?;
+        Map::from_opened(op, Backing::File, Some(path.to_owned()), true)
+    }
+
+    fn from_opened(op: backing::Opened, backing: Backing, path: Option<CString>, ro: bool) -> Result<Map> {
         let base = op.map.base();
         let l = op.layout;
         // SAFETY: the four regions lie inside the mapping at the offsets fixed by the
@@ -360,20 +386,22 @@ impl Map {
                 base.add(l.readers_bitmap_off) as *const ReaderBitmap,
             )
         };
-        let path = if o.backing == Backing::File { o.path.clone() } else { None };
         let epoch = op.map.u64(off::TTL_EPOCH).load(Relaxed);
         // A different promotion-skip sequence per handle (seeded from the map, the
         // process and the time), so that handles do not skip in lockstep.
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
         let skip_seed = op.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
-        if let Err(pid) = lock.attach() {
-            let what = match &path {
-                Some(p) => p.to_string_lossy().into_owned(),
-                None => "map".to_string(),
-            };
-            return Err(Error::format(format!(
-                "{what}: in use by process {pid} in another PID namespace (a map cannot be shared across PID namespaces)"
-            )));
+        // Read-only handles never write the mapping, not even a reader slot.
+        if !ro {
+            if let Err(pid) = lock.attach() {
+                let what = match &path {
+                    Some(p) => p.to_string_lossy().into_owned(),
+                    None => "map".to_string(),
+                };
+                return Err(Error::format(format!(
+                    "{what}: in use by process {pid} in another PID namespace (a map cannot be shared across PID namespaces)"
+                )));
+            }
         }
         Ok(Map {
             sh: Shared {
@@ -384,12 +412,13 @@ impl Map {
                 kk: l.variant.key_kind(),
                 vk: l.variant.val_kind(),
                 path,
-                backing: o.backing,
+                backing,
                 extra: l.has_lru() || l.has_ttl(),
                 lru_on: l.has_lru(),
                 ttl_on: l.has_ttl(),
                 epoch,
                 clock: None,
+                ro,
             },
             st: State { skip: Skipper::new(skip_seed), ..State::default() },
         })
@@ -542,11 +571,12 @@ impl Map {
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn put(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        self.sh.writable()?;
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         sh.put_locked(st, &k, h, &v, Exp::Default, now)
     }
 
@@ -567,24 +597,27 @@ impl Map {
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn put_ttl(&mut self, key: In<'_>, val: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.sh.writable()?;
         self.sh.need_ttl()?;
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
         let e = Exp::Set(ttl::expiry(now, ttl_secs.min(ttl::MAX_TTL_ARG)));
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         sh.put_locked(st, &k, h, &v, e, now)
     }
 
     /// Inserts only if absent (an expired entry counts as absent: it is reclaimed).
     pub fn add(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        self.sh.writable()?;
         self.add_exp(key, val, None)
     }
 
     /// [`Map::add`] with an explicit TTL for the new entry (0 = permanent; clamped as
     /// in put_ttl). Errors on a map without TTL.
     pub fn add_ttl(&mut self, key: In<'_>, val: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.sh.writable()?;
         self.sh.need_ttl()?;
         self.add_exp(key, val, Some(ttl_secs.min(ttl::MAX_TTL_ARG)))
     }
@@ -595,7 +628,7 @@ impl Map {
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
         let e = ttl_secs.map_or(Exp::Default, |s| Exp::Set(ttl::expiry(now, s)));
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.probe_live(&t, h, &k, now) {
             Probe::Vacant(s) => sh.insert_new(st, t, s, &k, h, &v, e, now).is_some(),
@@ -605,12 +638,14 @@ impl Map {
 
     /// Overwrites only if present (and not expired: an expired entry is reclaimed).
     pub fn update(&mut self, key: In<'_>, val: In<'_>) -> Result<bool> {
+        self.sh.writable()?;
         self.update_exp(key, val, None)
     }
 
     /// [`Map::update`] that also sets the entry's TTL (0 = permanent; clamped as in
     /// put_ttl). Errors on a map without TTL.
     pub fn update_ttl(&mut self, key: In<'_>, val: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.sh.writable()?;
         self.sh.need_ttl()?;
         self.update_exp(key, val, Some(ttl_secs.min(ttl::MAX_TTL_ARG)))
     }
@@ -621,7 +656,7 @@ impl Map {
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
         let e = ttl_secs.map_or(Exp::Default, |s| Exp::Set(ttl::expiry(now, s)));
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.find_live(&t, h, &k, now) {
             Some(i) if sh.replace_val(&t, i, &v) => {
@@ -635,11 +670,12 @@ impl Map {
     /// Put that returns the previous value (None: the key was new or expired, or
     /// nothing could be stored).
     pub fn swap(&mut self, key: In<'_>, val: In<'_>) -> Result<Option<Out<'_>>> {
+        self.sh.writable()?;
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(val, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         let got = match sh.probe_live(&t, h, &k, now) {
             Probe::Found(i) => {
@@ -663,10 +699,11 @@ impl Map {
     /// Removes `key` and returns its value (None if missing or expired; an expired
     /// entry is reclaimed).
     pub fn take(&mut self, key: In<'_>) -> Result<Option<Out<'_>>> {
+        self.sh.writable()?;
         let (k, h) = self.sh.key(key)?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         let got = sh.find_live(&t, h, &k, now).map(|i| {
             let g = sh.read_val(&t, i, &mut st.vbuf);
@@ -683,9 +720,10 @@ impl Map {
     /// Removes `key`; true if it was present (expired or not: an expired entry is
     /// removed without counting it as expired).
     pub fn remove(&mut self, key: In<'_>) -> Result<bool> {
+        self.sh.writable()?;
         let (k, h) = self.sh.key(key)?;
         let (sh, st) = (&self.sh, &mut self.st);
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         match sh.find(&t, h, &k) {
             Some(i) => {
@@ -700,11 +738,12 @@ impl Map {
     /// The stored value (promoted, expiry refreshed), or `dflt` after inserting it;
     /// None if it could not be inserted.
     pub fn get_or_set(&mut self, key: In<'_>, dflt: In<'_>) -> Result<Option<Out<'_>>> {
+        self.sh.writable()?;
         let (k, h) = self.sh.key(key)?;
         let v = self.sh.val(dflt, "value")?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         let got = match sh.probe_live(&t, h, &k, now) {
             Probe::Found(i) => {
@@ -739,12 +778,13 @@ impl Map {
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn cas(&mut self, key: In<'_>, expected: In<'_>, desired: In<'_>) -> Result<bool> {
+        self.sh.writable()?;
         let (k, h) = self.sh.key(key)?;
         let e = self.sh.val(expected, "expected value")?;
         let d = self.sh.val(desired, "desired value")?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.find_live(&t, h, &k, now) {
             Some(i) if sh.val_eq(&t, i, &e) && sh.replace_val(&t, i, &d) => {
@@ -757,11 +797,12 @@ impl Map {
 
     /// Removes the entry if its value equals `expected`; returns the removed value.
     pub fn cas_take(&mut self, key: In<'_>, expected: In<'_>) -> Result<Option<Out<'_>>> {
+        self.sh.writable()?;
         let (k, h) = self.sh.key(key)?;
         let e = self.sh.val(expected, "expected value")?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         let got = match sh.find_live(&t, h, &k, now) {
             Some(i) if sh.val_eq(&t, i, &e) => {
@@ -795,18 +836,21 @@ impl Map {
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn incr_by(&mut self, key: In<'_>, delta: i64) -> Result<i64> {
+        self.sh.writable()?;
         let d = self.sh.counter_kind()?.narrow(delta);
         self.counter(key, d, move |t, i| t.val_fetch_add(i, d))
     }
 
     /// Stores max(current, v) (a missing key gets `v`); returns the resulting value.
     pub fn max(&mut self, key: In<'_>, v: i64) -> Result<i64> {
+        self.sh.writable()?;
         let v = self.sh.counter_kind()?.narrow(v);
         self.counter(key, v, move |t, i| t.val_update(i, |c| c.max(v)))
     }
 
     /// Stores min(current, v) (a missing key gets `v`); returns the resulting value.
     pub fn min(&mut self, key: In<'_>, v: i64) -> Result<i64> {
+        self.sh.writable()?;
         let v = self.sh.counter_kind()?.narrow(v);
         self.counter(key, v, move |t, i| t.val_update(i, |c| c.min(v)))
     }
@@ -819,6 +863,8 @@ impl Map {
         let (sh, st) = (&self.sh, &mut self.st);
         if !sh.extra {
             let _r = sh.lock.read();
+            // Under the read lock freeze (a writer) cannot run: the seal is settled.
+            sh.writable()?;
             if let Some(t) = Table::current(&sh.map, &sh.lay) {
                 if let Some(i) = sh.find(&t, h, &k) {
                     return Ok(apply(&t, i));
@@ -826,7 +872,7 @@ impl Map {
             }
         }
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         match sh.probe_live(&t, h, &k, now) {
             Probe::Found(i) => {
@@ -853,6 +899,7 @@ impl Map {
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn set_multi(&mut self, pairs: &[(In<'_>, In<'_>)]) -> Result<u64> {
+        self.sh.writable()?;
         let mut prep = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
             let (k, h) = self.sh.key(*k)?;
@@ -860,7 +907,7 @@ impl Map {
         }
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let mut n = 0;
         for (k, h, v) in &prep {
             if sh.put_locked(st, k, *h, v, Exp::Default, now)? {
@@ -873,9 +920,10 @@ impl Map {
     /// Removes every listed key under one write lock (one shrink check at the end);
     /// returns how many were removed (expired entries included).
     pub fn remove_multi(&mut self, keys: &[In<'_>]) -> Result<u64> {
+        self.sh.writable()?;
         let prep = keys.iter().map(|k| self.sh.key(*k)).collect::<Result<Vec<_>>>()?;
         let (sh, st) = (&self.sh, &mut self.st);
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         let mut n = 0;
         for (k, h) in &prep {
@@ -897,7 +945,7 @@ impl Map {
         let prep = keys.iter().map(|k| self.sh.key(*k)).collect::<Result<Vec<_>>>()?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _r = sh.lock.read();
+        let _r = sh.read_lock();
         let t = Table::current(&sh.map, &sh.lay);
         for (n, (k, h)) in prep.iter().enumerate() {
             match t.as_ref().and_then(|t| sh.find(t, *h, k).map(|i| (t, i))) {
@@ -922,13 +970,14 @@ impl Map {
     /// default TTL unless it is permanent (TTL). False when missing or expired (an
     /// expired entry is reclaimed), and always on a map with neither LRU nor TTL.
     pub fn touch(&mut self, key: In<'_>) -> Result<bool> {
+        self.sh.writable()?;
         if !self.sh.extra {
             return Ok(false);
         }
         let (k, h) = self.sh.key(key)?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.find_live(&t, h, &k, now) {
             Some(i) => {
@@ -942,6 +991,7 @@ impl Map {
     /// Makes `key` permanent. False when missing or expired (reclaimed), and on a map
     /// without TTL.
     pub fn persist(&mut self, key: In<'_>) -> Result<bool> {
+        self.sh.writable()?;
         self.set_expiry(key, None)
     }
 
@@ -949,6 +999,7 @@ impl Map {
     /// position are unchanged. False when missing or expired (reclaimed), and on a map
     /// without TTL.
     pub fn set_ttl(&mut self, key: In<'_>, ttl_secs: u32) -> Result<bool> {
+        self.sh.writable()?;
         self.set_expiry(key, Some(ttl_secs))
     }
 
@@ -959,7 +1010,7 @@ impl Map {
         let (k, h) = self.sh.key(key)?;
         let sh = &self.sh;
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match (sh.find_live(&t, h, &k, now), sh.ttl_view()) {
             (Some(i), Some(x)) => {
@@ -973,12 +1024,13 @@ impl Map {
     /// Removes every expired entry in one write-locked pass; returns how many (each
     /// counted in `stat_expired`). 0 on a map without TTL.
     pub fn flush_expired(&mut self) -> Result<u64> {
+        self.sh.writable()?;
         if !self.sh.ttl_on {
             return Ok(0);
         }
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         let n = sh.flush_range(&t, 0, t.cap, now);
         if n > 0 {
@@ -992,12 +1044,13 @@ impl Map {
     /// Returns (removed, done): done when the scan reached the end of the table (the
     /// cursor then restarts at 0, and the table may shrink). (0, true) without TTL.
     pub fn flush_expired_partial(&mut self, limit: u32) -> Result<(u64, bool)> {
+        self.sh.writable()?;
         if !self.sh.ttl_on {
             return Ok((0, true));
         }
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         // Relaxed load/store under the write lock (see h32).
         let cur = sh.h32(off::FLUSH_CURSOR);
@@ -1031,34 +1084,44 @@ impl Map {
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn pop(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        self.sh.writable()?;
         self.take_one(false)
     }
 
     /// The other end from [`Map::pop`]: the most recently used entry (LRU head), else
     /// the one in the highest slot.
     pub fn shift(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        self.sh.writable()?;
         self.take_one(true)
     }
 
     fn take_one(&mut self, shift: bool) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        Ok(if self.take_one_raw(shift)? { self.scanned() } else { None })
+    }
+
+    /// pop (`shift` false) / shift; true when an entry was removed, which
+    /// [`Map::scanned`] then returns (shard.rs tries several shards in a row).
+    pub(crate) fn take_one_raw(&mut self, shift: bool) -> Result<bool> {
+        self.sh.writable()?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         let mut pos = if shift { t.cap } else { 0 };
         let got = sh.take_end(st, &t, shift, &mut pos, now);
         sh.maybe_shrink(st);
-        drop(_g);
-        Ok(got.map(|(k, v)| (out(k, &self.st.kbuf), out(v, &self.st.vbuf))))
+        st.scanned = got;
+        Ok(got.is_some())
     }
 
     /// Removes up to `n` entries in pop order (`n` clamped to the size first), calling
     /// `sink(key, value)` for each (under the write lock: the sink must not use the
     /// map). Expired entries are reclaimed and skipped. Returns how many were removed.
     pub fn drain_with(&mut self, n: u64, mut sink: impl FnMut(Out<'_>, Out<'_>)) -> Result<u64> {
+        self.sh.writable()?;
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         // Relaxed: under the write lock (see h32).
         let n = n.min(sh.h32(off::SIZE).load(Relaxed) as u64);
@@ -1085,7 +1148,7 @@ impl Map {
     pub fn lru_keys(&mut self) -> Result<Vec<Value>> {
         let (sh, st) = (&self.sh, &mut self.st);
         let mut v = Vec::new();
-        let _r = sh.lock.read();
+        let _r = sh.read_lock();
         let (Some(l), Some(t)) = (sh.lru_view(), Table::current(&sh.map, &sh.lay)) else { return Ok(v) };
         let mut cur = l.head();
         while let Some(i) = cur {
@@ -1101,8 +1164,9 @@ impl Map {
     /// Removes every entry: table back to 16 slots, arena emptied, LRU list emptied,
     /// pages released, iterators of all handles restart. Statistics are kept.
     pub fn clear(&mut self) -> Result<()> {
+        self.sh.writable()?;
         let (sh, st) = (&self.sh, &mut self.st);
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let old = Table::current(&sh.map, &sh.lay).map(|t| t.cap).unwrap_or(sh.lay.max_cap as usize);
         let t = Table::with_cap(&sh.map, &sh.lay, layout::MIN_CAP as usize);
         for i in 0..layout::MIN_CAP as usize {
@@ -1127,12 +1191,13 @@ impl Map {
     /// Grows the table so that `n` entries fit under the 7/8 load (capacity
     /// next_pow2(ceil(n * 8 / 7))). False if that is beyond the maximum capacity.
     pub fn reserve(&mut self, n: u64) -> Result<bool> {
+        self.sh.writable()?;
         let need = (n as u128 * 8).div_ceil(7).max(layout::MIN_CAP as u128).next_power_of_two();
         if need > self.sh.lay.max_cap as u128 {
             return Ok(false);
         }
         let sh = &self.sh;
-        let _g = sh.write();
+        let _g = sh.write_mut()?;
         let t = sh.table()?;
         if t.cap < need as usize {
             sh.resize(t, need as usize);
@@ -1142,6 +1207,10 @@ impl Map {
 
     /// msync(MS_SYNC) of the whole map (nothing to do for anonymous maps, but harmless).
     pub fn sync(&self) -> Result<()> {
+        // Read-only handles: nothing of ours to flush (api.md 6.9: a silent no-op).
+        if self.sh.ro {
+            return Ok(());
+        }
         self.sh.map.sync().map_err(|e| Error::new(ErrorKind::Io, crate::error::strerror(e)))
     }
 
@@ -1157,10 +1226,15 @@ impl Map {
     /// Next entry of this handle's built-in iterator (slot order); None at the end,
     /// which also resets it. Restarts from the first slot after any resize.
     pub fn each(&mut self) -> Result<Option<(Out<'_>, Out<'_>)>> {
+        Ok(if self.each_raw() { self.scanned() } else { None })
+    }
+
+    /// `each`: true when it found an entry, which [`Map::scanned`] then returns.
+    pub(crate) fn each_raw(&mut self) -> bool {
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
         let found = {
-            let _r = sh.lock.read();
+            let _r = sh.read_lock();
             // Relaxed: we hold the read lock, which orders us after the last resize.
             let gen = sh.h32(off::GENERATION).load(Relaxed);
             if !st.each_active || st.each_gen != gen {
@@ -1182,24 +1256,30 @@ impl Map {
                 None => None,
             }
         };
-        match found {
-            Some((gk, gv)) => Ok(Some((out(gk, &self.st.kbuf), out(gv, &self.st.vbuf)))),
-            None => {
-                self.iter_reset();
-                Ok(None)
-            }
+        self.st.scanned = found;
+        if found.is_none() {
+            self.iter_reset();
         }
+        found.is_some()
     }
 
     /// Resets this handle's iterator and runs any shrink deferred while it was active.
     pub fn iter_reset(&mut self) {
+        self.st.each_active = false;
+        self.st.each_pos = 0;
+        self.run_deferred();
+    }
+
+    /// Runs a shrink deferred while this handle iterated, once no iteration (`each`,
+    /// cursor) of this handle sits on the table any more.
+    pub(crate) fn run_deferred(&mut self) {
         let (sh, st) = (&self.sh, &mut self.st);
-        st.each_active = false;
-        st.each_pos = 0;
-        if st.deferred {
+        if st.deferred && !st.each_active && st.cursors == 0 && !sh.ro {
             st.deferred = false;
-            let _g = sh.write();
-            sh.maybe_shrink(st);
+            // Not on a map sealed meanwhile (by another handle): it must not change.
+            if let Ok(_g) = sh.write_mut() {
+                sh.maybe_shrink(st);
+            }
         }
     }
 
@@ -1227,7 +1307,7 @@ impl Map {
     pub fn for_each(&mut self, keys: bool, vals: bool, mut f: impl FnMut(Out<'_>, Out<'_>)) -> Result<()> {
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
-        let _r = sh.lock.read();
+        let _r = sh.read_lock();
         let Some(t) = Table::current(&sh.map, &sh.lay) else { return Ok(()) };
         let mut i = 0;
         while let Some(j) = t.next_full(i) {
@@ -1290,9 +1370,120 @@ impl Map {
             recoveries: r64(off::RECOVERIES),
             max_size: l.max_size as u64,
             ttl: l.ttl as u64,
-            frozen: (r32(off::LOCK + 12) != 0) as u64,
-            readonly: 0,
+            frozen: sh.sealed() as u64,
+            readonly: sh.ro as u64,
         }
+    }
+
+    /// Seals the map for good (api.md 6.9): every handle's mutators refuse from now
+    /// on, and this handle becomes read-only (it gives up its reader slot). Flushes
+    /// the mapping (msync) afterwards. Errors: "cannot freeze a read-only handle" (this
+    /// handle is read-only or the map is already sealed), "msync: STRERROR".
+    pub fn freeze(&mut self) -> Result<()> {
+        let refused = || Error::new(ErrorKind::Frozen, "cannot freeze a read-only handle");
+        if self.sh.ro || self.sh.sealed() {
+            return Err(refused());
+        }
+        {
+            let _g = self.sh.write_mut().map_err(|_| refused())?;
+            // Relaxed: published by the lock release; every mutator re-reads it after
+            // acquiring the lock (write_mut), readers need not see it at once.
+            self.sh.map.u32(off::LOCK + 12).store(1, Relaxed);
+        }
+        self.st.deferred = false;
+        self.sh.lock.release_slot();
+        self.sh.ro = true;
+        self.sh.map.sync().map_err(|e| Error::new(ErrorKind::Io, format!("msync: {}", crate::error::strerror(e))))
+    }
+
+    /// Runs `f` while holding this map's write lock (refused like a mutator on a frozen
+    /// map). A testing aid: it lets a test prove that a process holding one shard's
+    /// lock does not block writers of another shard.
+    #[doc(hidden)]
+    pub fn with_write_lock<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        self.sh.writable()?;
+        let _g = self.sh.write_mut()?;
+        Ok(f())
+    }
+
+    /// Err("map is frozen (read-only)") on a frozen map or a read-only handle.
+    pub(crate) fn writable_check(&self) -> Result<()> {
+        self.sh.writable()
+    }
+
+    /// Is the map sealed (by any handle)?
+    pub fn frozen(&self) -> bool {
+        self.sh.sealed()
+    }
+
+    /// Is this handle read-only (opened with [`Map::open_readonly`], or it froze the map)?
+    pub fn readonly(&self) -> bool {
+        self.sh.ro
+    }
+
+    /// What the header says about the shard set this file belongs to: (index, count,
+    /// C routing, seed). A plain map is shard 0 of 1; an upgraded C file has count 0
+    /// (not known yet) and C routing (shard.rs).
+    pub(crate) fn shard_header(&self) -> (u32, u32, bool, u64) {
+        // Relaxed: static header fields, written before the map was published.
+        let r = |o| self.sh.map.u32(o).load(Relaxed);
+        (r(off::SHARD_INDEX), r(off::SHARD_COUNT), r(off::FLAGS) & layout::FLAG_C_ROUTING != 0, self.sh.seed)
+    }
+
+    /// One step of a cursor (cursor.rs): the first live entry at or after slot `from`
+    /// of the table of generation `gen` (None: not started), from slot 0 if the table
+    /// was resized since (the generation differs). Returns the current generation and
+    /// the entry with its slot; None at the end of the table. Each step takes the read
+    /// lock on its own (none on read-only handles). The entry is then available from
+    /// [`Map::scanned`].
+    pub(crate) fn scan(&mut self, from: usize, gen: Option<u32>) -> (u32, Option<usize>) {
+        let (sh, st) = (&self.sh, &mut self.st);
+        let now = sh.now();
+        let (g, found) = {
+            let _r = sh.read_lock();
+            // Relaxed: the read lock orders us after the last resize (read-only handles:
+            // nothing changes any more).
+            let g = sh.h32(off::GENERATION).load(Relaxed);
+            let from = if gen == Some(g) { from } else { 0 };
+            let t = Table::current(&sh.map, &sh.lay);
+            let mut next = t.and_then(|t| t.next_full(from).map(|i| (t, i)));
+            // Expired entries are skipped (not removed).
+            while let Some((t, i)) = next.filter(|&(_, i)| sh.expired(i, now)) {
+                next = t.next_full(i + 1).map(|j| (t, j));
+            }
+            (g, next.map(|(t, i)| (i, sh.read_key(&t, i, &mut st.kbuf), sh.read_val(&t, i, &mut st.vbuf))))
+        };
+        st.scanned = found.map(|(_, k, v)| (k, v));
+        (g, found.map(|(i, _, _)| i))
+    }
+
+    /// The entry the last successful [`Map::scan`] found.
+    pub(crate) fn scanned(&self) -> Option<(Out<'_>, Out<'_>)> {
+        self.st.scanned.map(|(k, v)| (out(k, &self.st.kbuf), out(v, &self.st.vbuf)))
+    }
+
+    /// The slot of live `key` and the table generation it was found in (cursor seek).
+    pub(crate) fn slot_of(&mut self, key: In<'_>) -> Result<Option<(usize, u32)>> {
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        let now = sh.now();
+        let _r = sh.read_lock();
+        // Relaxed: as in scan.
+        let g = sh.h32(off::GENERATION).load(Relaxed);
+        let Some(t) = Table::current(&sh.map, &sh.lay) else { return Ok(None) };
+        Ok(sh.find(&t, h, &k).filter(|&i| !sh.expired(i, now)).map(|i| (i, g)))
+    }
+
+    /// A cursor of this handle starts sitting on this table: defer shrinks.
+    pub(crate) fn cursor_enter(&mut self) {
+        self.st.cursors += 1;
+    }
+
+    /// A cursor left this table (exhausted, reset, moved away, dropped): run a shrink
+    /// deferred for it once no iteration of this handle is left on the table.
+    pub(crate) fn cursor_leave(&mut self) {
+        self.st.cursors = self.st.cursors.saturating_sub(1);
+        self.run_deferred();
     }
 
     /// Live entries.
@@ -1307,7 +1498,10 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
-        self.sh.lock.release_slot();
+        // A read-only handle never claimed a slot (and may not write the mapping).
+        if !self.sh.ro {
+            self.sh.lock.release_slot();
+        }
     }
 }
 
@@ -1326,6 +1520,49 @@ impl Shared {
     #[inline]
     fn arena(&self) -> Arena<'_> {
         Arena::new(&self.map, &self.lay)
+    }
+
+    /// Is the seal (freeze, api.md 7.9) set in the shared header? Any handle may have
+    /// set it.
+    #[inline(always)]
+    fn sealed(&self) -> bool {
+        // Relaxed: a one-way flag. Mutators re-check it under the write lock (whose
+        // acquisition orders them after the freeze's release), so a stale false here
+        // only delays the refusal to that check.
+        self.map.u32(off::LOCK + 12).load(Relaxed) != 0
+    }
+
+    /// The refusal of mutators on frozen maps and read-only handles, checked before a
+    /// mutator does anything (so before the TTL-enabled check, api.md 7.9).
+    #[inline(always)]
+    fn writable(&self) -> Result<()> {
+        if self.ro || self.sealed() {
+            return Err(frozen());
+        }
+        Ok(())
+    }
+
+    /// The write lock for a mutator: refused when the map was sealed before we got it
+    /// (freeze holds the write lock while it sets the seal).
+    #[inline(always)]
+    fn write_mut(&self) -> Result<WriteGuard<'_>> {
+        let g = self.write();
+        if self.sealed() {
+            return Err(frozen());
+        }
+        Ok(g)
+    }
+
+    /// The read lock, except on read-only handles: they never lock (a sealed map has
+    /// no writers left, so there is nothing to exclude) and may not write their reader
+    /// slot into a read-only mapping.
+    #[inline]
+    fn read_lock(&self) -> Option<ReadGuard<'_>> {
+        if self.ro {
+            None
+        } else {
+            Some(self.lock.read())
+        }
     }
 
     /// Takes the write lock; when the previous holder had died, repairs what it may have
@@ -1419,7 +1656,7 @@ impl Shared {
     fn get_extra(&self, h: u64, k: &K, buf: &mut Vec<u8>, mark: bool) -> Looked {
         let now = self.now();
         let x = self.ttl_view();
-        let l = if mark { self.lru_view() } else { None };
+        let l = if mark && !self.ro { self.lru_view() } else { None };
         let (mut slot, mut exp) = (0usize, 0u32);
         // (tag, int) travel in registers; the slot and expiry of a hit go to locals.
         let (tag, v) = self.lock.optimistic(|| {
@@ -1832,7 +2069,7 @@ impl Shared {
     /// (compaction is deferred then), else compacts tombstones in place.
     fn make_room<'a>(&'a self, st: &State, t: Table<'a>, size: usize) -> Table<'a> {
         let cap = t.cap;
-        let bigger = size + 1 > layout::load_limit(cap as u32) as usize / 2 || st.each_active;
+        let bigger = size + 1 > layout::load_limit(cap as u32) as usize / 2 || st.each_active || st.cursors > 0;
         let new_cap = if bigger && cap < self.lay.max_cap as usize { cap * 2 } else { cap };
         self.resize(t, new_cap)
     }
@@ -1870,7 +2107,7 @@ impl Shared {
         if t.cap <= layout::MIN_CAP as usize || size >= t.cap / 4 {
             return;
         }
-        if st.each_active {
+        if st.each_active || st.cursors > 0 {
             st.deferred = true;
             return;
         }
@@ -1941,6 +2178,12 @@ impl Shared {
             self.map.release(l.ttl_off + from * 4, (to - from) * 4);
         }
     }
+}
+
+/// The error of every mutator on a frozen map (the glue prefixes "Class: ").
+#[cold]
+fn frozen() -> Error {
+    Error::new(ErrorKind::Frozen, "map is frozen (read-only)")
 }
 
 /// What the optimistic lookup of an LRU/TTL map found: `tag` 0 = absent, 1 = int value

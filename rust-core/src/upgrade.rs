@@ -25,6 +25,8 @@
 //!   plus the entries dropped because they had expired (below); written into the new
 //!   file's statistics fields while it is still private to us;
 //! - the freeze seal (C 0.17 `freeze`), stored in our header's seal word;
+//! - the C shard routing: every converted file is marked "C routing, shard count not
+//!   known" (it may be one shard of a set; see [`crate::shard`]);
 //! - LRU maps: the recency order (entries are inserted from the tail to the head, so
 //!   the last insert, the C head, is the most recent) and the clock bits (a `get` of
 //!   each entry whose bit is set, which is what sets it in both engines);
@@ -223,6 +225,16 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
     if h.sealed != 0 {
         pwrite_all(t, &1u32.to_le_bytes(), off::LOCK + 12, &tdisp)?;
     }
+    // The file may be one shard of a C shard set, routed by the C hash, and nothing in
+    // it says which: mark it "C routing, shard count not known" (shard.rs explains how
+    // new_sharded then adopts it); a plain `new` ignores the mark.
+    let mut head = [0u8; off::STATIC_END];
+    // SAFETY: head is writable for its length; t is our descriptor.
+    if unsafe { libc::pread(t, head.as_mut_ptr().cast(), head.len(), 0) } != head.len() as isize {
+        return Err(io_err(format!("read {tdisp}"), errno()));
+    }
+    crate::layout::set_shard_fields(&mut head, 0, 0, true);
+    pwrite_all(t, &head, 0, &tdisp)?;
 
     // Same group where permitted (chown clears set-id bits, so before the chmod), same
     // permission bits.

@@ -11,7 +11,7 @@
 
 use hashmap_shared::cformat;
 use hashmap_shared::upgrade::{tmp_path, upgrade, upgrade_file, Outcome};
-use hashmap_shared::{In, Map, Options, Out, Value, Variant};
+use hashmap_shared::{In, Map, Options, Out, ShardSet, Value, Variant};
 use serde_json::Value as J;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -315,6 +315,22 @@ fn upgrade_every_fixture() {
                 assert_eq!(sorted(all.clone()), sorted(jpairs(&f["entries"])), "{ver}/{name}");
                 assert_eq!(all.len() as u64, u(&f["size"]));
                 assert_eq!(all.len() as u64, u(&f["entry_count"]));
+            }
+            if f.get("shard_entries").is_some() {
+                // The converted files reopen as a shard set that routes every key to
+                // the file the C implementation put it in (shard.rs).
+                let named = &f["constructor"]["named"];
+                let prefix = dir.join(named["prefix"].as_str().unwrap());
+                let n = u(&named["shards"]);
+                let cprefix = std::ffi::CString::new(prefix.as_os_str().as_encoded_bytes()).unwrap();
+                let mut set = ShardSet::open(&cprefix, n, &Options::new(variant, 0)).unwrap();
+                for (k, v) in jpairs(&f["entries"]) {
+                    let got = set.route_mut(k.as_in()).get(k.as_in()).unwrap().map(Out::to_value);
+                    assert_eq!(got.as_ref(), Some(&v), "{ver}/{name}: {k:?} through the C routing");
+                }
+                drop(set);
+                let e = ShardSet::open(&cprefix, n * 2, &Options::new(variant, 0)).err().unwrap();
+                assert_eq!(e.message(), format!("{}.0: shard set has {n} shards, opened with {}", prefix.display(), n * 2));
             }
             let _ = std::fs::remove_dir_all(&dir);
         }

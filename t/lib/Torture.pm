@@ -86,7 +86,7 @@ sub run {
                 next unless vec($rout, fileno($rd_of{$w}), 1);
                 my $n = sysread($rd_of{$w}, $buf_of{$w}, 1 << 20, length $buf_of{$w});
                 my @l = split /\n/, $buf_of{$w}, -1;
-                $buf_of{$w} = pop @l;    # an unfinished line waits for its end
+                $buf_of{$w} = pop(@l) // '';    # an unfinished line waits for its end
                 $line->($_) for @l;
                 $eof = 1 if !$n && defined $eof_of && $w == $eof_of;
             }

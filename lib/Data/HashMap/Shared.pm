@@ -60,8 +60,7 @@ Data::HashMap::Shared - Type-specialized shared-memory hash maps for multiproces
 
 0.17_01, a development release. It implements the user-visible API of
 Data::HashMap::Shared 0.17 (the C/XS distribution) with a new engine written in
-Rust, minus the features listed in L</NOT YET IMPLEMENTED IN THIS RELEASE>, which
-come in later releases.
+Rust.
 
 =head1 SYNOPSIS
 
@@ -94,6 +93,15 @@ come in later releases.
     # Iteration
     while (my ($k, $v) = shm_ii_each $map) { ... }
     my %copy = %{ shm_ii_to_hash $map };
+    my $cur = $map->cursor;                  # independent, nestable iterators
+    while (my ($k, $v) = shm_ii_cursor_next $cur) { ... }
+
+    # 8 shard files behind one handle: writers of different shards run in parallel
+    my $big = Data::HashMap::Shared::II->new_sharded('/dev/shm/big', 8, 1_000_000);
+
+    # Publish a read-only snapshot; readers need no write access and take no locks
+    $map->freeze;
+    my $ro = Data::HashMap::Shared::II->new_readonly('/tmp/mymap.shm');
 
     # An LRU cache of at most 10000 entries whose entries expire after 60 s
     use Data::HashMap::Shared::SS;
@@ -231,12 +239,16 @@ With C<v> the variant prefix; the arity includes the map.
     shm_v_mmap_size $m            shm_v_arena_used $m
     shm_v_arena_cap $m            shm_v_stat_evictions $m
     shm_v_stat_expired $m         shm_v_stat_recoveries $m
+    shm_v_cursor $m               shm_v_cursor_next $c       (list context)
+    shm_v_cursor_reset $c         shm_v_cursor_seek $c, $k
 
-Each keyword has a method of the same name, and every method can also be called as
-a plain function (C<Data::HashMap::Shared::II::get($m, $k)>). The methods
-C<new>, C<new_memfd>, C<new_from_fd>, C<set_multi>, C<get_multi>,
-C<remove_multi>, C<get_with_ttl>, C<stats>, C<frozen>, C<readonly>, C<path>,
-C<memfd>, C<sync> and C<unlink> have no keyword.
+Each keyword has a method of the same name (the three C<shm_v_cursor_*> keywords
+call the cursor methods C<next>, C<reset> and C<seek> of C<Class::Cursor>), and
+every method can also be called as a plain function
+(C<Data::HashMap::Shared::II::get($m, $k)>). The methods C<new>, C<new_sharded>,
+C<new_memfd>, C<new_from_fd>, C<new_readonly>, C<set_multi>, C<get_multi>,
+C<remove_multi>, C<get_with_ttl>, C<stats>, C<freeze>, C<frozen>, C<readonly>,
+C<path>, C<memfd>, C<sync> and C<unlink> have no keyword.
 
 =head1 CONSTRUCTORS
 
@@ -314,6 +326,58 @@ same map with C<new_from_fd>. The memfd is sealed against growing and shrinking.
 
 Opens the map in descriptor C<$fd> (a memfd from C<new_memfd>, or a map file
 opened read-write). The descriptor is duplicated; the caller keeps its own.
+
+=head2 new_sharded
+
+    my $m = Class->new_sharded($prefix, $shards, $max_entries);
+    my $m = Class->new_sharded($prefix, $shards, $max_entries, $max_size, $ttl,
+                               $lru_skip, $arena_cap, $file_mode);
+
+A set of C<$shards> independent maps in the files C<$prefix.0>, C<$prefix.1>, ...
+behind one handle; every operation works on it as on a single map. Each key lives
+in one shard, chosen by bits of its (seeded) hash that are independent of the
+bits that choose its slot, so per-key operations lock only that shard and writes
+to different shards run in parallel in different processes. C<$shards> 0 means 1;
+other values are rounded up to a power of two, at most 4096 ("num_shards N
+exceeds the maximum of 4096"). The sizing arguments apply to each shard (total
+capacity is about C<$shards> times that). C<$prefix> undef croaks "new_sharded
+requires a path_prefix"; a shard path longer than 4095 bytes croaks "shard path
+too long". Each file is created or attached like with L</new>; a failure on any
+shard croaks with that shard's message.
+
+Every shard file records its index, the shard count and the set's hash seed, so
+a set cannot be reopened with another count or with files that do not belong to
+it: "PREFIX.0: shard set has 4 shards, opened with 8", "PREFIX.1: is shard 2 of
+its set, expected shard 1", "PREFIX.1: belongs to another shard set (routing
+differs from PREFIX.0)". Each shard file is also a map of its own: C<new> (or,
+when frozen, C<new_readonly>) opens it alone.
+
+Whole-map operations visit every shard: C<keys>, C<values>, C<items>,
+C<to_hash>, C<each> and cursors go through shards 0, 1, ... in order; C<clear>,
+C<flush_expired>, C<flush_expired_partial> (done when every shard is done),
+C<reserve> (true if every shard could), C<sync>, C<freeze> and C<unlink> (true if
+every file was removed) apply to each. C<pop>, C<shift> and C<drain> rotate: they
+start at a per-handle shard pointer that moves on to the next shard after each
+successful C<pop>/C<shift> and after each C<drain>. C<set_multi>, C<get_multi> and
+C<remove_multi> work key by key (not atomic across shards). Statistics add up
+(C<size> saturates at 4294967295), except C<ttl>, C<frozen> and C<readonly>, which
+are shard 0's. C<path> returns C<$prefix>, C<memfd> -1.
+
+=head2 new_readonly
+
+    my $m = Class->new_readonly($path);
+
+Opens the frozen map file C<$path> (see L</freeze>) read-only: the file is
+opened C<O_RDONLY> and mapped read-only, and the handle never takes a lock and
+never writes anything to the map (no reader slot, no LRU accessed bits, no
+reclaiming of expired entries). So it works on a file of mode 0444, owned by
+another user, or on a read-only file system, and any number of readers cost the
+map nothing. Reads, C<each>, cursors, accessors and C<stats> work; mutators croak
+"Class: map is frozen (read-only)"; C<sync> does nothing; C<frozen> and
+C<readonly> are 1. A map that is not frozen is refused ("PATH is not frozen: call
+->freeze on the producer before opening read-only"); an undef C<$path> croaks
+"Class->new_readonly: path is required". One file only: open the shards of a
+frozen set one by one.
 
 =head1 OPERATIONS
 
@@ -455,9 +519,61 @@ resized meanwhile, the iteration restarts from the beginning.
 
 =item iter_reset
 
-Restarts C<each>.
+Restarts C<each> (and runs a table shrink deferred while it was active).
 
 =back
+
+=head2 Cursors
+
+    my $c = $m->cursor;
+    while (my ($k, $v) = $c->next) { ... }
+    $c->seek($key) and my ($k, $v) = $c->next;   # that entry, then on from there
+    $c->reset;
+
+    my $c = shm_ii_cursor $m;                     # keywords
+    while (my ($k, $v) = shm_ii_cursor_next $c) { ... }
+    shm_ii_cursor_seek $c, $key;
+    shm_ii_cursor_reset $c;
+
+A cursor (class C<Class::Cursor>) is an iterator of its own: any number of them,
+nested or interleaved, and none disturbs C<each>. It holds a reference to its
+map, which stays open as long as the cursor exists.
+
+=over
+
+=item next → ($key, $value) | ()
+
+The next live entry in the table's order (on sharded maps: shard 0's entries,
+then shard 1's, ...). Expired entries are skipped. Once at the end it stays
+there (returns the empty list even if entries are added) until C<reset> or
+C<seek>. In scalar context: the value. Removing entries (through any handle)
+while iterating is safe: no entry is skipped or returned twice. If the table is
+resized meanwhile, the cursor restarts at the first slot of the shard it is on,
+so entries may come again.
+
+=item reset
+
+Back before the first entry (of shard 0).
+
+=item seek($key) → bool
+
+If C<$key> is live, positions the cursor so that the next C<next> returns it, and
+iteration goes on from there in table order (on a sharded map, the cursor moves
+to that key's shard: earlier shards are skipped). False for a missing or expired
+key, and the cursor stays where it was, except on a sharded map when the key
+belongs to another shard than the cursor's: it then moves to the start of that
+shard. Works after exhaustion.
+
+=back
+
+While a cursor is inside a table (started and not yet at its end), shrinking and
+compacting that table through the cursor's handle wait until the cursor is
+exhausted, reset, moved to another shard or destroyed (growth always happens). Other
+handles may still resize the table, which restarts the cursor as described.
+
+Errors: "Expected a Class::Cursor object", "Attempted to use a destroyed
+Class::Cursor cursor" (after an explicit C<DESTROY>), "Attempted to use a
+destroyed Class object" (its map was destroyed explicitly).
 
 =head2 Accessors
 
@@ -501,8 +617,9 @@ The map's own descriptor for C<new_memfd> / C<new_from_fd> maps.
 
 =item frozen, readonly → 1 | 0
 
-Whether the map is sealed / this handle is read-only. Always 0 in this release,
-which cannot freeze maps yet.
+Whether the map is sealed (by any handle, in any process; shard 0 for sharded
+maps) / this handle is read-only (opened with C<new_readonly>, or it froze the
+map).
 
 =back
 
@@ -524,6 +641,23 @@ Removes the backing file (the mapping stays valid) / the file C<$path>. False on
 failure, never dies for file system reasons; the class form croaks
 "Usage: Class->unlink($path)" without a path and returns false (with a warning)
 for undef.
+
+=item freeze
+
+Seals the map for good: takes the write lock, sets a seal in the map's header,
+releases, and flushes the mapping (msync). From then on every mutator of every
+handle, in every process, including handles opened before the freeze, croaks
+"Class: map is frozen (read-only)" (put, add, update, swap, take, remove,
+get_or_set, cas, cas_take, the counters, the TTL operations, flush_expired,
+pop, shift, drain, clear, reserve, set_multi, remove_multi); reads, iteration,
+cursors, accessors, C<sync>, C<unlink> and C<path> go on. The freezing handle
+becomes read-only (it takes no locks any more); other handles keep C<readonly>
+0. C<new> and C<new_from_fd> refuse a frozen map ("PATH is frozen (read-only);
+open it with new_readonly"); open it with L</new_readonly>. Croaks
+"Class->freeze: cannot freeze a read-only handle" on a read-only handle or an
+already frozen map, "Class->freeze: msync: ERROR" if the flush fails. There is no
+unfreeze. A frozen file is a native-endian memory image: ship it by copying, read
+it on the same architecture. Sharded maps: every shard.
 
 =item DESTROY
 
@@ -869,23 +1003,6 @@ installed), in one run on one machine, so that the ratios are comparable:
 
 The engine alone (no Perl) is measured by C<cargo bench -p hashmap-shared>.
 
-=head1 NOT YET IMPLEMENTED IN THIS RELEASE
-
-This release has the core map, LRU and TTL. The following parts of the 0.17 API come in later
-releases; until then they do not exist (calling them dies with "Can't locate
-object method", their keywords are not defined):
-
-=over
-
-=item * Cursors (C<cursor>, C<cursor_next>, C<cursor_reset>, C<cursor_seek>).
-
-=item * Sharded maps (C<new_sharded>).
-
-=item * Read-only maps: C<freeze> and C<new_readonly> (C<frozen>, C<readonly>
-and the C<stats> keys of the same names exist and are always 0).
-
-=back
-
 =head1 MIGRATING FROM THE C IMPLEMENTATION
 
 Files written by the C implementation (on-disk formats v9 and v10, its releases
@@ -906,8 +1023,25 @@ counters. C<max_entries> becomes at least what the old map reported. The old
 file stores expiries in seconds of the writing machine's monotonic clock; they
 are read against this boot's clock (remaining = expiry - now), so convert files
 on the machine and boot that wrote them: an entry whose time is up is dropped
-and counted in C<stat_expired>. A sharded set is converted one shard file at a
-time.
+and counted in C<stat_expired>.
+
+A sharded set is converted one shard file at a time (pass every C<PREFIX.N>
+file), then opened with C<new_sharded> and B<the same shard count as before>:
+
+    Data::HashMap::Shared->upgrade_file("/data/cache.$_") for 0 .. 3;
+    my $m = Data::HashMap::Shared::SS->new_sharded('/data/cache', 4, $n);
+
+The C implementation chose a key's shard with an unseeded hash and its files do
+not say which shard of how many they are, so a converted file is marked "routed
+like the C implementation, shard count not known yet". The first C<new_sharded>
+records the index and the count in each file (checking that C<PREFIX.0> to
+C<PREFIX.N-1> exist and C<PREFIX.N> does not: "PREFIX.4: missing from a shard set
+upgraded from the C implementation", "PREFIX.2 exists: this shard set upgraded
+from the C implementation has more than 2 shards"); from then on the set behaves
+like one made by C<new_sharded> (another count croaks with both numbers), and it
+keeps routing keys as the C implementation did, so every entry is found in the
+file it was in. The slots inside each shard use a seeded hash, as in every map.
+Such a set cannot grow shard files it does not have.
 
 It croaks with C<< Data::HashMap::Shared->upgrade_file: PATH: ... >> and leaves
 the file untouched for a missing, foreign, truncated or corrupt file, an
@@ -1009,15 +1143,17 @@ taken for a dead one.
 API on the same files, so Rust programs and Perl workers share maps (see
 L</RUST API>).
 
-=back
+=item * B<Sharded sets remember their shape.> Every shard file records its index,
+the shard count and the set's hash seed; reopening with another count, or with a
+file of another set, croaks with both numbers instead of silently routing keys to
+the wrong files. The shard of a key comes from seeded hash bits independent of
+the bits that pick its slot (the C version uses the low bits of the same unseeded
+hash for both). C<each> chains the shards from shard 0 with a pointer of its own
+(the C version shares it with C<pop>/C<shift>, so mixing them perturbs C<each>).
 
-=head2 In later releases
-
-=over
-
-=item * B<Sharded sets remember their shape.> Every shard file records its index
-and the shard count; reopening a set with another count croaks with both numbers
-instead of silently routing keys to the wrong files.
+=item * B<Read-only handles really are read-only.> C<new_readonly> maps the file
+read-only and never locks or writes, so it works on files the process cannot
+write.
 
 =back
 

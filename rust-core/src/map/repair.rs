@@ -81,9 +81,10 @@ impl Shared {
     /// Walks the whole structure and describes every inconsistency found (empty when the
     /// map is sound): header geometry, counts against control bytes, every key findable
     /// where it is, string references against the arena, the arena's lists and counters,
-    /// the LRU list, and an unfinished resize. Takes the read lock.
+    /// the LRU list, and an unfinished resize. Takes the read lock (read-only handles
+    /// need none: a frozen map has no writers).
     pub(super) fn verify(&self) -> Vec<String> {
-        let _g = self.lock.read();
+        let _g = self.read_lock();
         let mut p = Vec::new();
         let Some(t) = Table::current(&self.map, &self.lay) else {
             p.push(format!("capacity {} is not a power of two within 16..={}", self.h32(off::CAP).load(Relaxed), self.lay.max_cap));
@@ -134,7 +135,7 @@ impl Shared {
                     p.push(format!("slots {} and {}: their strings overlap", w[0].2, w[1].2));
                 }
             }
-            p.extend(a.check(bytes));
+            p.extend(a.check_lists(bytes));
         }
         if let Some(l) = self.lru_view() {
             if !l.check(t.cap, size, |x| t.ctrl(x).is_full()) {

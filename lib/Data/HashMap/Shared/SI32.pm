@@ -51,8 +51,8 @@ is stored and returned but is not part of the key.
 
 C<use Data::HashMap::Shared::SI32;> enables the C<shm_si32_*> keywords in the
 enclosing lexical scope; C<use Data::HashMap::Shared::SI32 ();> loads the class
-without them. The constructors, every operation, the rules for arguments and
-return values, and what this release does not implement yet are documented in
+without them. The constructors, every operation (cursors, sharded and frozen maps
+included) and the rules for arguments and return values are documented in
 L<Data::HashMap::Shared>.
 
 =head1 KEYWORDS
@@ -88,10 +88,16 @@ L<Data::HashMap::Shared>.
     shm_si32_mmap_size $m         shm_si32_arena_used $m
     shm_si32_arena_cap $m         shm_si32_stat_evictions $m
     shm_si32_stat_expired $m      shm_si32_stat_recoveries $m
+    shm_si32_cursor $m            shm_si32_cursor_next $c
+    shm_si32_cursor_reset $c      shm_si32_cursor_seek $c, $k
 
-Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
-C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
+The cursor keywords call the methods C<next>, C<reset> and C<seek> of
+C<Data::HashMap::Shared::SI32::Cursor> (the class of C<< $m->cursor >>).
+
+Methods without a keyword: C<new>, C<new_sharded>, C<new_memfd>, C<new_from_fd>,
+C<new_readonly>, C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>,
+C<stats>, C<freeze>, C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>,
+C<unlink>.
 
 =head1 SEE ALSO
 

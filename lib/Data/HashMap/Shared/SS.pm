@@ -49,8 +49,8 @@ C<min>): its values are strings.
 
 C<use Data::HashMap::Shared::SS;> enables the C<shm_ss_*> keywords in the
 enclosing lexical scope; C<use Data::HashMap::Shared::SS ();> loads the class
-without them. The constructors, every operation, the rules for arguments and
-return values, and what this release does not implement yet are documented in
+without them. The constructors, every operation (cursors, sharded and frozen maps
+included) and the rules for arguments and return values are documented in
 L<Data::HashMap::Shared>.
 
 =head1 KEYWORDS
@@ -83,10 +83,16 @@ L<Data::HashMap::Shared>.
     shm_ss_mmap_size $m         shm_ss_arena_used $m
     shm_ss_arena_cap $m         shm_ss_stat_evictions $m
     shm_ss_stat_expired $m      shm_ss_stat_recoveries $m
+    shm_ss_cursor $m            shm_ss_cursor_next $c
+    shm_ss_cursor_reset $c      shm_ss_cursor_seek $c, $k
 
-Methods without a keyword: C<new>, C<new_memfd>, C<new_from_fd>,
-C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>, C<stats>,
-C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>, C<unlink>.
+The cursor keywords call the methods C<next>, C<reset> and C<seek> of
+C<Data::HashMap::Shared::SS::Cursor> (the class of C<< $m->cursor >>).
+
+Methods without a keyword: C<new>, C<new_sharded>, C<new_memfd>, C<new_from_fd>,
+C<new_readonly>, C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>,
+C<stats>, C<freeze>, C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>,
+C<unlink>.
 
 =head1 SEE ALSO
 
