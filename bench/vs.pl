@@ -6,7 +6,7 @@
 #   perl -Mblib bench/vs.pl 25000 ii_        # only sections whose name matches /ii_/
 #   perl -Mblib bench/vs.pl 25000 xp_        # only the cross-process sections
 #   perl -Mblib bench/vs.pl 25000 scale      # 25K and 1M entries (~1 min, not run by default)
-#   perl -Mblib bench/vs.pl 25000 scale10m   # 10M entries (~5 min, ~6 GB of memory)
+#   perl -Mblib bench/vs.pl 25000 scale10m   # 10M entries (~2-3 min, ~6 GB of memory)
 #   perl -Mblib bench/vs.pl list             # list the sections
 #
 # Environment: BENCH_MIN_TIME (0.5 s: minimum time of one timing), BENCH_REPS (3:
