@@ -23,7 +23,9 @@
 //!   lines, load of the group's control word, then the slot load that depends on it);
 //! * II get hit, dependent chain: each key is the value found by the previous get (the
 //!   map holds a random cycle), so lookups cannot overlap: the figure to set next to
-//!   one dependent read (decisions.md target: at most 1.3x at 10M entries);
+//!   one dependent read (decisions.md target: at most 1.3x at 10M entries; judged on
+//!   the median over the rounds of the ratio within one round, since the best-of
+//!   figures of the two may come from rounds under different loads);
 //! * II get hit / miss on independent random keys (what a loop of gets costs: the CPU
 //!   overlaps several lookups);
 //! * II put overwriting existing keys (write lock + seqlock), II insert into an empty
@@ -132,12 +134,12 @@ fn main() {
     println!();
     println!("summary (ratios of this run)");
     println!(
-        "  {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}",
-        "entries", "table MiB", "1 read", "2 reads", "II dep.", "II/read", "II/2 reads", "std dep.", "II/std dep."
+        "  {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14}",
+        "entries", "table MiB", "1 read", "2 reads", "II dep.", "II/read", "II/2 reads", "std dep.", "II/std dep.", "II/read median"
     );
     for s in &summary {
         println!(
-            "  {:>10} {:>10.1} {:>8.1}ns {:>8.1}ns {:>8.1}ns {:>9.2}x {:>9.2}x {:>10.1}ns {:>11.2}x",
+            "  {:>10} {:>10.1} {:>8.1}ns {:>8.1}ns {:>8.1}ns {:>9.2}x {:>9.2}x {:>10.1}ns {:>11.2}x {:>13.2}x",
             s.n,
             s.mib,
             s.read,
@@ -146,14 +148,19 @@ fn main() {
             s.chain / s.read,
             s.chain / s.read2,
             s.std_chain,
-            s.chain / s.std_chain
+            s.chain / s.std_chain,
+            s.median
         );
     }
     if let Some(s) = summary.iter().find(|s| s.n >= 10_000_000) {
-        let r = s.chain / s.read;
+        // The median of the per-round ratios: best-of figures of the two measurements
+        // may come from different rounds, i.e. from different loads of the machine.
+        let r = s.median;
         println!(
-            "target (decisions.md): II hit on a {}-entry map at most 1.3x one dependent read: {r:.2}x, {}",
+            "target (decisions.md): II hit on a {}-entry map at most 1.3x one dependent read: {r:.2}x \
+             (median of per-round ratios; best-of ratio {:.2}x), {}",
             s.n,
+            s.chain / s.read,
             if r <= 1.3 { "met" } else { "NOT MET" }
         );
     }
@@ -168,6 +175,8 @@ struct Summary {
     read2: f64,
     chain: f64,
     std_chain: f64,
+    /// Median over the rounds of (chain / read) of the same round.
+    median: f64,
 }
 
 fn at_size(n: usize, steps: usize, rounds: usize) -> Summary {
@@ -260,6 +269,7 @@ fn at_size(n: usize, steps: usize, rounds: usize) -> Summary {
     let (mut read, mut read2, mut chain, mut indep, mut miss, mut put, mut std_chain, mut std_indep) =
         (f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX);
     let mut false_hits = 0;
+    let mut round_ratio = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         // one dependent random read per step
         let t = Instant::now();
@@ -269,7 +279,8 @@ fn at_size(n: usize, steps: usize, rounds: usize) -> Summary {
             p = unsafe { *b.get_unchecked(p) } as usize;
         }
         std::hint::black_box(p);
-        read = read.min(ns(t));
+        let read_now = ns(t);
+        read = read.min(read_now);
 
         // two parallel reads per step (ctrl-like + slot-like regions)
         let t = Instant::now();
@@ -314,7 +325,11 @@ fn at_size(n: usize, steps: usize, rounds: usize) -> Summary {
             };
         }
         std::hint::black_box(k);
-        chain = chain.min(ns(t));
+        let chain_now = ns(t);
+        chain = chain.min(chain_now);
+        // The ratio of this round: the read and the chain ran back to back, so a burst
+        // of load from other processes (this machine is shared) hits both alike.
+        round_ratio.push(chain_now / read_now);
 
         // std HashMap get, dependent chain
         let t = Instant::now();
@@ -377,7 +392,13 @@ fn at_size(n: usize, steps: usize, rounds: usize) -> Summary {
     line("std HashMap get hit, dependent chain", std_chain, read, "");
     line("std HashMap get hit, independent random keys", std_indep, read, "");
     line("std HashMap insert (growth included)", std_ins, read, "");
-    Summary { n, mib: table as f64 / 1048576.0, read, read2, chain, std_chain }
+    round_ratio.sort_by(f64::total_cmp);
+    let median = round_ratio[round_ratio.len() / 2];
+    println!(
+        "  II get hit, dependent chain / one read, per round: {} (median {median:.2}x)",
+        round_ratio.iter().map(|r| format!("{r:.2}x")).collect::<Vec<_>>().join(" ")
+    );
+    Summary { n, mib: table as f64 / 1048576.0, read, read2, chain, std_chain, median }
 }
 
 /// Lookups on maps that fit in the caches: the engine's own cost per call.
