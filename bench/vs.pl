@@ -2,7 +2,7 @@
 # bench/vs.pl [N] [section] -- Data::HashMap::Shared against other shared / on-disk
 # key-value stores and a plain Perl hash, all measured in the same run.
 #
-#   perl -Mblib bench/vs.pl                  # N = 25000, every default section (~6 min)
+#   perl -Mblib bench/vs.pl                  # N = 25000, every default section (~7 min)
 #   perl -Mblib bench/vs.pl 25000 ii_        # only sections whose name matches /ii_/
 #   perl -Mblib bench/vs.pl 25000 xp_        # only the cross-process sections
 #   perl -Mblib bench/vs.pl 25000 scale      # 25K and 1M entries (~1 min, not run by default)
