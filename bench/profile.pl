@@ -26,7 +26,7 @@ BEGIN {
     for my $mod (qw(Hash::SharedMem LMDB_File)) { $have{$mod} = eval "require $mod; 1" ? 1 : 0 }
     Hash::SharedMem->import(qw(shash_open shash_set shash_get)) if $have{'Hash::SharedMem'};
 }
-$LMDB_File::die_on_err = 0 if $have{LMDB_File};
+{ no warnings "once"; $LMDB_File::die_on_err = 0 if $have{LMDB_File} }
 
 my $N = 25000;
 my $DIR = $ENV{PROFILE_DIR} // '/tmp/hms-profile';
