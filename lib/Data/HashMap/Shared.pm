@@ -999,9 +999,17 @@ F<bench/vs.pl> measures throughput at the Perl level against a Perl hash,
 Hash::SharedMem, LMDB_File, BerkeleyDB and Cache::FastMmap (those that are
 installed), in one run on one machine, so that the ratios are comparable:
 
-    perl -Mblib bench/vs.pl
+    perl -Mblib bench/vs.pl            # every section, about 7 minutes
+    perl -Mblib bench/vs.pl 25000 ii_lookup   # one section
 
-The engine alone (no Perl) is measured by C<cargo bench -p hashmap-shared>.
+Sections cover inserts, lookups (hits and misses), deletes and increments for
+the II, IS, SI and SS families, several processes at once, an LRU cache with
+Zipf-distributed keys, a TTL map, and 25 thousand to 10 million entries with
+file size and memory per entry. F<bench/shards.pl> compares two writers on one
+shard and on eight; F<bench/profile.pl> counts instructions per operation under
+callgrind. The engine alone (no Perl), next to one dependent random memory read
+and Rust's own HashMap: C<cargo bench -p hashmap-shared --bench engine>.
+F<bench/RESULTS.md> has the latest figures, the machine and the commands.
 
 =head1 MIGRATING FROM THE C IMPLEMENTATION
 
