@@ -37,7 +37,7 @@ use crate::table::{Journal, Probe, Relocate, Table};
 use crate::ttl::{self, Clock, Ttl};
 use crate::variant::{Kind, Variant};
 use std::ffi::{CStr, CString};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::{Relaxed, Release}};
 use std::sync::Arc;
 
 /// A key or value passed in.
@@ -1974,7 +1974,11 @@ impl Shared {
             V::Str(b, u) => {
                 let old = StrRef(t.val_word(i));
                 let Some(new) = self.store_str(b, u) else { return false };
+                // Crash order (repair.rs): the new string is written before the slot
+                // points to it, and the old one is freed only once nothing points to it.
+                fence(Release);
                 t.set_val_word(i, new.0);
+                fence(Release);
                 self.free_str(old);
             }
         }
@@ -2054,6 +2058,9 @@ impl Shared {
             }
         }
         let was_tomb = t.ctrl(slot) == Ctrl::DELETED;
+        // Crash order (repair.rs): the entry's data is complete before the control byte
+        // publishes it. Free on x86 (a compiler barrier); orders the stores elsewhere.
+        fence(Release);
         t.set_ctrl(slot, Ctrl::full(h));
         // Relaxed load/store pairs under the write lock (see h32).
         let size = self.h32(off::SIZE).load(Relaxed); // may have changed in make_room
@@ -2082,13 +2089,19 @@ impl Shared {
                 l.unlink(i);
             }
         }
+        let (kw, vw) = (t.key_word(i), t.val_word(i));
+        // Unpublish first, free after: a writer killed in between leaves two unreferenced
+        // blocks, which the repair's arena rebuild reclaims. Freed first, a kill would
+        // leave a live entry pointing into a free block (whose list links overwrite the
+        // start of the string).
+        let tomb = t.erase(i);
+        fence(Release); // the erase before the frees, also for the compiler
         if !self.kk.is_int() {
-            self.free_str(StrRef(t.key_word(i)));
+            self.free_str(StrRef(kw));
         }
         if !self.vk.is_int() {
-            self.free_str(StrRef(t.val_word(i)));
+            self.free_str(StrRef(vw));
         }
-        let tomb = t.erase(i);
         // Relaxed load/store pairs under the write lock (see h32).
         let s = self.h32(off::SIZE);
         s.store(s.load(Relaxed).saturating_sub(1), Relaxed);

@@ -153,6 +153,10 @@ sub run {
     $check->($ss, 'SS', \%ss, \%ss_flight);
     $check->($si, 'SI', \%si, \%si_flight);
     my $recoveries = $ss->stat_recoveries + $si->stat_recoveries;
+    if (@bad && $ENV{HMS_TORTURE_KEEP}) {    # keep the evidence for a post-mortem
+        require File::Copy;
+        File::Copy::copy($_, "$ENV{HMS_TORTURE_KEEP}/" . ($_ =~ s{.*/}{}r) . ".$$") for $ss_path, $si_path;
+    }
     unlink $ss_path, $si_path;
     %fh_of = ();
     return {
