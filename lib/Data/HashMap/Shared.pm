@@ -961,8 +961,10 @@ big-endian machines.
 
 L<Data::HashMap::Shared::Cookbook> has recipes (shared counters, memoize across
 workers, LRU cache, rate limiter, work queue, heartbeat map, leaderboard, memfd
-hand-off, aggregator, ...); the distribution's F<eg/> directory has one runnable
-script per recipe, and F<eg/demo.pl> a first demonstration:
+hand-off, aggregator, feature flags with freeze, sharded counter, cursor walk,
+inspection from the shell, a Rust program sharing a map with Perl); the
+distribution's F<eg/> directory has one runnable script per Perl recipe, and
+F<eg/demo.pl> a first demonstration:
 
     perl -Mblib eg/demo.pl 4 20000
 
