@@ -979,6 +979,9 @@ LMDB's mdb_stat, mdb_dump and mdb_load:
     hashmap-shared get FILE KEY       # also put, remove, verify
 
 Dumps are JSON lines that keep every byte and UTF-8 flag and the remaining TTLs.
+Given the prefix of a shard set (the files F<PREFIX.0>, F<PREFIX.1>, ...) every
+command works on the whole set (C<stat> adds one line per shard, C<load --shards N>
+creates a set); frozen maps are opened read-only.
 
 =head1 RUST API
 
