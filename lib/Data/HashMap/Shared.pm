@@ -247,8 +247,8 @@ call the cursor methods C<next>, C<reset> and C<seek> of C<Class::Cursor>), and
 every method can also be called as a plain function
 (C<Data::HashMap::Shared::II::get($m, $k)>). The methods C<new>, C<new_sharded>,
 C<new_memfd>, C<new_from_fd>, C<new_readonly>, C<set_multi>, C<get_multi>,
-C<remove_multi>, C<get_with_ttl>, C<stats>, C<freeze>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync> and C<unlink> have no keyword.
+C<remove_multi>, C<get_with_ttl>, C<stats>, C<verify>, C<freeze>, C<frozen>,
+C<readonly>, C<path>, C<memfd>, C<sync> and C<unlink> have no keyword.
 
 =head1 CONSTRUCTORS
 
@@ -604,6 +604,8 @@ inconsistency found: entry and tombstone counts against the table, every key
 findable by a lookup, string references inside the arena and not overlapping,
 the arena's free lists and byte counts, the LRU list, an interrupted resize. An
 empty list means the map is sound; in scalar context, the number of problems.
+On a sharded map every shard is checked, and each message starts with
+C<shard N: >.
 Nothing is changed (see L</CRASH SAFETY> for what repairs a map). Also
 C<hashmap-shared verify FILE>.
 
@@ -1071,8 +1073,6 @@ Programs written for the C/XS Data::HashMap::Shared keep working: the API, retur
 values, context rules and error messages are the same. These are the places where
 this implementation deliberately differs.
 
-=head2 In this release
-
 =over
 
 =item * B<Own file format.> Files have their own magic and format version and
@@ -1140,8 +1140,8 @@ v9 and v10) into this format, keeping entries, UTF-8 flags, remaining TTLs, LRU
 order and statistics (see L</MIGRATING FROM THE C IMPLEMENTATION>).
 
 =item * B<Dead lock holders are found fast and cheaply>: a waiter notices that the
-holder of a lock died within 100 ms typically and 2 s at most, without a system
-call per spin.
+holder of a lock died within about 5 ms typically and a fraction of a second at
+most, without a system call per spin (see L</CRASH SAFETY>).
 
 =item * B<Crashes lose nothing committed.> A process killed at any instruction,
 even in the middle of a resize, an arena allocation or an LRU relink, leaves a map
