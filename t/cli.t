@@ -410,8 +410,14 @@ sub break_count {
     ($rc, $out, $err) = run('load', '--shards', 2, '-i', "$dir/set.dump", "$dir/copy");
     is $rc, 2, 'load into an existing set with another --shards: exit 2';
     like $err, qr/is a shard set of 4 shards, --shards says 2/, '... says so';
-    ($rc, $out) = run('load', '--shards', 8, '-i', "$dir/set.dump", "$dir/copy8");
-    is $out, "loaded 60 entries into the shard set $dir/copy8 (8 shards)\n", 'load --shards 8';
+    ($rc, $out, $err) = run('load', '--shards', 3, '-i', "$dir/set.dump", "$dir/copy");
+    is $rc, 0, '--shards 3 matches a set of 4 (rounded up as new_sharded does)' or diag $err;
+    ($rc, $out) = run('load', '--shards', 5, '-i', "$dir/set.dump", "$dir/copy8");
+    is $out, "loaded 60 entries into the shard set $dir/copy8 (8 shards)\n", 'load --shards 5 makes 8 shards';
+    ok -e "$dir/copy8.7" && !-e "$dir/copy8.8", '... the files .0 to .7';
+    ($rc, $out, $err) = run('load', '--shards', 4, '-i', "$dir/set.dump", "$dir/ss.shm");
+    is $rc, 2, 'load --shards N into an existing single map: exit 2';
+    like $err, qr/ss\.shm is a single map file, not a shard set \(--shards 4\)/, '... says so';
     my $c8 = Data::HashMap::Shared::SS->new_sharded("$dir/copy8", 8, 1);
     is_deeply $c8->to_hash, $m->to_hash, '... reshards every entry';
     ($rc, $out) = run('load', '--shards', 0, '-i', "$dir/set.dump", "$dir/one.shm");
