@@ -16,6 +16,9 @@ my %run = (
     'leaderboard.pl' => [[2, 200],  qr/^player\s+best\s+fastest\s+rounds$/m],
     'memfd.pl'       => [[],        qr/^child read: hello from the parent\nparent read: hello from pid \d+$/m],
     'aggregator.pl'  => [[2, 500],  qr/^collected in \d+ drains; map size now 0$/m],
+    'feature-flags.pl'   => [[3],        qr/^3 of 3 readers saw version 1 and could not change it\ndark-mode: old handle 0, reopened 1; beta-search now gone$/m],
+    'sharded-counter.pl' => [[3, 500, 4], qr/^100 keys, total 1500 of 1500 events$/m],
+    'cursor-walk.pl'     => [[300],       qr/^walked 300 sessions, removed 100 stale, 200 left$/m],
 );
 
 opendir my $dh, 'eg' or die "eg: $!";

@@ -247,8 +247,8 @@ call the cursor methods C<next>, C<reset> and C<seek> of C<Class::Cursor>), and
 every method can also be called as a plain function
 (C<Data::HashMap::Shared::II::get($m, $k)>). The methods C<new>, C<new_sharded>,
 C<new_memfd>, C<new_from_fd>, C<new_readonly>, C<set_multi>, C<get_multi>,
-C<remove_multi>, C<get_with_ttl>, C<stats>, C<freeze>, C<frozen>, C<readonly>,
-C<path>, C<memfd>, C<sync> and C<unlink> have no keyword.
+C<remove_multi>, C<get_with_ttl>, C<stats>, C<verify>, C<freeze>, C<frozen>,
+C<readonly>, C<path>, C<memfd>, C<sync> and C<unlink> have no keyword.
 
 =head1 CONSTRUCTORS
 
@@ -604,6 +604,8 @@ inconsistency found: entry and tombstone counts against the table, every key
 findable by a lookup, string references inside the arena and not overlapping,
 the arena's free lists and byte counts, the LRU list, an interrupted resize. An
 empty list means the map is sound; in scalar context, the number of problems.
+On a sharded map every shard is checked, and each message starts with
+C<shard N: >.
 Nothing is changed (see L</CRASH SAFETY> for what repairs a map). Also
 C<hashmap-shared verify FILE>.
 
@@ -961,8 +963,10 @@ big-endian machines.
 
 L<Data::HashMap::Shared::Cookbook> has recipes (shared counters, memoize across
 workers, LRU cache, rate limiter, work queue, heartbeat map, leaderboard, memfd
-hand-off, aggregator, ...); the distribution's F<eg/> directory has one runnable
-script per recipe, and F<eg/demo.pl> a first demonstration:
+hand-off, aggregator, feature flags with freeze, sharded counter, cursor walk,
+inspection from the shell, a Rust program sharing a map with Perl); the
+distribution's F<eg/> directory has one runnable script per Perl recipe, and
+F<eg/demo.pl> a first demonstration:
 
     perl -Mblib eg/demo.pl 4 20000
 
@@ -977,6 +981,9 @@ LMDB's mdb_stat, mdb_dump and mdb_load:
     hashmap-shared get FILE KEY       # also put, remove, verify
 
 Dumps are JSON lines that keep every byte and UTF-8 flag and the remaining TTLs.
+Given the prefix of a shard set (the files F<PREFIX.0>, F<PREFIX.1>, ...) every
+command works on the whole set (C<stat> adds one line per shard, C<load --shards N>
+creates a set); frozen maps are opened read-only.
 
 =head1 RUST API
 
@@ -1066,8 +1073,6 @@ Programs written for the C/XS Data::HashMap::Shared keep working: the API, retur
 values, context rules and error messages are the same. These are the places where
 this implementation deliberately differs.
 
-=head2 In this release
-
 =over
 
 =item * B<Own file format.> Files have their own magic and format version and
@@ -1135,8 +1140,8 @@ v9 and v10) into this format, keeping entries, UTF-8 flags, remaining TTLs, LRU
 order and statistics (see L</MIGRATING FROM THE C IMPLEMENTATION>).
 
 =item * B<Dead lock holders are found fast and cheaply>: a waiter notices that the
-holder of a lock died within 100 ms typically and 2 s at most, without a system
-call per spin.
+holder of a lock died within about 5 ms typically and a fraction of a second at
+most, without a system call per spin (see L</CRASH SAFETY>).
 
 =item * B<Crashes lose nothing committed.> A process killed at any instruction,
 even in the middle of a resize, an arena allocation or an LRU relink, leaves a map

@@ -96,8 +96,8 @@ C<Data::HashMap::Shared::I32::Cursor> (the class of C<< $m->cursor >>).
 
 Methods without a keyword: C<new>, C<new_sharded>, C<new_memfd>, C<new_from_fd>,
 C<new_readonly>, C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>,
-C<stats>, C<freeze>, C<frozen>, C<readonly>, C<path>, C<memfd>, C<sync>,
-C<unlink>.
+C<stats>, C<verify>, C<freeze>, C<frozen>, C<readonly>, C<path>, C<memfd>,
+C<sync>, C<unlink>.
 
 =head1 SEE ALSO
 
