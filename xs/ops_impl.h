@@ -52,6 +52,19 @@ HM_INLINE SSize_t op_get(pTHX_ OpCtx *c) {
     HmIn in[1];
     HmOut out;
     int32_t rc;
+    if (!c->v->kstr && !c->v->vstr) {
+        /* integer -> integer with a plain IV key (no magic, so no Perl code can run):
+         * no HmIn/HmOut, straight from the SV's IV to the TARG (the II lookup hot path) */
+        SV *k = HM_ARG(c, 1);
+        if (LIKELY(SvIOK_nog(k))) {
+            int64_t iv;
+            rc = hm_get_int(c->m, (int64_t)SvIVX(k), &iv);
+            HM_CHECK(rc);
+            if (!rc)
+                return hm_ret_undef(c);
+            return hm_ret_iv(aTHX_ c, (IV)iv);
+        }
+    }
     hm_args(aTHX_ c, in, 1, "k");
     rc = hm_get(c->m, &in[0], &out);
     HM_CHECK(rc);

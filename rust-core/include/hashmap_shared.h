@@ -205,6 +205,13 @@ int32_t hm_memfd(const struct HmMap *m);
 // `m` a live handle; `key` a valid HmIn; `val` NULL or writable.
 int32_t hm_get(struct HmMap *m, const struct HmIn *key, struct HmOut *val);
 
+// hm_get for an integer-key, integer-value variant (II, I16, I32), without HmIn/HmOut:
+// 1 and `*val` set when found, 0 when not (the lookup keyword's fast path).
+//
+// # Safety
+// `m` a live handle; `val` NULL or writable.
+int32_t hm_get_int(struct HmMap *m, int64_t key, int64_t *val);
+
 // 1 if present, 0 if not.
 //
 // # Safety

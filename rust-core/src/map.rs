@@ -509,6 +509,35 @@ impl Map {
         })
     }
 
+    /// [`Map::get`] for an integer-key, integer-value variant (II, I16, I32), with no
+    /// key or value conversion: the hot path of the II lookup keyword. `None` for a
+    /// missing key; an error for a variant with string keys or values.
+    #[inline]
+    pub fn get_int(&mut self, key: i64) -> Result<Option<i64>> {
+        let sh = &self.sh;
+        if !sh.kk.is_int() || !sh.vk.is_int() {
+            return Err(Error::arg("get_int needs an integer-key, integer-value variant"));
+        }
+        if sh.extra {
+            // LRU/TTL bookkeeping: the general path.
+            return Ok(match self.get(In::Int(key))? {
+                Some(Out::Int(v)) => Some(v),
+                _ => None,
+            });
+        }
+        let k = sh.kk.narrow(key);
+        let h = hash_int(k, sh.seed);
+        // (found, value) travels in registers, as in `get`.
+        let (hit, v) = sh.lock.optimistic(|| {
+            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (false, 0) };
+            match t.find(h, |i| t.key_int(i) == k) {
+                Some(i) => (true, t.val_int(i)),
+                None => (false, 0),
+            }
+        });
+        Ok(if hit { Some(v) } else { None })
+    }
+
     /// The value of `key` and its remaining TTL in seconds (Some(0) for a permanent
     /// entry; None on a map without TTL), as one consistent read. Marks the entry
     /// accessed like [`Map::get`].
@@ -2256,6 +2285,32 @@ mod tests {
         assert_eq!(m.take(s(b"long key here")).unwrap(), Some(Out::Str(b"long value here!", true)));
         assert_eq!(m.stats().arena_used, 0);
         assert!(m.incr_by(s(b"x"), 1).is_err());
+    }
+
+    #[test]
+    fn get_int_matches_get() {
+        for v in [Variant::II, Variant::I16, Variant::I32] {
+            for o in [Options::new(v, 100), Options::new(v, 100).lru(50, 0), Options::new(v, 100).ttl(60)] {
+                let mut m = Map::open(&o).unwrap();
+                for k in [0i64, -5, 7, 70000, i64::MIN] {
+                    assert!(m.put(In::Int(k), In::Int(k ^ 3)).unwrap());
+                }
+                for k in [0i64, -5, 7, 70000, i64::MIN, 8, 40000, 1 << 40] {
+                    let want = match m.get(In::Int(k)).unwrap() {
+                        Some(Out::Int(x)) => Some(x),
+                        None => None,
+                        Some(o) => panic!("{o:?}"),
+                    };
+                    assert_eq!(m.get_int(k).unwrap(), want, "{v:?} key {k}");
+                }
+                assert_eq!(m.get_int(8).unwrap(), None);
+                assert_eq!(m.get_int(7).unwrap(), Some(4));
+            }
+        }
+        for v in [Variant::IS, Variant::SI, Variant::SS] {
+            let mut m = Map::open(&Options::new(v, 100)).unwrap();
+            assert!(m.get_int(1).is_err());
+        }
     }
 
     #[test]
