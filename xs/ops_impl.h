@@ -66,6 +66,32 @@ HM_INLINE SSize_t op_get(pTHX_ OpCtx *c) {
         }
     }
     hm_args(aTHX_ c, in, 1, "k");
+    if (c->v->vstr && c->targ) {
+        /* string value into a TARG with a buffer of its own: the engine copies a long
+         * value straight into that buffer (one copy instead of two) */
+        SV *t = c->targ;
+        char *dst = NULL;
+        STRLEN cap = 0;
+        if (SvTYPE(t) >= SVt_PV && SvTYPE(t) <= SVt_PVMG && SvLEN(t) > 1
+            && !SvTHINKFIRST(t) && !SvOOK(t) && !SvMAGICAL(t)    /* no ref, COW, RO */
+            && !((const char *)in[0].ptr >= SvPVX(t)             /* the key is not read */
+                 && (const char *)in[0].ptr < SvPVX(t) + SvLEN(t))) { /* from there */
+            dst = SvPVX(t);
+            cap = SvLEN(t) - 1;         /* room for the NUL */
+        }
+        rc = hm_get_to(c->m, &in[0], (uint8_t *)dst, cap, &out);
+        HM_CHECK(rc);
+        if (!rc)
+            return hm_ret_undef(c);
+        if (dst && (const char *)out.ptr == dst) {
+            SvCUR_set(t, out.len);
+            dst[out.len] = '\0';
+            SvPOK_only(t);              /* also turns UTF8 off */
+            if (out.utf8) SvUTF8_on(t);
+            return hm_ret1(aTHX_ c, t);
+        }
+        return hm_ret_val(aTHX_ c, &out);
+    }
     rc = hm_get(c->m, &in[0], &out);
     HM_CHECK(rc);
     if (!rc)

@@ -509,6 +509,48 @@ impl Map {
         })
     }
 
+    /// [`Map::get`] copying a long string value straight to `dst` when it fits in
+    /// `cap` bytes (rounded down to whole words): then the returned slice is `dst`
+    /// itself (one copy instead of two: arena -> handle buffer -> caller). Otherwise,
+    /// and for short, integer or LRU/TTL values, as `get`. A copy made by an attempt
+    /// of the optimistic read is only returned once the seqlock validated it; a
+    /// discarded (possibly torn) attempt may have written `dst`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `cap` bytes, not overlap the map or this
+    /// handle, and stay valid while the returned value is used.
+    pub unsafe fn get_to(&mut self, key: In<'_>, dst: *mut u8, cap: usize) -> Result<Option<Out<'_>>> {
+        if self.sh.extra || self.sh.vk.is_int() || dst.is_null() {
+            return self.get(key);
+        }
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        let buf = &mut self.st.vbuf;
+        let fit = cap & !7;
+        // (tag, len) in registers: 0 missing, 2/3 in buf (utf8 off/on), 4/5 in dst.
+        let (tag, len) = sh.lock.optimistic(|| {
+            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0usize) };
+            let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
+            let r = StrRef(t.val_word(i));
+            // SAFETY: r.len() <= fit, a multiple of 8 within dst's cap bytes, so
+            // r.len().div_ceil(8) * 8 <= cap (contract above).
+            if !r.is_inline() && r.len() <= fit && unsafe { sh.arena().read_to(r.offset(), r.len(), dst) } {
+                return (4 + r.utf8() as u8, r.len());
+            }
+            match sh.read_str(r, buf) {
+                Got::Str(u) => (2 + u as u8, 0),
+                Got::Int(_) => (0, 0),
+            }
+        });
+        Ok(match tag {
+            0 => None,
+            // SAFETY: the validated copy wrote len initialised bytes at dst (above),
+            // which stays valid while the result is used (contract).
+            4 | 5 => Some(Out::Str(unsafe { std::slice::from_raw_parts(dst, len) }, tag == 5)),
+            t => Some(Out::Str(&self.st.vbuf, t == 3)),
+        })
+    }
+
     /// [`Map::get`] for an integer-key, integer-value variant (II, I16, I32), with no
     /// key or value conversion: the hot path of the II lookup keyword. `None` for a
     /// missing key; an error for a variant with string keys or values.
