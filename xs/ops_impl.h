@@ -67,7 +67,7 @@ HM_INLINE SSize_t op_get(pTHX_ OpCtx *c) {
     }
     hm_args(aTHX_ c, in, 1, "k");
     if (c->v->vstr && c->targ) {
-        /* string value into a TARG with a buffer of its own: the engine copies a long
+        /* string value into a TARG with a buffer of its own: the engine copies the
          * value straight into that buffer (one copy instead of two) */
         SV *t = c->targ;
         char *dst = NULL;

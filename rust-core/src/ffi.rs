@@ -509,9 +509,9 @@ pub unsafe extern "C" fn hm_get(m: *mut HmMap, key: *const HmIn, val: *mut HmOut
     })
 }
 
-/// hm_get that copies a long string value straight to `dst` when it fits in `cap`
-/// bytes (whole words: up to 7 bytes past the value's length may be written within
-/// `cap`): then `val->ptr == dst`. Otherwise `val` is as for hm_get. Returns as hm_get.
+/// hm_get that copies a string value straight to `dst` when it fits in `cap` bytes
+/// (whole words: up to 7 bytes past the value's length may be written within `cap`):
+/// then `val->ptr == dst`. Otherwise `val` is as for hm_get. Returns as hm_get.
 ///
 /// # Safety
 /// As hm_get; `dst` NULL or writable for `cap` bytes, not overlapping the map.

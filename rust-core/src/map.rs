@@ -509,10 +509,10 @@ impl Map {
         })
     }
 
-    /// [`Map::get`] copying a long string value straight to `dst` when it fits in
-    /// `cap` bytes (rounded down to whole words): then the returned slice is `dst`
-    /// itself (one copy instead of two: arena -> handle buffer -> caller). Otherwise,
-    /// and for short, integer or LRU/TTL values, as `get`. A copy made by an attempt
+    /// [`Map::get`] copying a string value straight to `dst` when it fits in `cap`
+    /// bytes (rounded down to whole words): then the returned slice is `dst` itself
+    /// (one copy instead of two: arena -> handle buffer -> caller). Otherwise, and for
+    /// integer or LRU/TTL values, as `get`. A copy made by an attempt
     /// of the optimistic read is only returned once the seqlock validated it; a
     /// discarded (possibly torn) attempt may have written `dst`.
     ///
@@ -532,9 +532,15 @@ impl Map {
             let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0usize) };
             let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
             let r = StrRef(t.val_word(i));
+            if r.is_inline() {
+                if fit >= 8 {
+                    // SAFETY: 8 <= fit <= cap bytes are writable at dst (contract above).
+                    unsafe { dst.cast::<[u8; 8]>().write_unaligned(r.inline_bytes()) };
+                    return (4 + r.utf8() as u8, r.len());
+                }
             // SAFETY: r.len() <= fit, a multiple of 8 within dst's cap bytes, so
             // r.len().div_ceil(8) * 8 <= cap (contract above).
-            if !r.is_inline() && r.len() <= fit && unsafe { sh.arena().read_to(r.offset(), r.len(), dst) } {
+            } else if r.len() <= fit && unsafe { sh.arena().read_to(r.offset(), r.len(), dst) } {
                 return (4 + r.utf8() as u8, r.len());
             }
             match sh.read_str(r, buf) {
