@@ -302,6 +302,43 @@ subtest 'large strings survive frees, page release and reuse' => guard {
     is($m->get('huge'), $pat->(99, 16 << 20), '... intact');
 };
 
+subtest 'get keyword: long values copied into the op target' => guard {
+    # The keyword copies a long value straight into its TARG's buffer when it fits:
+    # the same op, called with values of growing and shrinking lengths, UTF-8 on and
+    # off, and with its own previous result as the key, returns each value intact.
+    require Data::HashMap::Shared::SS;
+    my $m = Data::HashMap::Shared::SS->new(undef, 1000);
+    my @len = (8, 9, 15, 16, 17, 100, 40, 1000, 8, 64, 63, 65, 3, 0, 2000, 7);
+    my %want;
+    for my $i (0 .. $#len) {
+        my $v = join '', map { chr(65 + ($i + $_) % 26) } 1 .. $len[$i];
+        $v = "\x{263a}" . $v if $i % 3 == 1;
+        $want{"k$i"} = $v;
+        $m->put("k$i", $v);
+    }
+    my @got = eval q{
+        use Data::HashMap::Shared::SS;
+        my @g;
+        for my $round (1 .. 2) {
+            for my $i (0 .. $#len, reverse 0 .. $#len) { push @g, [ "k$i", shm_ss_get $m, "k$i" ] }
+        }
+        push @g, [ 'missing', shm_ss_get $m, 'missing' ];
+        @g;
+    } or die $@;
+    my $bad = grep { !(defined $_->[1] ? exists $want{ $_->[0] } && $_->[1] eq $want{ $_->[0] } && (utf8::is_utf8($_->[1]) ? 1 : 0) == ($want{ $_->[0] } =~ /\x{263a}/ ? 1 : 0) : $_->[0] eq 'missing') } @got;
+    is($bad, 0, scalar(@got) . ' gets through one op: values and UTF-8 flags intact');
+    # a chain where each key is the op's previous result (the key may live in the TARG)
+    my $a = 'a' x 40; my $b = 'b' x 50;
+    $m->put($a, $b); $m->put($b, $a);
+    my @chain = eval q{
+        use Data::HashMap::Shared::SS;
+        my ($k, @c) = ($a);
+        for (1 .. 6) { my $r = \(shm_ss_get $m, $k); $k = $$r; push @c, $$r }
+        @c;
+    } or die $@;
+    is_deeply(\@chain, [ ($b, $a) x 3 ], 'a key read from the previous result of the same op');
+};
+
 subtest 'arena_cap sizing' => guard {
     for my $v (@VARIANTS) {
         my @cases = $v->{arena}

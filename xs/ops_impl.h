@@ -52,7 +52,46 @@ HM_INLINE SSize_t op_get(pTHX_ OpCtx *c) {
     HmIn in[1];
     HmOut out;
     int32_t rc;
+    if (!c->v->kstr && !c->v->vstr) {
+        /* integer -> integer with a plain IV key (no magic, so no Perl code can run):
+         * no HmIn/HmOut, straight from the SV's IV to the TARG (the II lookup hot path) */
+        SV *k = HM_ARG(c, 1);
+        if (LIKELY(SvIOK_nog(k))) {
+            int64_t iv;
+            rc = hm_get_int(c->m, (int64_t)SvIVX(k), &iv);
+            HM_CHECK(rc);
+            if (!rc)
+                return hm_ret_undef(c);
+            return hm_ret_iv(aTHX_ c, (IV)iv);
+        }
+    }
     hm_args(aTHX_ c, in, 1, "k");
+    if (c->v->vstr && c->targ) {
+        /* string value into a TARG with a buffer of its own: the engine copies the
+         * value straight into that buffer (one copy instead of two) */
+        SV *t = c->targ;
+        char *dst = NULL;
+        STRLEN cap = 0;
+        if (SvTYPE(t) >= SVt_PV && SvTYPE(t) <= SVt_PVMG && SvLEN(t) > 1
+            && !SvTHINKFIRST(t) && !SvOOK(t) && !SvMAGICAL(t)    /* no ref, COW, RO */
+            && !((const char *)in[0].ptr >= SvPVX(t)             /* the key is not read */
+                 && (const char *)in[0].ptr < SvPVX(t) + SvLEN(t))) { /* from there */
+            dst = SvPVX(t);
+            cap = SvLEN(t) - 1;         /* room for the NUL */
+        }
+        rc = hm_get_to(c->m, &in[0], (uint8_t *)dst, cap, &out);
+        HM_CHECK(rc);
+        if (!rc)
+            return hm_ret_undef(c);
+        if (dst && (const char *)out.ptr == dst) {
+            SvCUR_set(t, out.len);
+            dst[out.len] = '\0';
+            SvPOK_only(t);              /* also turns UTF8 off */
+            if (out.utf8) SvUTF8_on(t);
+            return hm_ret1(aTHX_ c, t);
+        }
+        return hm_ret_val(aTHX_ c, &out);
+    }
     rc = hm_get(c->m, &in[0], &out);
     HM_CHECK(rc);
     if (!rc)

@@ -205,6 +205,25 @@ int32_t hm_memfd(const struct HmMap *m);
 // `m` a live handle; `key` a valid HmIn; `val` NULL or writable.
 int32_t hm_get(struct HmMap *m, const struct HmIn *key, struct HmOut *val);
 
+// hm_get that copies a string value straight to `dst` when it fits in `cap` bytes
+// (whole words: up to 7 bytes past the value's length may be written within `cap`):
+// then `val->ptr == dst`. Otherwise `val` is as for hm_get. Returns as hm_get.
+//
+// # Safety
+// As hm_get; `dst` NULL or writable for `cap` bytes, not overlapping the map.
+int32_t hm_get_to(struct HmMap *m,
+                  const struct HmIn *key,
+                  uint8_t *dst,
+                  size_t cap,
+                  struct HmOut *val);
+
+// hm_get for an integer-key, integer-value variant (II, I16, I32), without HmIn/HmOut:
+// 1 and `*val` set when found, 0 when not (the lookup keyword's fast path).
+//
+// # Safety
+// `m` a live handle; `val` NULL or writable.
+int32_t hm_get_int(struct HmMap *m, int64_t key, int64_t *val);
+
 // 1 if present, 0 if not.
 //
 // # Safety

@@ -398,6 +398,24 @@ impl<'a> Arena<'a> {
         true
     }
 
+    /// Copies `len` bytes at `o` to `dst` with atomic word loads, whole words (up to 7
+    /// bytes past `len` are written). False, and nothing written, when out of bounds.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `len.div_ceil(8) * 8` bytes.
+    pub unsafe fn read_to(&self, o: u32, len: usize, dst: *mut u8) -> bool {
+        if !self.in_bounds(o, len) {
+            return false;
+        }
+        let start = self.base + o as usize;
+        for i in 0..len.div_ceil(8) {
+            let w = self.m.u64(start + i * 8).load(Relaxed);
+            // SAFETY: i * 8 + 8 <= len.div_ceil(8) * 8, within dst (contract above).
+            unsafe { dst.add(i * 8).cast::<u64>().write_unaligned(w) };
+        }
+        true
+    }
+
     /// Are the `b.len()` bytes at `o` equal to `b`? (atomic word loads; false when out
     /// of bounds)
     pub fn eq(&self, o: u32, b: &[u8]) -> bool {

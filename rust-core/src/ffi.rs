@@ -509,6 +509,58 @@ pub unsafe extern "C" fn hm_get(m: *mut HmMap, key: *const HmIn, val: *mut HmOut
     })
 }
 
+/// hm_get that copies a string value straight to `dst` when it fits in `cap` bytes
+/// (whole words: up to 7 bytes past the value's length may be written within `cap`):
+/// then `val->ptr == dst`. Otherwise `val` is as for hm_get. Returns as hm_get.
+///
+/// # Safety
+/// As hm_get; `dst` NULL or writable for `cap` bytes, not overlapping the map.
+#[no_mangle]
+pub unsafe extern "C" fn hm_get_to(m: *mut HmMap, key: *const HmIn, dst: *mut u8, cap: usize, val: *mut HmOut) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract (for all unsafe calls in this closure).
+        unsafe {
+            let h = handle(m)?;
+            let (mm, k) = h.keyed(key)?;
+            match mm.get_to(k, dst, cap)? {
+                Some(o) => {
+                    put_out(val, o);
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
+/// hm_get for an integer-key, integer-value variant (II, I16, I32), without HmIn/HmOut:
+/// 1 and `*val` set when found, 0 when not (the lookup keyword's fast path).
+///
+/// # Safety
+/// `m` a live handle; `val` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_get_int(m: *mut HmMap, key: i64, val: *mut i64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract (for all unsafe calls in this closure).
+        unsafe {
+            let h = handle(m)?;
+            let mm = match &mut h.t {
+                Target::One(m) => m,
+                Target::Set(s) => s.route_mut(In::Int(key)),
+            };
+            match mm.get_int(key)? {
+                Some(v) => {
+                    if !val.is_null() {
+                        val.write(v);
+                    }
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    })
+}
+
 /// 1 if present, 0 if not.
 ///
 /// # Safety

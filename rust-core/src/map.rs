@@ -509,6 +509,83 @@ impl Map {
         })
     }
 
+    /// [`Map::get`] copying a string value straight to `dst` when it fits in `cap`
+    /// bytes (rounded down to whole words): then the returned slice is `dst` itself
+    /// (one copy instead of two: arena -> handle buffer -> caller). Otherwise, and for
+    /// integer or LRU/TTL values, as `get`. A copy made by an attempt
+    /// of the optimistic read is only returned once the seqlock validated it; a
+    /// discarded (possibly torn) attempt may have written `dst`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `cap` bytes, not overlap the map or this
+    /// handle, and stay valid while the returned value is used.
+    pub unsafe fn get_to(&mut self, key: In<'_>, dst: *mut u8, cap: usize) -> Result<Option<Out<'_>>> {
+        if self.sh.extra || self.sh.vk.is_int() || dst.is_null() {
+            return self.get(key);
+        }
+        let (k, h) = self.sh.key(key)?;
+        let sh = &self.sh;
+        let buf = &mut self.st.vbuf;
+        let fit = cap & !7;
+        // (tag, len) in registers: 0 missing, 2/3 in buf (utf8 off/on), 4/5 in dst.
+        let (tag, len) = sh.lock.optimistic(|| {
+            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0usize) };
+            let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
+            let r = StrRef(t.val_word(i));
+            if r.is_inline() {
+                if fit >= 8 {
+                    // SAFETY: 8 <= fit <= cap bytes are writable at dst (contract above).
+                    unsafe { dst.cast::<[u8; 8]>().write_unaligned(r.inline_bytes()) };
+                    return (4 + r.utf8() as u8, r.len());
+                }
+            // SAFETY: r.len() <= fit, a multiple of 8 within dst's cap bytes, so
+            // r.len().div_ceil(8) * 8 <= cap (contract above).
+            } else if r.len() <= fit && unsafe { sh.arena().read_to(r.offset(), r.len(), dst) } {
+                return (4 + r.utf8() as u8, r.len());
+            }
+            match sh.read_str(r, buf) {
+                Got::Str(u) => (2 + u as u8, 0),
+                Got::Int(_) => (0, 0),
+            }
+        });
+        Ok(match tag {
+            0 => None,
+            // SAFETY: the validated copy wrote len initialised bytes at dst (above),
+            // which stays valid while the result is used (contract).
+            4 | 5 => Some(Out::Str(unsafe { std::slice::from_raw_parts(dst, len) }, tag == 5)),
+            t => Some(Out::Str(&self.st.vbuf, t == 3)),
+        })
+    }
+
+    /// [`Map::get`] for an integer-key, integer-value variant (II, I16, I32), with no
+    /// key or value conversion: the hot path of the II lookup keyword. `None` for a
+    /// missing key; an error for a variant with string keys or values.
+    #[inline]
+    pub fn get_int(&mut self, key: i64) -> Result<Option<i64>> {
+        let sh = &self.sh;
+        if !sh.kk.is_int() || !sh.vk.is_int() {
+            return Err(Error::arg("get_int needs an integer-key, integer-value variant"));
+        }
+        if sh.extra {
+            // LRU/TTL bookkeeping: the general path.
+            return Ok(match self.get(In::Int(key))? {
+                Some(Out::Int(v)) => Some(v),
+                _ => None,
+            });
+        }
+        let k = sh.kk.narrow(key);
+        let h = hash_int(k, sh.seed);
+        // (found, value) travels in registers, as in `get`.
+        let (hit, v) = sh.lock.optimistic(|| {
+            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (false, 0) };
+            match t.find(h, |i| t.key_int(i) == k) {
+                Some(i) => (true, t.val_int(i)),
+                None => (false, 0),
+            }
+        });
+        Ok(if hit { Some(v) } else { None })
+    }
+
     /// The value of `key` and its remaining TTL in seconds (Some(0) for a permanent
     /// entry; None on a map without TTL), as one consistent read. Marks the entry
     /// accessed like [`Map::get`].
@@ -2269,6 +2346,32 @@ mod tests {
         assert_eq!(m.take(s(b"long key here")).unwrap(), Some(Out::Str(b"long value here!", true)));
         assert_eq!(m.stats().arena_used, 0);
         assert!(m.incr_by(s(b"x"), 1).is_err());
+    }
+
+    #[test]
+    fn get_int_matches_get() {
+        for v in [Variant::II, Variant::I16, Variant::I32] {
+            for o in [Options::new(v, 100), Options::new(v, 100).lru(50, 0), Options::new(v, 100).ttl(60)] {
+                let mut m = Map::open(&o).unwrap();
+                for k in [0i64, -5, 7, 70000, i64::MIN] {
+                    assert!(m.put(In::Int(k), In::Int(k ^ 3)).unwrap());
+                }
+                for k in [0i64, -5, 7, 70000, i64::MIN, 8, 40000, 1 << 40] {
+                    let want = match m.get(In::Int(k)).unwrap() {
+                        Some(Out::Int(x)) => Some(x),
+                        None => None,
+                        Some(o) => panic!("{o:?}"),
+                    };
+                    assert_eq!(m.get_int(k).unwrap(), want, "{v:?} key {k}");
+                }
+                assert_eq!(m.get_int(8).unwrap(), None);
+                assert_eq!(m.get_int(7).unwrap(), Some(4));
+            }
+        }
+        for v in [Variant::IS, Variant::SI, Variant::SS] {
+            let mut m = Map::open(&Options::new(v, 100)).unwrap();
+            assert!(m.get_int(1).is_err());
+        }
     }
 
     #[test]
