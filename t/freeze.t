@@ -182,4 +182,23 @@ subtest 'anonymous and memfd maps freeze' => guard {
         qr/this map is frozen \(read-only\); open it with new_readonly/, 'new_from_fd refuses a frozen memfd');
 };
 
+subtest 'a writer killed holding the lock of a frozen map does not stop read-only readers' => guard {
+    my $path = tmppath('ro-odd');
+    my $m = Data::HashMap::Shared::II->new($path, 1000);
+    $m->put($_, $_ * 10) for 1 .. 20;
+    $m->freeze;
+    undef $m;
+    my $r = Data::HashMap::Shared::II->new_readonly($path);
+    # what a mutator killed right after taking the write lock (before it saw the seal)
+    # leaves behind, after this reader opened: a dead holder and an odd seq
+    my $dead = fork // die; POSIX::_exit(0) unless $dead; waitpid $dead, 0;
+    open my $fh, '+<:raw', $path or die;
+    sysseek $fh, 256, 0; syswrite $fh, pack 'V', 0x80000000 | $dead;
+    sysseek $fh, 320, 0; syswrite $fh, pack 'Q<', 7;
+    close $fh;
+    is_deeply [ map { $r->get($_) } 1, 7, 20, 21 ], [ 10, 70, 200, undef ], 'gets answer (the seqlock does not fall back to a lock it cannot write)';
+    ok $r->exists(3), 'exists too';
+    is scalar(() = $r->keys), 20, 'keys (no lock on read-only handles)';
+};
+
 done_testing;

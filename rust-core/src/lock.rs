@@ -493,6 +493,9 @@ pub struct Lock {
     /// `(fork generation << 32) | slotless read holds of this handle`; the count is nonzero
     /// only while this handle holds the writer word (in that generation).
     slotless: AtomicU64,
+    /// A read-only handle on a frozen map (mapped PROT_READ): it must never write a lock
+    /// word, and needs no lock, since a frozen map has no writers.
+    readonly: bool,
 }
 
 // SAFETY: the pointers refer to shared memory that `new`'s contract keeps alive for the
@@ -524,7 +527,17 @@ impl Lock {
             bitmap,
             slot: AtomicU64::new(0),
             slotless: AtomicU64::new(0),
+            readonly: false,
         }
+    }
+
+    /// Marks this view as belonging to a read-only handle of a frozen map: the seqlock
+    /// read never falls back to the read lock (whose slot it could not write). Sound
+    /// because a frozen map's data no longer changes: a seq left odd by a process killed
+    /// while it held the write lock (a mutator that found the seal and backed off)
+    /// guards nothing.
+    pub fn set_readonly(&mut self) {
+        self.readonly = true;
     }
 
     #[inline]
@@ -1110,6 +1123,9 @@ impl Lock {
     #[cold]
     #[inline(never)]
     fn optimistic_locked<R>(&self, mut f: impl FnMut() -> R) -> R {
+        if self.readonly {
+            return f();
+        }
         let _g = self.read();
         f()
     }

@@ -378,7 +378,7 @@ impl Map {
         // SAFETY: the four regions lie inside the mapping at the offsets fixed by the
         // format (validated header), are 64-byte aligned, and live as long as the
         // mapping, which outlives the lock (field order in Shared; release_slot in Drop).
-        let lock = unsafe {
+        let mut lock = unsafe {
             Lock::new(
                 base.add(off::LOCK) as *const LockWords,
                 base.add(off::SEQ) as *const SeqWord,
@@ -392,7 +392,9 @@ impl Map {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
         let skip_seed = op.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
         // Read-only handles never write the mapping, not even a reader slot.
-        if !ro {
+        if ro {
+            lock.set_readonly();
+        } else {
             if let Err(pid) = lock.attach() {
                 let what = match &path {
                     Some(p) => p.to_string_lossy().into_owned(),
