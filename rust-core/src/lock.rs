@@ -1978,6 +1978,8 @@ mod loom_models {
                     .map(|_| ReaderSlot {
                         pid: AtomicU32::new(0),
                         depth: AtomicU32::new(0),
+                        ns: AtomicU32::new(0),
+                        nonce: AtomicU32::new(0),
                     })
                     .collect(),
                 bitmap: ReaderBitmap {
