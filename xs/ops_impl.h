@@ -325,25 +325,31 @@ static SSize_t op_flush_expired_partial(pTHX_ OpCtx *c) {
     return 2;
 }
 
+/* The return of pop, shift, each and cursor_next: (key, value) when rc says an entry
+ * was found, else (); scalar context: the value (the last element, api 5.3). */
+static SSize_t hm_ret_pair(pTHX_ OpCtx *c, int32_t rc, const HmOut *k, const HmOut *val) {
+    SV **r;
+    if (!rc || c->gimme == G_VOID)
+        return 0;
+    if (c->gimme != G_LIST) {
+        r = hm_res(aTHX_ c, 1);
+        r[0] = hm_new_out(aTHX_ c->v->vstr, val);
+        return 1;
+    }
+    r = hm_res(aTHX_ c, 2);
+    r[0] = hm_new_out(aTHX_ c->v->kstr, k);
+    r[1] = hm_new_out(aTHX_ c->v->vstr, val);
+    return 2;
+}
+
 /* -- pop / shift / drain (api 6.6) ------------------------------------------------------ */
 
 /* pop (aux 0) / shift (aux 1): (key, value) or (); scalar context: the value */
 static SSize_t op_pop(pTHX_ OpCtx *c) {
     HmOut k, val;
-    SV **r;
     int32_t rc = c->aux ? hm_shift(c->m, &k, &val) : hm_pop(c->m, &k, &val);
     HM_CHECK(rc);
-    if (!rc || c->gimme == G_VOID)
-        return 0;
-    if (c->gimme != G_LIST) {
-        r = hm_res(aTHX_ c, 1);
-        r[0] = hm_new_out(aTHX_ c->v->vstr, &val);
-        return 1;
-    }
-    r = hm_res(aTHX_ c, 2);
-    r[0] = hm_new_out(aTHX_ c->v->kstr, &k);
-    r[1] = hm_new_out(aTHX_ c->v->vstr, &val);
-    return 2;
+    return hm_ret_pair(aTHX_ c, rc, &k, &val);
 }
 
 /* (k1, v1, k2, v2, ...) in pop order; scalar context: the last value */
@@ -440,20 +446,9 @@ static SSize_t op_verify(pTHX_ OpCtx *c) {
 
 static SSize_t op_each(pTHX_ OpCtx *c) {
     HmOut k, val;
-    SV **r;
     int32_t rc = hm_each(c->m, &k, &val);
     HM_CHECK(rc);
-    if (!rc || c->gimme == G_VOID)
-        return 0;
-    if (c->gimme != G_LIST) {
-        r = hm_res(aTHX_ c, 1);
-        r[0] = hm_new_out(aTHX_ c->v->vstr, &val);
-        return 1;
-    }
-    r = hm_res(aTHX_ c, 2);
-    r[0] = hm_new_out(aTHX_ c->v->kstr, &k);
-    r[1] = hm_new_out(aTHX_ c->v->vstr, &val);
-    return 2;
+    return hm_ret_pair(aTHX_ c, rc, &k, &val);
 }
 
 static SSize_t op_iter_reset(pTHX_ OpCtx *c) {
@@ -712,20 +707,9 @@ static SSize_t op_cursor_next(pTHX_ OpCtx *c) {
     HmCurObj *co = hm_cur_self(aTHX_ c->v, c->self);
     HmMap *m = hm_cur_map(aTHX_ c->v, co);
     HmOut k, val;
-    SV **r;
     int32_t rc = hm_cursor_next(m, co->cur, &k, &val);
     HM_CHECK(rc);
-    if (!rc || c->gimme == G_VOID)
-        return 0;
-    if (c->gimme != G_LIST) {
-        r = hm_res(aTHX_ c, 1);
-        r[0] = hm_new_out(aTHX_ c->v->vstr, &val);
-        return 1;
-    }
-    r = hm_res(aTHX_ c, 2);
-    r[0] = hm_new_out(aTHX_ c->v->kstr, &k);
-    r[1] = hm_new_out(aTHX_ c->v->vstr, &val);
-    return 2;
+    return hm_ret_pair(aTHX_ c, rc, &k, &val);
 }
 
 static SSize_t op_cursor_reset(pTHX_ OpCtx *c) {

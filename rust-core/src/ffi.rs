@@ -329,6 +329,24 @@ unsafe fn put_out(dst: *mut HmOut, o: Out<'_>) {
     }
 }
 
+/// Writes a found (key, value) pair to `key` / `val`: 1, or 0 when there is none.
+///
+/// # Safety
+/// As [`put_out`], for both destinations.
+unsafe fn put_pair(key: *mut HmOut, val: *mut HmOut, got: Option<(Out<'_>, Out<'_>)>) -> i32 {
+    match got {
+        Some((k, v)) => {
+            // SAFETY: forwarded contract.
+            unsafe {
+                put_out(key, k);
+                put_out(val, v);
+            }
+            1
+        }
+        None => 0,
+    }
+}
+
 #[inline(always)]
 fn kinds(h: &HmMap) -> (Kind, Kind) {
     (h.kk, h.vk)
@@ -1016,14 +1034,7 @@ pub unsafe extern "C" fn hm_each(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut
                 Target::One(mm) => mm.each()?,
                 Target::Set(s) => s.each(),
             };
-            match got {
-                Some((k, v)) => {
-                    put_out(key, k);
-                    put_out(val, v);
-                    Ok(1)
-                }
-                None => Ok(0),
-            }
+            Ok(put_pair(key, val, got))
         }
     })
 }
@@ -1398,14 +1409,7 @@ unsafe fn take_end(m: *mut HmMap, key: *mut HmOut, val: *mut HmOut, shift: bool)
                 Target::One(mm) => mm.pop()?,
                 Target::Set(s) => s.take_one(shift)?,
             };
-            match got {
-                Some((k, v)) => {
-                    put_out(key, k);
-                    put_out(val, v);
-                    Ok(1)
-                }
-                None => Ok(0),
-            }
+            Ok(put_pair(key, val, got))
         }
     })
 }
@@ -1590,14 +1594,7 @@ pub unsafe extern "C" fn hm_cursor_next(m: *mut HmMap, c: *mut HmCursor, key: *m
         unsafe {
             let h = handle(m)?;
             let cur = c.as_mut().ok_or_else(|| Error::arg("NULL cursor"))?;
-            match cur.c.next(h.maps()) {
-                Some((k, v)) => {
-                    put_out(key, k);
-                    put_out(val, v);
-                    Ok(1)
-                }
-                None => Ok(0),
-            }
+            Ok(put_pair(key, val, cur.c.next(h.maps())))
         }
     })
 }

@@ -648,26 +648,34 @@ impl Lock {
         }
     }
 
-    /// Waits for every slot in the bitmap to hold no read lock.
-    fn drain_readers(&self) {
+    /// Calls `f(i, slot)` for every slot whose bitmap bit is set, loading each bitmap
+    /// word with `order`, until `f` returns false.
+    #[inline(always)]
+    fn for_each_occupied(&self, order: sync::Ordering, mut f: impl FnMut(usize, &ReaderSlot) -> bool) {
         for (w, word) in self.bitmap().words.iter().enumerate() {
-            // Relaxed: ordered after our SeqCst fence, which is all Dekker needs (a reader
-            // sets its bit before its own fence).
-            let mut bits = word.load(Relaxed);
+            let mut bits = word.load(order);
             while bits != 0 {
                 let i = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if i >= READER_SLOTS {
-                    break;
-                }
-                let slot = self.slot_at(i);
-                // Acquire: pairs with the Release decrement of the last reader to leave, so
-                // everything it read happens before what we are about to write.
-                if slot.depth.load(Acquire) & COUNT_MASK != 0 {
-                    self.wait_for_slot(slot, i);
+                if i >= READER_SLOTS || !f(i, self.slot_at(i)) {
+                    return;
                 }
             }
         }
+    }
+
+    /// Waits for every slot in the bitmap to hold no read lock.
+    fn drain_readers(&self) {
+        // Relaxed: ordered after our SeqCst fence, which is all Dekker needs (a reader sets
+        // its bit before its own fence).
+        self.for_each_occupied(Relaxed, |i, slot| {
+            // Acquire: pairs with the Release decrement of the last reader to leave, so
+            // everything it read happens before what we are about to write.
+            if slot.depth.load(Acquire) & COUNT_MASK != 0 {
+                self.wait_for_slot(slot, i);
+            }
+            true
+        });
     }
 
     /// Waits until `slot` holds no read lock (or its owner turns out dead and is cleared).
@@ -1159,25 +1167,23 @@ impl Lock {
             return Ok(());
         }
         fence(SeqCst);
-        for (w, word) in self.bitmap().words.iter().enumerate() {
-            // Acquire: pairs with the claimer's Release, so its ns store is visible.
-            let mut bits = word.load(Acquire);
-            while bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if i >= READER_SLOTS {
-                    break;
-                }
-                let slot = self.slot_at(i);
-                // Relaxed: ordered by the Acquire bitmap load above.
-                let pid = slot.pid.load(Relaxed) & PID_MASK;
-                if pid != 0 && foreign_ns(slot.ns.load(Relaxed), me) {
-                    self.release_slot();
-                    return Err(pid);
-                }
+        let mut foreign = None;
+        // Acquire: pairs with the claimer's Release, so its ns store is visible.
+        self.for_each_occupied(Acquire, |_, slot| {
+            // Relaxed: ordered by the Acquire bitmap load.
+            let pid = slot.pid.load(Relaxed) & PID_MASK;
+            if pid != 0 && foreign_ns(slot.ns.load(Relaxed), me) {
+                foreign = Some(pid);
             }
+            foreign.is_none()
+        });
+        match foreign {
+            Some(pid) => {
+                self.release_slot();
+                Err(pid)
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Gives back this handle's reader slot (when the handle closes; no guard may be alive
