@@ -153,6 +153,13 @@ HM_COLD void hm_croak_engine(pTHX_ const HmVariant *v) {
     croak("%s", (e && *e) ? e : "unknown error");
 }
 
+/* The engine's message after "Class<what>: " (what: "" for constructors, " sync",
+ * "->freeze"), for calls whose api.md words carry the class. */
+HM_COLD void hm_croak_engine_as(pTHX_ const HmVariant *v, const char *what) {
+    const char *e = hm_last_error();
+    croak("%s%s: %s", v->klass, what, (e && *e) ? e : "unknown error");
+}
+
 #define HM_CHECK(rc) STMT_START { if (UNLIKELY((rc) < 0)) hm_croak_engine(aTHX_ c->v); } STMT_END
 
 /* ------------------------------------------------------------------------------- */

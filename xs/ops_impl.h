@@ -611,10 +611,8 @@ static SSize_t op_memfd(pTHX_ OpCtx *c) {
 }
 
 static SSize_t op_sync(pTHX_ OpCtx *c) {
-    if (hm_sync(c->m) < 0) {
-        const char *e = hm_last_error();
-        croak("%s sync: %s", c->v->klass, (e && *e) ? e : "unknown error");
-    }
+    if (hm_sync(c->m) < 0)
+        hm_croak_engine_as(aTHX_ c->v, " sync");
     return 0;
 }
 
@@ -752,10 +750,8 @@ static SSize_t op_cursor_DESTROY(pTHX_ OpCtx *c) {
 /* -- freeze (api 6.9) -------------------------------------------------------------------- */
 
 static SSize_t op_freeze(pTHX_ OpCtx *c) {
-    if (hm_freeze(c->m) < 0) {
-        const char *e = hm_last_error();
-        croak("%s->freeze: %s", c->v->klass, (e && *e) ? e : "unknown error");
-    }
+    if (hm_freeze(c->m) < 0)
+        hm_croak_engine_as(aTHX_ c->v, "->freeze");
     return 0;
 }
 
@@ -799,10 +795,8 @@ static const char *hm_ctor_str(pTHX_ SV *sv) {
 
 static SSize_t hm_ctor_bless(pTHX_ OpCtx *c, HV *stash, HmMap *m) {
     SV *obj, *rv;
-    if (!m) {
-        const char *e = hm_last_error();
-        croak("%s: %s", c->v->klass, (e && *e) ? e : "unknown error");
-    }
+    if (!m)
+        hm_croak_engine_as(aTHX_ c->v, "");
     obj = newSViv(PTR2IV(m));
     rv = sv_2mortal(newRV_noinc(obj));
     (void)sv_bless(rv, stash);

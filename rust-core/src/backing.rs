@@ -481,7 +481,7 @@ pub fn open_readonly(path: &CStr, variant: Variant) -> Result<Opened> {
     }
     let v = layout::validate(&head, size, variant, &p)?;
     let word = |o: usize| u32::from_le_bytes(head[o..o + 4].try_into().unwrap());
-    if word(layout::off::LOCK + 12) == 0 {
+    if word(layout::off::SEALED) == 0 {
         return Err(Error::format(format!(
             "{p} is not frozen: call ->freeze on the producer before opening read-only"
         )));
@@ -496,7 +496,7 @@ pub fn open_readonly(path: &CStr, variant: Variant) -> Result<Opened> {
 
 fn sealed(map: &Mapping) -> bool {
     // Relaxed: a plain flag; we hold the file's flock and only report it.
-    map.u32(layout::off::LOCK + 12).load(Ordering::Relaxed) != 0
+    map.u32(layout::off::SEALED).load(Ordering::Relaxed) != 0
 }
 
 fn open_memfd(name: &CStr, spec: &Spec, keep: bool) -> Result<Opened> {

@@ -127,6 +127,8 @@ pub mod off {
 
     /// Lock words (lock.rs `LockWords`).
     pub const LOCK: usize = 256;
+    /// Freeze seal (u32 in the lock line, lock.rs `LockWords::sealed`): nonzero = frozen.
+    pub const SEALED: usize = LOCK + 12;
     /// Seqlock word (lock.rs `SeqWord`).
     pub const SEQ: usize = 320;
     /// Table state: current capacity (u32).

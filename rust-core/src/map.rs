@@ -1467,7 +1467,7 @@ impl Map {
             let _g = self.sh.write_mut().map_err(|_| refused())?;
             // Relaxed: published by the lock release; every mutator re-reads it after
             // acquiring the lock (write_mut), readers need not see it at once.
-            self.sh.map.u32(off::LOCK + 12).store(1, Relaxed);
+            self.sh.map.u32(off::SEALED).store(1, Relaxed);
         }
         self.st.deferred = false;
         self.sh.lock.release_slot();
@@ -1608,7 +1608,7 @@ impl Shared {
         // Relaxed: a one-way flag. Mutators re-check it under the write lock (whose
         // acquisition orders them after the freeze's release), so a stale false here
         // only delays the refusal to that check.
-        self.map.u32(off::LOCK + 12).load(Relaxed) != 0
+        self.map.u32(off::SEALED).load(Relaxed) != 0
     }
 
     /// The refusal of mutators on frozen maps and read-only handles, checked before a

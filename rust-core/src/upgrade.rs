@@ -223,7 +223,7 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
     pwrite_all(t, &h.stat_expired.saturating_add(expired).to_le_bytes(), off::EXPIRED, &tdisp)?;
     pwrite_all(t, &(h.stat_recoveries as u64).to_le_bytes(), off::RECOVERIES, &tdisp)?;
     if h.sealed != 0 {
-        pwrite_all(t, &1u32.to_le_bytes(), off::LOCK + 12, &tdisp)?;
+        pwrite_all(t, &1u32.to_le_bytes(), off::SEALED, &tdisp)?;
     }
     // The file may be one shard of a C shard set, routed by the C hash, and nothing in
     // it says which: mark it "C routing, shard count not known" (shard.rs explains how
