@@ -24,20 +24,7 @@ use Data::HashMap::Shared;
 # once. Also: dying arguments of constructors (no descriptor leak), keyword forms,
 # tied invocants, and an argument whose magic frees another argument of the same call.
 
-{
-    package Evil;
-    use overload
-        '""' => sub { $_[0]{code}->(); $_[0]{str} },
-        '0+' => sub { $_[0]{code}->(); $_[0]{num} },
-        fallback => 1;
-    sub new { my ($c, $code, $str, $num) = @_; bless { code => $code, str => $str, num => $num }, $c }
-}
-{
-    package EvilTie;
-    sub TIESCALAR { my ($c, $code, $val) = @_; bless { code => $code, val => $val }, $c }
-    sub FETCH { $_[0]{code}->(); $_[0]{val} }
-    sub STORE { }
-}
+use Evil;    # Evil (overloaded) and EvilTie (tied) arguments that run code
 
 local $ENV{HMS_CHILD_TIMEOUT} = 20;
 

@@ -10,22 +10,7 @@ use Data::HashMap::Shared;
 # Invocant checks (api.md 4, 9), argument magic that destroys or replaces the map
 # in the middle of a call, DESTROY rules and CLONE_SKIP (api.md 1).
 
-{
-    package Evil;
-    # An argument whose conversion runs user code: $code is called when the
-    # argument is read as a string or as a number.
-    use overload
-        '""' => sub { $_[0]{code}->(); $_[0]{str} },
-        '0+' => sub { $_[0]{code}->(); $_[0]{num} },
-        fallback => 1;
-    sub new { my ($c, $code, $str, $num) = @_; bless { code => $code, str => $str, num => $num }, $c }
-}
-{
-    package EvilTie;
-    sub TIESCALAR { my ($c, $code, $val) = @_; bless { code => $code, val => $val }, $c }
-    sub FETCH { $_[0]{code}->(); $_[0]{val} }
-    sub STORE { }
-}
+use Evil;    # Evil (overloaded) and EvilTie (tied) arguments that run code
 
 for my $v (@VARIANTS) {
     subtest "invocant checks of $v->{name}" => guard {
