@@ -65,6 +65,8 @@ pub mod layout;
 pub mod lock;
 pub mod lru;
 pub mod map;
+#[cfg(feature = "redis")]
+pub mod remote;
 pub mod shard;
 pub mod strref;
 pub mod table;
@@ -77,4 +79,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use cursor::Cursor;
 pub use map::{In, Map, Options, Out, Stats, Value};
 pub use shard::ShardSet;
+#[cfg(feature = "redis")]
+pub use remote::{Remote, RemoteCursor};
 pub use variant::{Kind, Variant};
