@@ -15,6 +15,7 @@ pub struct Server {
     pub sock: PathBuf,
     pub port: u16,
     args: Vec<String>,
+    pass: Option<String>,
 }
 
 /// Is redis-server there? Prints why a test skips, or panics when HMS_REQUIRE_REDIS=1.
@@ -79,7 +80,8 @@ impl Server {
             dir.join("log").display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut s = Server { child: None, dir, sock, port, args };
+        let pass = extra.iter().position(|a| *a == "--requirepass").map(|i| extra[i + 1].to_string());
+        let mut s = Server { child: None, dir, sock, port, args, pass };
         s.launch();
         Some(s)
     }
@@ -103,7 +105,12 @@ impl Server {
 
     /// redis-cli on the server's socket; stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli").arg("-s").arg(&self.sock).args(args).stderr(Stdio::null()).output();
+        let mut c = Command::new("redis-cli");
+        c.arg("-s").arg(&self.sock);
+        if let Some(p) = &self.pass {
+            c.args(["--no-auth-warning", "-a", p]);
+        }
+        let out = c.args(args).stderr(Stdio::null()).output();
         out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
     }
 
