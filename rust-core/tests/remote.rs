@@ -71,10 +71,10 @@ fn rand_val(r: &mut Rng, v: Variant) -> Value {
 }
 
 /// Runs the same random calls on a local map and a Redis map and compares every answer.
-fn compare(srv: &Server, name: &str, o: &Options, seed: u64, steps: usize) {
+pub fn compare(url: &str, name: &str, o: &Options, seed: u64, steps: usize) {
     let v = o.variant;
     let mut local = Map::open(o).unwrap();
-    let mut remote = Remote::open(&srv.unix_url(name, ""), o).unwrap();
+    let mut remote = Remote::open(url, o).unwrap();
     let mut r = Rng(seed);
     let lru = o.max_size > 0;
     for step in 0..steps {
@@ -180,10 +180,18 @@ fn every_operation_answers_as_a_local_map() {
         .enumerate()
     {
         // Small enough that inserts meet the max_entries limit (28 entries).
-        compare(&srv, &format!("plain{i}"), &Options::new(v, 20), 1 + i as u64, 3000);
-        compare(&srv, &format!("lru{i}"), &Options::new(v, 100).lru(12, 0), 100 + i as u64, 3000);
-        compare(&srv, &format!("ttl{i}"), &Options::new(v, 100).ttl(3600), 200 + i as u64, 1500);
-        compare(&srv, &format!("both{i}"), &Options::new(v, 100).lru(10, 0).ttl(3600), 300 + i as u64, 1500);
+        compare(&srv.unix_url(&format!("plain{i}"), ""), &format!("plain{i}"), &Options::new(v, 20), 1 + i as u64, 3000);
+        compare(&srv.unix_url(&format!("lru{i}"), ""), &format!("lru{i}"), &Options::new(v, 100).lru(12, 0), 100 + i as u64, 3000);
+        compare(&srv.unix_url(&format!("ttl{i}"), ""), &format!("ttl{i}"), &Options::new(v, 100).ttl(3600), 200 + i as u64, 1500);
+        compare(&srv.unix_url(&format!("both{i}"), ""), &format!("both{i}"), &Options::new(v, 100).lru(10, 0).ttl(3600), 300 + i as u64, 1500);
+    }
+}
+
+#[test]
+fn every_operation_answers_as_a_local_map_on_a_cluster_too() {
+    let Some(c) = redis_server::Cluster::start(3, 0) else { return };
+    for (i, v) in [Variant::SI, Variant::SS].into_iter().enumerate() {
+        compare(&c.url(&format!("both{i}"), ""), "cluster", &Options::new(v, 100).lru(10, 0).ttl(3600), 400 + i as u64, 1500);
     }
 }
 

@@ -402,9 +402,10 @@ impl Remote {
     fn eval(&mut self, shard: usize, args: &[&[u8]], idem: bool) -> Result<Reply> {
         let slot = self.shards[shard].slot;
         let sha = self.script_sha(slot)?;
-        let keys = self.shards[shard].keys.clone();
+        let keys = self.declared(shard);
+        let nk = keys.len().to_string();
         let mut v: Vec<&[u8]> = Vec::with_capacity(9 + args.len());
-        v.extend_from_slice(&[b"EVALSHA", sha.as_bytes(), b"6"]);
+        v.extend_from_slice(&[b"EVALSHA", sha.as_bytes(), nk.as_bytes()]);
         v.extend(keys.iter().map(|k| k.as_slice()));
         v.extend_from_slice(args);
         let mut reloads = 0;
@@ -418,6 +419,26 @@ impl Remote {
                 _ => return Ok(r),
             }
         }
+    }
+
+    /// The keys a call on `shard` declares: the ones this map uses (M, D, then X for TTL,
+    /// L and A for LRU, U for string keys). The script derives the names from M; the
+    /// declaration is what Redis Cluster checks while a slot migrates (a declared key
+    /// that never exists would make every call during an import fail with TRYAGAIN).
+    fn declared(&self, shard: usize) -> Vec<Vec<u8>> {
+        let k = &self.shards[shard].keys;
+        let mut v = vec![k[0].clone(), k[1].clone()];
+        if self.ttl > 0 {
+            v.push(k[2].clone());
+        }
+        if self.max_size > 0 {
+            v.push(k[3].clone());
+            v.push(k[4].clone());
+        }
+        if self.kk == Kind::Str {
+            v.push(k[5].clone());
+        }
+        v
     }
 
     /// One command to the server of `slot`, following MOVED / ASK, retrying what did not
@@ -545,8 +566,10 @@ impl Remote {
                     groups.len() - 1
                 }
             };
-            let mut v: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), b"6"];
-            v.extend(self.shards[*s].keys.iter().map(|k| k.as_slice()));
+            let keys = self.declared(*s);
+            let nk = keys.len().to_string();
+            let mut v: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), nk.as_bytes()];
+            v.extend(keys.iter().map(|k| k.as_slice()));
             v.extend(a.iter().map(|x| x.as_slice()));
             resp::encode(&mut groups[gi].3, &v);
             groups[gi].2.push(ci);

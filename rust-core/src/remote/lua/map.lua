@@ -1,9 +1,11 @@
 -- hashmap-shared: every operation on one shard of a map, atomically (remote/mod.rs sends
 -- it with EVALSHA; remote/model.rs documents the keys and encodings).
 --
--- KEYS: M meta hash, D data hash, X expiry zset (whole seconds of the server's TIME),
---       L LRU zset (score: promotion clock, head = highest), A accessed set (second
---       chance), U set of string keys stored with Perl's UTF-8 flag.
+-- KEYS: M meta hash, D data hash, then those of X expiry zset (whole seconds of the
+--       server's TIME), L LRU zset (score: promotion clock, head = highest), A accessed
+--       set (second chance), U set of string keys stored with Perl's UTF-8 flag, that
+--       the map uses (declared for Redis Cluster); their names are M's with another
+--       last letter.
 -- ARGV: op, map id (the routing seed: a map unlinked and made anew meanwhile is
 --       "gone"), then the operation's arguments.
 --
@@ -11,7 +13,9 @@
 -- stored and returned as canonical decimal strings, compared as strings (icmp) and
 -- added with HINCRBY (exact int64); only 16/32-bit values, expiries and clocks
 -- (all below 2^53) are Lua numbers.
-local M, D, X, L, A, U = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local M, D = KEYS[1], KEYS[2]
+local base = string.sub(M, 1, -2)
+local X, L, A, U = base .. 'x', base .. 'l', base .. 'a', base .. 'u'
 local op = ARGV[1]
 
 if op == 'open' then
