@@ -129,6 +129,10 @@ pub struct RemoteCursor {
     scan: Scan,
 }
 
+/// Calls of one pipeline bound for one server: its address and link, the indices of
+/// the calls, and their encoded commands.
+type Group = (url::Addr, std::sync::Arc<std::sync::Mutex<conn::Link>>, Vec<usize>, Vec<u8>);
+
 fn frozen_err() -> Error {
     Error::new(ErrorKind::Frozen, "map is frozen (read-only)")
 }
@@ -555,7 +559,7 @@ impl Remote {
         }
         let sha = self.script_sha(self.shards[0].slot)?;
         // Group the calls by server, in call order.
-        let mut groups: Vec<(url::Addr, std::sync::Arc<std::sync::Mutex<conn::Link>>, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let mut out: Vec<Option<Reply>> = vec![None; calls.len()];
         for (ci, (s, a)) in calls.iter().enumerate() {
             let Some((addr, link)) = self.topo.link_for(self.shards[*s].slot) else { continue };
@@ -1307,6 +1311,11 @@ impl Remote {
     /// Entries present (expired ones included, as for files).
     pub fn len(&mut self) -> Result<u64> {
         Ok(self.stats()?.size)
+    }
+
+    /// No entries?
+    pub fn is_empty(&mut self) -> Result<bool> {
+        Ok(self.len()? == 0)
     }
 
     /// Seals the map (every shard) for good; this handle becomes read-only.

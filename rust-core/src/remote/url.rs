@@ -3,7 +3,8 @@
 //! - `redis://[user:pass@]host:port[,host:port...]/NAME[?options]`: NAME names the map;
 //!   several hosts are the seeds of a cluster;
 //! - `redis+unix:///path/to/redis.sock?name=NAME[&options]`: a local socket;
-//! - `rediss://...`: TLS (not in this build: refused with a message saying so).
+//! - `rediss://...`: TLS (cargo feature `redis-tls`; the server's certificate is checked
+//!   against the system's CA store, or the CAs of the `tls_ca` option's PEM file).
 //!
 //! Options: `timeout` (I/O timeout in seconds, default 5), `connect_timeout` (seconds,
 //! default 1), `failover_timeout` (how long a cluster call keeps retrying while a replica
@@ -43,6 +44,9 @@ pub struct Auth {
     pub pass: Option<String>,
     pub db: u32,
     pub tls: bool,
+    /// PEM file of the CAs a TLS server's certificate must chain to (None: the system's
+    /// CA store).
+    pub tls_ca: Option<String>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -133,9 +137,9 @@ impl RemoteUrl {
             "rediss" => true,
             _ => return Err(Error::arg(format!("unknown URL scheme {scheme}://"))),
         };
-        if tls {
+        if tls && !cfg!(feature = "redis-tls") {
             return Err(Error::arg(
-                "rediss:// (TLS) is not supported by this build; use redis:// through a TLS tunnel (stunnel, spiped) or a unix socket",
+                "rediss:// (TLS) needs the engine built with its redis-tls feature; use redis:// through a TLS tunnel (stunnel, spiped) or a unix socket",
             ));
         }
         let (rest, query) = match rest.split_once('?') {
@@ -144,7 +148,7 @@ impl RemoteUrl {
         };
         let mut u = RemoteUrl {
             hosts: Vec::new(),
-            auth: Auth { user: None, pass: None, db: 0, tls },
+            auth: Auth { user: None, pass: None, db: 0, tls, tls_ca: None },
             name: String::new(),
             prefix: "hms:".into(),
             timeout: Duration::from_secs(5),
@@ -162,6 +166,8 @@ impl RemoteUrl {
                 "connect_timeout" => u.connect_timeout = secs(&v, k)?,
                 "failover_timeout" => u.failover_timeout = secs(&v, k)?,
                 "prefix" => u.prefix = v.clone(),
+                "tls_ca" if tls => u.auth.tls_ca = Some(v.clone()),
+                "tls_ca" => return Err(Error::arg("Redis URL option tls_ca needs rediss://")),
                 "name" => u.name = v.clone(),
                 "db" => u.auth.db = v.parse().map_err(|_| Error::arg(format!("Redis URL option db={v}: not a number")))?,
                 "cluster" => {
@@ -284,7 +290,7 @@ mod tests {
             ("redis://h:1/n?bogus=1", "unknown Redis URL option"),
             ("redis://h:1/a{b}", "hash tags"),
             ("redis+unix://rel.sock?name=n", "absolute"),
-            ("rediss://h:1/n", "TLS"),
+            ("redis://h:1/n?tls_ca=/x", "needs rediss"),
             ("redis://h:1/n?timeout=-1", "out of range"),
             ("redis://a:1,b:2/n?cluster=0", "seeds of a cluster"),
         ] {
