@@ -1,6 +1,6 @@
 /* Shared.xs -- the XS glue of Data::HashMap::Shared.
  *
- * The engine is the Rust staticlib (rust-core, C ABI in rust-core/include/
+ * The engine is the Rust staticlib of rust-core/ffi (C ABI in rust-core/ffi/include/
  * hashmap_shared.h). This file only includes the glue and registers it:
  *   xs/variants.h   the ten variants (X-macro)
  *   xs/ops.h        the operations (X-macro)

@@ -77,7 +77,7 @@ pub fn shard_count(req: u64) -> Result<u32> {
 
 impl ShardSet {
     /// Opens (creating what is missing) the set `prefix` of `shards` shards (rounded as
-    /// [`shard_count`]) with the sizing of `o` per shard (`o.backing` / `o.path` are
+    /// `shard_count`) with the sizing of `o` per shard (`o.backing` / `o.path` are
     /// ignored: shards are files).
     pub fn open(prefix: &CStr, shards: u64, o: &Options) -> Result<ShardSet> {
         let n = shard_count(shards)?;

@@ -34,15 +34,11 @@
 //! ([`resp`], 200 lines with tests), at the cost of ~50 crates and Rust 1.88. So the
 //! feature adds no dependency and keeps the engine's MSRV.
 
-#[allow(missing_docs)]
-pub mod cluster;
-#[allow(missing_docs)]
-pub mod conn;
-#[allow(missing_docs)]
-pub mod model;
-pub mod resp;
-#[allow(missing_docs)]
-pub mod url;
+mod cluster;
+mod conn;
+mod model;
+mod resp;
+mod url;
 
 use self::cluster::Topology;
 use self::conn::{Fail, Settings};
