@@ -27,8 +27,9 @@ system($cargo, 'vendor', '--locked', '--versioned-dirs', '--quiet', $vendor) == 
 
 # name-version of every crate that `make` compiles
 my %keep;
+# (with the features Makefile.PL builds with: maps in Redis, TLS included)
 open my $tree, '-|', $cargo, 'tree', '--locked', '-e', 'normal,build', '--prefix', 'none',
-    map({ ('-p', $_) } @pkgs)
+    '--features', 'hashmap-shared-ffi/redis-tls', map({ ('-p', $_) } @pkgs)
     or die "$0: cargo tree: $!\n";
 while (<$tree>) {
     $keep{"$1-$2"} = 1 if /^(\S+) v(\S+)/;

@@ -485,7 +485,9 @@ static SSize_t op_to_hash(pTHX_ OpCtx *c) {
 /* -- accessors ----------------------------------------------------------------------- */
 
 HM_INLINE SSize_t op_stat(pTHX_ OpCtx *c) {
-    return hm_ret_uv(aTHX_ c, (UV)hm_stat(c->m, (uint32_t)c->aux));
+    int64_t v = hm_stat(c->m, (uint32_t)c->aux);
+    HM_CHECK(v);                        /* a map in Redis that cannot be reached */
+    return hm_ret_uv(aTHX_ c, (UV)v);
 }
 
 static SSize_t op_reserve(pTHX_ OpCtx *c) {
@@ -578,8 +580,9 @@ static SSize_t op_remove_multi(pTHX_ OpCtx *c) {
 
 static SSize_t op_stats(pTHX_ OpCtx *c) {
     HmStats s;
-    HV *hv = newHV();
-    hm_stats(c->m, &s);
+    HV *hv;
+    HM_CHECK(hm_stats(c->m, &s));
+    hv = newHV();
 #define HM_STAT_KEY(k) (void)hv_stores(hv, #k, newSVuv((UV)s.k))
     HM_STAT_KEY(size);
     HM_STAT_KEY(capacity);

@@ -34,12 +34,17 @@ enum Phase {
 }
 
 /// A cursor's position (see the module docs).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "redis"), derive(Copy))]
 pub struct Cursor {
     phase: Phase,
     shard: usize,
     pos: usize,
     gen: Option<u32>,
+    /// Where a cursor on a map in Redis is (a cursor does not know its map's backend
+    /// until it is used).
+    #[cfg(feature = "redis")]
+    pub(crate) remote: crate::remote::RemoteCursor,
 }
 
 impl Default for Cursor {
@@ -51,7 +56,14 @@ impl Default for Cursor {
 impl Cursor {
     /// A cursor before the first entry of shard 0.
     pub fn new() -> Cursor {
-        Cursor { phase: Phase::Before, shard: 0, pos: 0, gen: None }
+        Cursor {
+            phase: Phase::Before,
+            shard: 0,
+            pos: 0,
+            gen: None,
+            #[cfg(feature = "redis")]
+            remote: crate::remote::RemoteCursor::default(),
+        }
     }
 
     /// Has it run past the end (and stays there until reset or seek)?

@@ -311,17 +311,19 @@ int32_t hm_list(struct HmMap *m, uint32_t what, struct HmList *out);
 // `m` a live handle; `out` writable.
 int32_t hm_verify(struct HmMap *m, struct HmList *out);
 
-// Fills `*out` with the statistics.
+// Fills `*out` with the statistics: 0, or HM_ERR (a map in Redis that cannot be
+// reached).
 //
 // # Safety
 // `m` a live handle; `out` writable.
-void hm_stats(struct HmMap *m, struct HmStats *out);
+int32_t hm_stats(struct HmMap *m, struct HmStats *out);
 
-// One statistic (HM_ST_*); 0 for an unknown one.
+// One statistic (HM_ST_*; 0 for an unknown one, values above 2^63-1 saturate), or
+// HM_ERR (a map in Redis that cannot be reached).
 //
 // # Safety
 // `m` a live handle.
-uint64_t hm_stat(struct HmMap *m, uint32_t which);
+int64_t hm_stat(struct HmMap *m, uint32_t which);
 
 // Removes every expired entry; returns how many (0 on a map without TTL).
 //

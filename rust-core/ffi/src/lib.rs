@@ -878,9 +878,9 @@ pub unsafe extern "C" fn hm_verify(m: *mut HmMap, out: *mut HmList) -> i32 {
     }
 }
 
-fn stats_of(h: &Handle) -> HmStats {
-    let s = h.stats();
-    HmStats {
+fn stats_of(h: &mut Handle) -> Result<HmStats> {
+    let s = h.stats()?;
+    Ok(HmStats {
         size: s.size,
         capacity: s.capacity,
         max_entries: s.max_entries,
@@ -895,29 +895,31 @@ fn stats_of(h: &Handle) -> HmStats {
         ttl: s.ttl,
         frozen: s.frozen,
         readonly: s.readonly,
-    }
+    })
 }
 
-/// Fills `*out` with the statistics.
+/// Fills `*out` with the statistics: 0, or HM_ERR (a map in Redis that cannot be
+/// reached).
 ///
 /// # Safety
 /// `m` a live handle; `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn hm_stats(m: *mut HmMap, out: *mut HmStats) {
+pub unsafe extern "C" fn hm_stats(m: *mut HmMap, out: *mut HmStats) -> i32 {
     // SAFETY: per the contract.
-    guard((), || unsafe { Ok(put(out, stats_of(engine(m)?))) })
+    guard(HM_ERR, || unsafe { Ok(put(out, stats_of(engine(m)?)?)) }.map(|()| 0))
 }
 
-/// One statistic (HM_ST_*); 0 for an unknown one.
+/// One statistic (HM_ST_*; 0 for an unknown one, values above 2^63-1 saturate), or
+/// HM_ERR (a map in Redis that cannot be reached).
 ///
 /// # Safety
 /// `m` a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn hm_stat(m: *mut HmMap, which: u32) -> u64 {
-    guard(0, || {
+pub unsafe extern "C" fn hm_stat(m: *mut HmMap, which: u32) -> i64 {
+    guard(HM_ERR as i64, || {
         // SAFETY: per the contract.
-        let s = stats_of(unsafe { engine(m)? });
-        Ok(match which {
+        let s = stats_of(unsafe { engine(m)? })?;
+        let v = match which {
             HM_ST_SIZE => s.size,
             HM_ST_CAPACITY => s.capacity,
             HM_ST_MAX_ENTRIES => s.max_entries,
@@ -933,7 +935,8 @@ pub unsafe extern "C" fn hm_stat(m: *mut HmMap, which: u32) -> u64 {
             HM_ST_FROZEN => s.frozen,
             HM_ST_READONLY => s.readonly,
             _ => 0,
-        })
+        };
+        Ok(v.min(i64::MAX as u64) as i64)
     })
 }
 
@@ -1077,7 +1080,7 @@ unsafe fn cursor<'a>(c: *mut HmCursor) -> Result<&'a mut Cursor> {
 #[no_mangle]
 pub unsafe extern "C" fn hm_cursor_next(m: *mut HmMap, c: *mut HmCursor, key: *mut HmOut, val: *mut HmOut) -> i32 {
     // SAFETY: per the contract.
-    guard(HM_ERR, || unsafe { Ok(put_pair(key, val, engine(m)?.cursor_next(cursor(c)?))) })
+    guard(HM_ERR, || unsafe { Ok(put_pair(key, val, engine(m)?.cursor_next(cursor(c)?)?)) })
 }
 
 /// Back before the first entry of shard 0.

@@ -368,11 +368,6 @@ impl Link {
         self.conn = Some(c);
         Ok(out)
     }
-
-    /// Forgets the connection (the next call makes a new one).
-    pub fn reset(&mut self) {
-        self.conn = None;
-    }
 }
 
 /// Is `fd` readable (data, EOF or error) right now? An idle connection of ours never is

@@ -109,7 +109,7 @@ pub struct Remote {
 
 /// An iteration over the shards: the shard it is on, the scan cursor there (None: not
 /// started) and the entries of the last scan step not returned yet.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug)]
 struct Scan {
     shard: usize,
     cursor: Option<Vec<u8>>,
@@ -120,7 +120,7 @@ struct Scan {
 }
 
 /// A cursor (api.md 6.7) on a [`Remote`]: independent of `each` and of other cursors.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug)]
 pub struct RemoteCursor {
     scan: Scan,
 }
@@ -400,9 +400,15 @@ impl Remote {
 
     /// One call of the script on `shard` with `args` (op first).
     fn eval(&mut self, shard: usize, args: &[&[u8]], idem: bool) -> Result<Reply> {
-        let slot = self.shards[shard].slot;
+        let sk = self.shards[shard].clone();
+        self.eval_at(&sk, args, idem)
+    }
+
+    /// One call of the script on the shard whose keys are `sk`.
+    fn eval_at(&mut self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
+        let slot = sk.slot;
         let sha = self.script_sha(slot)?;
-        let keys = self.declared(shard);
+        let keys = self.declared(sk);
         let nk = keys.len().to_string();
         let mut v: Vec<&[u8]> = Vec::with_capacity(9 + args.len());
         v.extend_from_slice(&[b"EVALSHA", sha.as_bytes(), nk.as_bytes()]);
@@ -425,8 +431,8 @@ impl Remote {
     /// L and A for LRU, U for string keys). The script derives the names from M; the
     /// declaration is what Redis Cluster checks while a slot migrates (a declared key
     /// that never exists would make every call during an import fail with TRYAGAIN).
-    fn declared(&self, shard: usize) -> Vec<Vec<u8>> {
-        let k = &self.shards[shard].keys;
+    fn declared(&self, sk: &ShardKeys) -> Vec<Vec<u8>> {
+        let k = &sk.keys;
         let mut v = vec![k[0].clone(), k[1].clone()];
         if self.ttl > 0 {
             v.push(k[2].clone());
@@ -566,7 +572,7 @@ impl Remote {
                     groups.len() - 1
                 }
             };
-            let keys = self.declared(*s);
+            let keys = self.declared(&self.shards[*s]);
             let nk = keys.len().to_string();
             let mut v: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), nk.as_bytes()];
             v.extend(keys.iter().map(|k| k.as_slice()));
@@ -1324,6 +1330,16 @@ impl Remote {
             Err(e) if e.kind() == ErrorKind::Frozen => return Err(refused()),
             r => r?,
         };
+        if self.shards.len() > 1 {
+            // The set's record too: opening the set checks the seal there.
+            let dir = ShardKeys::new(&self.url.prefix, &self.url.name);
+            let id = self.id.clone();
+            let r = self.eval_at(&dir, &[b"freeze", id.as_bytes()], true)?;
+            match self.check(r) {
+                Err(e) if e.kind() != ErrorKind::Frozen => return Err(e),
+                _ => {}
+            }
+        }
         self.ro = true;
         Ok(())
     }
