@@ -111,4 +111,32 @@ subtest 'no password in any output' => guard {
     unlike($@, qr/topsecret/, '... not the password');
 };
 
+subtest 'the command-line tool moves a map between a file and Redis' => guard {
+    my $dir  = tmpdir();
+    my $file = "$dir/src.shm";
+    my $m = Data::HashMap::Shared::SS->new($file, 100, 0, 3600);
+    $m->put(a => 1);
+    $m->put_ttl(b => 2, 100);
+    my $v = "\x{20ac}";
+    $m->put(c => $v);
+    my $cli = "$^X -Mblib $FindBin::Bin/../bin/hashmap-shared";
+    my $url = $srv->url('moved');
+    like(`$cli dump $file | $cli load '$url' 2>&1`, qr/loaded 3 entries/, 'dump FILE | load URL');
+    my $r = Data::HashMap::Shared::SS->new($url, 1);
+    is($r->get('a'), 1, 'entry moved');
+    is($r->get('c'), $v, 'UTF-8 value moved with its flag');
+    my $left = $r->ttl_remaining('b');
+    ok($left > 90 && $left <= 100, "remaining TTL moved ($left)");
+    like(`$cli stat '$url'`, qr/Variant:\s+SS .*Entries:\s+3/s, 'stat URL');
+    is(`$cli get '$url' a`, "1\n", 'get URL');
+    like(`$cli verify '$url'`, qr/: ok$/, 'verify URL');
+    my $back = "$dir/back.shm";
+    like(`$cli dump '$url' | $cli load $back 2>&1`, qr/loaded 3 entries/, 'dump URL | load FILE');
+    my $b = Data::HashMap::Shared::SS->new($back, 1);
+    is($b->get('c'), $v, '... and back');
+    my $pw = 'redis://:hunter2@127.0.0.1:1/x?connect_timeout=0.2';
+    my $out = `$cli stat '$pw' 2>&1`;
+    unlike($out, qr/hunter2/, 'no password in the tool\'s output');
+};
+
 done_testing;

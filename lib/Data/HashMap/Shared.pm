@@ -31,6 +31,33 @@ sub upgrade_file {
 
 # B::Deparse support for the keywords' custom ops (named "shm_OP", variant id in
 # op_private): they deparse to the parenthesised keyword form, shm_ii_get($m, $k).
+# What a map in Redis is, without creating or changing anything: its variant, whether
+# it is frozen and how many shards it has (the CLI uses it; the words it parses are the
+# constructors' own).
+my @VARIANT_NAMES = qw(I16 I32 II I16S I32S IS SI16 SI32 SI SS);
+sub remote_info {
+    my ($class, $url) = @_;
+    Carp::croak('Data::HashMap::Shared->remote_info: URL is required') unless defined $url;
+    my $clean = sub { (my $m = shift) =~ s/ at \S+ line \d+\.?\n\z//; $m };
+    my $v = 'II';
+    my $ro = eval { "Data::HashMap::Shared::$v"->new_readonly($url) };
+    if (!$ro && $@ =~ /variant mismatch \(file=(\d+), expected=\d+\)/) {
+        $v = $VARIANT_NAMES[ $1 - 1 ] // Carp::croak("Data::HashMap::Shared->remote_info: $url: unknown variant $1");
+        $ro = eval { "Data::HashMap::Shared::$v"->new_readonly($url) };
+    }
+    my %i = (variant => $v, frozen => $ro ? 1 : 0, shards => 1);
+    if (!$ro) {
+        Carp::croak('Data::HashMap::Shared->remote_info: ' . $clean->($@)) unless $@ =~ /is not frozen/;
+        # Attaching never creates an existing map; a set names its shard count.
+        my $m = eval { "Data::HashMap::Shared::$v"->new($url, 1) };
+        if (!$m) {
+            $@ =~ /shard set has (\d+) shards/ or Carp::croak('Data::HashMap::Shared->remote_info: ' . $clean->($@));
+            $i{shards} = $1;
+        }
+    }
+    return \%i;
+}
+
 {
     my @prefix = _variant_prefixes();
     for my $op (_keyword_ops()) {
@@ -1051,11 +1078,14 @@ LMDB's mdb_stat, mdb_dump and mdb_load:
     hashmap-shared dump FILE > F.jsonl
     hashmap-shared load --max-entries 1000000 NEWFILE < F.jsonl
     hashmap-shared get FILE KEY       # also put, remove, verify
+    hashmap-shared dump FILE | hashmap-shared load redis://host:6379/NAME   # to Redis
 
 Dumps are JSON lines that keep every byte and UTF-8 flag and the remaining TTLs.
 Given the prefix of a shard set (the files F<PREFIX.0>, F<PREFIX.1>, ...) every
 command works on the whole set (C<stat> adds one line per shard, C<load --shards N>
-creates a set); frozen maps are opened read-only.
+creates a set); frozen maps are opened read-only. Every command also takes a Redis
+URL (L</MAPS IN REDIS>), so C<dump> and C<load> move a map between machines and
+between files and Redis.
 
 =head1 RUST API
 
@@ -1066,6 +1096,10 @@ can share one map:
     use hashmap_shared::{In, Map, Options, Variant};
     let mut hits = Map::open(&Options::new(Variant::SI, 100_000).file("/dev/shm/hits"))?;
     hits.incr_by(In::Str(b"/index.html", false), 1)?;
+
+With the crate's C<redis> feature, C<Handle::open> takes a Redis URL as the path
+(C<Options::new(Variant::SI, 100_000).file("redis://10.0.0.1:6379/hits")>), and
+C<hashmap_shared::Remote> is that map's handle type.
 
 C<cargo doc --no-deps -p hashmap-shared --open> shows its documentation, with
 examples that run as tests. F<rust-core/interop/src/main.rs> is a complete
@@ -1138,6 +1172,177 @@ that a process still has open. C<hashmap-shared-upgrade FILE...> prints one
 line per file ("  upgraded FILE", "  current  FILE (unchanged)", or
 "  ERROR    FILE: ..." on stderr), a summary line, and exits 1 if any file
 failed.
+
+=head1 MAPS IN REDIS
+
+When one machine is not enough, the same classes, keywords and methods work on a
+map that lives in L<Redis|https://redis.io> or a Redis Cluster: give a URL where a
+path goes, with the constructors' usual arguments.
+
+    my $hits  = Data::HashMap::Shared::SI->new('redis://127.0.0.1:6379/hits', 100_000);
+    my $cache = Data::HashMap::Shared::SS->new('redis://user:secret@cache.lan:6379/pages',
+                                               100_000, 10_000, 60);
+    my $big   = Data::HashMap::Shared::II->new_sharded(
+                    'redis://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000/big', 16, 1_000_000);
+    my $local = Data::HashMap::Shared::SI->new('redis+unix:///run/redis.sock?name=hits', 1000);
+    shm_si_incr $hits, '/index.html';          # the same custom ops
+
+=over 4
+
+=item URLs
+
+C<redis://[user:pass@]host:port[,host:port...]/NAME[?options]>: NAME names the map
+(its Redis keys carry it); several hosts are the seeds of a cluster (one host is
+asked at connect whether it is one). C<redis+unix:///path/to/redis.sock?name=NAME>
+for a local socket; C<rediss://> for TLS (the server's certificate is checked
+against the system's CA store, or the CAs of the C<tls_ca=FILE> option). Options:
+C<timeout> (seconds to wait for a reply, default 5), C<connect_timeout> (default
+1), C<failover_timeout> (how long a cluster call keeps trying while a replica
+takes over, default 15), C<prefix> (of every Redis key, default C<hms:>), C<db>
+(standalone servers), C<cluster=0|1> (instead of asking). The user and password
+(for C<AUTH>, ACL users included) never appear in C<path>, in error messages, in
+C<stats> or in the command-line tool's output: C<path> returns the URL without
+the password. A local file whose name starts like a URL is opened as
+F<./redis://...>.
+
+=item Constructors
+
+C<new>, C<new_sharded> and C<new_readonly> take URLs with the arguments they take
+for files (max_entries, max_size, ttl, lru_skip; arena_cap and file_mode are
+ignored). The first C<new> creates the map (its options recorded in Redis); later
+ones attach to it, ignore their sizing arguments and croak with the file words
+when the variant or the shard shape differs ("variant mismatch (file=9,
+expected=10)", "shard set has 4 shards, opened with 8"); a frozen map needs
+C<new_readonly>. A sharded map's shards spread over a cluster's masters (each
+shard lives in one hash slot, chosen so that an evenly split cluster gets its
+share). C<new_memfd>, C<new_from_fd> and anonymous maps have no Redis form.
+
+=item Behaviour
+
+Every operation is one Lua script (or one command) on the server holding the
+key's shard: atomic there and one round trip, and it answers as a local map does
+for the same calls: the same narrowing and wrap-around of integers (64-bit values
+never pass through Lua's doubles), the same UTF-8 flags, TTL and LRU rules
+(default TTL, put_ttl family, lazy expiry, second-chance eviction at max_size,
+pop/shift/drain in LRU order), return values and error words. C<get_multi>,
+C<set_multi> and C<remove_multi> send one script per shard, pipelined (one round
+trip per server).
+
+=item Connections and failures
+
+One connection per server per process, made at first use and shared by the
+process's maps. After C<fork> a child makes its own (it never uses nor shuts its
+parent's). A server that restarted is reconnected on the next call. A reply that
+does not come within C<timeout> croaks "redis: HOST:PORT: timed out after N s" and
+the connection is dropped, so a late reply never answers a later call. A call
+whose effect is not known (the connection broke after it was sent) is repeated
+when that changes nothing (get, put, put_ttl, set_ttl, persist, max, min,
+set_multi, reads), and otherwise croaks with "outcome unknown: the call may or
+may not have been applied" (incr, remove, take, add, cas, pop, ...). On a cluster,
+MOVED and ASK redirections are followed, and when a master dies calls wait and
+retry (up to C<failover_timeout>) until a replica has taken over. Every other
+server error croaks "redis: MESSAGE". Redis refusing a write at C<maxmemory> is
+the soft failure of a full map: C<put> and friends return false, counters croak
+"increment failed".
+
+=back
+
+C<< Data::HashMap::Shared->remote_info($url) >> says what a map in Redis is without
+creating or changing anything: C<< { variant => 'SI', shards => 4, frozen => 0 } >>
+(it croaks "no such map" when there is none); the command-line tool opens URLs
+with it.
+
+=head2 Differences on Redis
+
+Everything not listed here behaves as on a file. Each difference, and what happens
+instead:
+
+=over 4
+
+=item *
+
+B<Iteration order> (C<keys>, C<values>, C<items>, C<each>, cursors) is Redis' hash
+order, not slot order. C<keys>, C<values>, C<items> and C<to_hash> are a snapshot
+of each shard only up to 10,000 entries per shard; larger shards are listed in
+scan steps (every entry present throughout is listed, one changed meanwhile may
+or may not be). C<each> and cursors walk in scan steps: an entry may come twice,
+entries added or removed meanwhile may or may not come.
+
+=item *
+
+B<Cursor C<seek>> returns the sought entry next and then continues where the
+cursor was (a scan cannot be positioned at a key), instead of going on in slot
+order from the key.
+
+=item *
+
+B<C<pop> and C<shift> on maps without LRU> remove an entry of Redis' choosing
+(the first of a scan), not the lowest or highest slot. On LRU maps they take the
+LRU tail and head as on files.
+
+=item *
+
+B<Eviction> examines at most 100,000 second-chance entries per insert (then the
+tail goes regardless); a file map walks the whole list.
+
+=item *
+
+B<Expiry> counts whole seconds of the server's clock (one clock for every client),
+not the client's.
+
+=item *
+
+B<C<flush_expired_partial($limit)>> removes up to C<$limit> expired entries per
+shard (not C<$limit> slots scanned); C<done> is 1 once no shard has an expired
+entry left.
+
+=item *
+
+B<Sizing accessors.> C<max_entries> is recorded and enforced (an insert beyond it
+fails softly, as on files), but there is no table: C<capacity> reports the
+largest table a file map of that size would have, C<tombstones>, C<mmap_size>,
+C<arena_used> and C<arena_cap> are 0, C<reserve($n)> only says whether C<$n> <=
+C<max_entries>. Strings are limited by Redis (512 MB per value by default), not by
+an arena: a string map is never "arena full", only full at Redis' C<maxmemory>.
+
+=item *
+
+B<Durability.> C<sync> does nothing: durability is the server's persistence
+(RDB/AOF) and replication. Replication is asynchronous: a write acknowledged by a
+master that dies before its replica has it is lost in the failover. No dead
+writer can leave a map half-written (every call is one script), so
+C<stat_recoveries> stays 0.
+
+=item *
+
+B<C<freeze>> is enforced by our scripts: other Redis clients can still write the
+keys (use ACLs to stop them).
+
+=item *
+
+B<C<unlink>> deletes the map for everyone at once; handles still open on it then
+croak "map no longer exists (unlinked)" (an unlinked file stays usable through
+existing mappings).
+
+=item *
+
+B<Every call can fail> with a network or server error ("redis: ..."), and a
+non-repeatable call whose connection broke croaks "outcome unknown" (see above);
+file maps never do either.
+
+=item *
+
+B<Speed.> Every call is a network round trip (tens of microseconds on one
+machine, more across a network) instead of tens of nanoseconds.
+
+=back
+
+The keys of a map named NAME are C<hms:{NAME}:m> (its options and counters),
+C<hms:{NAME}:d> (a hash: the entries; integers as decimal strings, string values
+behind one flag byte C<0> or C<1>), and C<:x>, C<:l>, C<:a>, C<:u> for TTL, LRU and
+UTF-8-key bookkeeping; shard I of a set uses the tag C<{NAME.I.J}>. Redis' own
+eviction must not touch them: use C<maxmemory-policy noeviction> (or a
+C<volatile-*> policy) on servers that hold maps.
 
 =head1 DIFFERENCES FROM THE C IMPLEMENTATION
 
