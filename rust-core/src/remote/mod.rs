@@ -1,5 +1,30 @@
 //! Maps that live in Redis or a Redis Cluster (cargo feature `redis`; issue 13).
 //!
+//! The same [`crate::Options`] open them: a file path that is a Redis URL
+//! (`redis://[user:pass@]host:port[,host:port...]/NAME[?options]`,
+//! `redis+unix:///path/to/redis.sock?name=NAME`, `rediss://` with the `redis-tls`
+//! feature) makes [`crate::Handle::open`] open a map in Redis, with the same
+//! operations and answers:
+//!
+//! ```no_run
+//! use hashmap_shared::{Handle, In, Options, Out, Variant};
+//!
+//! let opts = Options::new(Variant::SI, 100_000).file("redis://10.0.0.1:6379/hits");
+//! let mut hits = Handle::open(&opts)?;          // on every machine: one map
+//! hits.incr_by(In::Str(b"/index.html", false), 1)?;
+//! assert!(matches!(hits.get(In::Str(b"/index.html", false))?, Some(Out::Int(_))));
+//!
+//! // A shard set spread over a cluster's masters.
+//! let big = Options::new(Variant::II, 1_000_000);
+//! let url = std::ffi::CString::new("redis://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000/big").unwrap();
+//! let mut set = Handle::open_sharded(&url, 16, &big)?;
+//! set.put(In::Int(1), In::Int(2))?;
+//! # Ok::<(), hashmap_shared::Error>(())
+//! ```
+//!
+//! [`Remote`] is the handle type behind it (also usable directly:
+//! [`Remote::open`]).
+//!
 //! A [`Remote`] is a handle on such a map: a set of shards (a plain map is a set of
 //! one), each kept in six Redis keys under one hash tag ([`model`]), every operation one
 //! Lua script or one command on one shard ([`lua/map.lua`](lua/map.lua)): atomic on
