@@ -61,6 +61,13 @@
 #   xp_ttl       BENCH_PROCS processes use a TTL map (default TTL 1 s) as a cache
 #                (get, and put on a miss) with uniform keys over N keys
 #
+# Redis sections (redis: only when asked; Redis::Fast and redis-server needed): our
+# maps in Redis against hand-written Redis::Fast code doing the same thing on the same
+# server (HGET, HEXISTS, HSET, HINCRBY on one hash; 100 pipelined HGET / HSET for the
+# batches), server and client pinned to CPU 0 with taskset (a wake-up across CPUs
+# costs ~80-100 us on these VMs and would drown everything else), a unix socket.
+#   perl -Mblib bench/vs.pl 25000 redis
+#
 # Other sections: filesize (file size at max_entries 100,000, the decisions.md
 # target), scale and scale10m (insert and lookup at 25K and 1M entries, and at 10M
 # entries: file size and resident memory per entry for II, IS, SI and SS, next to a
@@ -731,6 +738,65 @@ sub lru_ttl_supported {
     return (0, $@ =~ s/ at .*//sr);
 }
 
+# ---- maps in Redis ------------------------------------------------------------------
+sub redis_section {
+    if (!eval { require Redis::Fast; 1 }) { print "redis                  skipped: Redis::Fast not installed\n\n"; return }
+    if (system('redis-server --version >/dev/null 2>&1') != 0) { print "redis                  skipped: no redis-server\n\n"; return }
+    system("taskset -p -c 0 $$ >/dev/null 2>&1") == 0 or print "(taskset failed: client not pinned)\n";
+    my $sock = "$DIR/redis.sock";
+    my $srv = fork // die "fork: $!";
+    if (!$srv) {
+        open STDOUT, '>', '/dev/null';
+        exec 'taskset', '-c', '0', 'redis-server', '--port', '0', '--unixsocket', $sock, '--save', '', '--appendonly', 'no', '--dir', $DIR;
+        POSIX::_exit(127);
+    }
+    Time::HiRes::sleep(0.01) until -S $sock;
+    my $n = $N < 10_000 ? $N : 10_000;
+    my $f = $fam{si};
+    my @k = @{ $f->{k} }[ 0 .. $n - 1 ];
+    my @v = @{ $f->{v} }[ 0 .. $n - 1 ];
+    my $m = Data::HashMap::Shared::SI->new("redis+unix://$sock?name=bench", $N);
+    my $r = Redis::Fast->new(sock => $sock);
+    my $h = 'peer:bench';
+    $m->put($k[$_], $v[$_]) for 0 .. $n - 1;
+    $r->hset($h, $k[$_], $v[$_]) for 0 .. $n - 1;
+    my @batches = map { [ @k[ $_ * 100 .. $_ * 100 + 99 ] ] } 0 .. int($n / 100) - 1;
+    my %tests = (
+        redis_get => [ sub { my $x = 0; for (@k) { $x++ if defined(shm_si_get $m, $_) } $x },
+                       sub { my $x = 0; for (@k) { $x++ if defined($r->hget($h, $_)) } $x } ],
+        redis_exists => [ sub { my $x = 0; for (@k) { $x++ if shm_si_exists $m, $_ } $x },
+                          sub { my $x = 0; for (@k) { $x++ if $r->hexists($h, $_) } $x } ],
+        redis_put => [ sub { my $i = 0; for (@k) { shm_si_put $m, $_, $v[ $i++ ] } $n },
+                       sub { my $i = 0; for (@k) { $r->hset($h, $_, $v[ $i++ ]) } $n } ],
+        redis_incr => [ sub { for (@k) { shm_si_incr $m, $_ } $n },
+                        sub { for (@k) { $r->hincrby($h, $_, 1) } $n } ],
+        redis_get_multi100 => [ sub { my $x = 0; for my $b (@batches) { $x += grep { defined } $m->get_multi(@$b) } $x },
+                                sub { my $x = 0; for my $b (@batches) { $r->hget($h, $_, sub { $x++ if defined $_[0] }) for @$b; $r->wait_all_responses } $x } ],
+        redis_set_multi100 => [ sub { my $x = 0; for my $b (@batches) { $x += $m->set_multi(map { ($_, 7) } @$b) } $x },
+                                sub { my $x = 0; for my $b (@batches) { $r->hset($h, $_, 7, sub { $x++ }) for @$b; $r->wait_all_responses } $x } ],
+    );
+    for my $sec (qw(redis_get redis_exists redis_put redis_incr redis_get_multi100 redis_set_multi100)) {
+        my $load0 = loadavg();
+        my %rate;
+        for my $rep (1 .. $REPS) {
+            for my $i (0, 1) {
+                my ($done, $el) = (0, 0);
+                while ($el < $MIN_T) {
+                    my $t0 = time;
+                    $done += $tests{$sec}[$i]->();
+                    $el += time - $t0;
+                }
+                my $label = $i ? 'Redis::Fast' : 'Shared::SI (Redis)';
+                $rate{$label} = $done / $el if $done / $el > ($rate{$label} // 0);
+            }
+        }
+        $R{$sec} = \%rate;
+        report($sec, \%rate, qr/^Shared::/, undef, "load $load0-" . loadavg() . ', client and server on CPU 0');
+    }
+    kill 'TERM', $srv;
+    waitpid $srv, 0;
+}
+
 # ---- other sections ----------------------------------------------------------------
 sub file_bytes { my @s = stat $_[0]; return ($s[7], $s[12] * 512) }
 
@@ -921,6 +987,7 @@ push @sections,
     } ],
     [ filesize => \&filesize_section ],
     [ scale    => sub { scale_section() }, 'on request' ],
+    [ redis    => \&redis_section, 'on request' ],
     [ scale10m => sub { scale_section(10_000_000) }, 'on request' ];
 
 if ($FILTER eq 'list') {
@@ -977,6 +1044,13 @@ my @targets = (
     [ 'SS short lookup vs SharedMem',   ss_short_lookup => 'Shared::SS', 'Hash::SharedMem', 2.5 ],
     [ 'SS long lookup vs SharedMem',    ss_long_lookup  => 'Shared::SS', 'Hash::SharedMem', 3 ],
     [ '2-proc writes vs SharedMem',     xp_write2       => 'Shared::SS', 'Hash::SharedMem', 8 ],
+    # issue 13: maps in Redis against hand-written Redis::Fast code
+    [ 'Redis get vs Redis::Fast',       redis_get       => 'Shared::SI (Redis)', 'Redis::Fast', 1.0 ],
+    [ 'Redis exists vs Redis::Fast',    redis_exists    => 'Shared::SI (Redis)', 'Redis::Fast', 1.0 ],
+    [ 'Redis put vs Redis::Fast',       redis_put       => 'Shared::SI (Redis)', 'Redis::Fast', 0.85 ],
+    [ 'Redis incr vs Redis::Fast',      redis_incr      => 'Shared::SI (Redis)', 'Redis::Fast', 0.85 ],
+    [ 'Redis get_multi 100 vs pipeline', redis_get_multi100 => 'Shared::SI (Redis)', 'Redis::Fast', 1.0 ],
+    [ 'Redis set_multi 100 vs pipeline', redis_set_multi100 => 'Shared::SI (Redis)', 'Redis::Fast', 1.0 ],
 );
 my @lines;
 for my $t (@targets) {
