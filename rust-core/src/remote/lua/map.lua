@@ -192,11 +192,18 @@ local function take_end(e)
   end
 end
 
-local ops = {}
+-- Mutators are refused on frozen maps, before the TTL check (api.md 7.9).
+local reads = {get = true, getx = true, ttl = true, exists = true, mget = true, scan = true,
+  all = true, stats = true, unlink = true, seek = true, verify = true}
+
+if frozen and not reads[op] then return redis.error_reply('HMS frozen') end
+if ARGV[#ARGV] == 'needttl' and not ttl_on then return redis.error_reply('HMS nottl') end
+
+-- The operation: one branch per op (no table of closures built on every call).
 
 -- Reads ------------------------------------------------------------------------------
 
-ops.get = function()  -- k, mark ('1': LRU accessed mark)
+if op == 'get' then  -- k, mark ('1': LRU accessed mark)
   local k = ARGV[3]
   local v = redis.call('HGET', D, k)
   if not v or expired(k) then return false end
@@ -204,7 +211,7 @@ ops.get = function()  -- k, mark ('1': LRU accessed mark)
   return v
 end
 
-ops.getx = function()  -- k, mark: {value, seconds left (0 permanent, -1 no TTL)}
+if op == 'getx' then  -- k, mark: {value, seconds left (0 permanent, -1 no TTL)}
   local k = ARGV[3]
   local v = redis.call('HGET', D, k)
   if not v or expired(k) then return false end
@@ -215,7 +222,7 @@ ops.getx = function()  -- k, mark: {value, seconds left (0 permanent, -1 no TTL)
   return {v, tonumber(e) - clock()}
 end
 
-ops.ttl = function()  -- k: seconds left, 0 permanent, false missing/expired
+if op == 'ttl' then  -- k: seconds left, 0 permanent, false missing/expired
   local k = ARGV[3]
   if redis.call('HEXISTS', D, k) == 0 then return false end
   local e = redis.call('ZSCORE', X, k)
@@ -225,13 +232,13 @@ ops.ttl = function()  -- k: seconds left, 0 permanent, false missing/expired
   return e
 end
 
-ops.exists = function()
+if op == 'exists' then
   local k = ARGV[3]
   if redis.call('HEXISTS', D, k) == 0 or expired(k) then return 0 end
   return 1
 end
 
-ops.mget = function()  -- mark, keys...: one value (or false) per key
+if op == 'mget' then  -- mark, keys...: one value (or false) per key
   local out = {}
   local mark = lru_on and ARGV[3] == '1' and not frozen
   for i = 4, #ARGV do
@@ -246,7 +253,7 @@ end
 
 -- Live entries as {k, v, kflag, ...}: a scan step ({next cursor, entries...}) or,
 -- when the shard holds at most `limit` entries, all of them (false otherwise).
-ops.scan = function()  -- cursor, count
+if op == 'scan' then  -- cursor, count
   local r = redis.call('HSCAN', D, ARGV[3], 'COUNT', tonumber(ARGV[4]))
   local out = {r[1]}
   local kv = r[2]
@@ -258,7 +265,7 @@ ops.scan = function()  -- cursor, count
   return out
 end
 
-ops.all = function()  -- limit
+if op == 'all' then  -- limit
   if redis.call('HLEN', D) > tonumber(ARGV[3]) then return false end
   local kv = redis.call('HGETALL', D)
   local out = {}
@@ -270,7 +277,7 @@ ops.all = function()  -- limit
   return out
 end
 
-ops.seek = function()  -- k: {value, kflag} of a live entry, or false
+if op == 'seek' then  -- k: {value, kflag} of a live entry, or false
   local k = ARGV[3]
   local v = redis.call('HGET', D, k)
   if not v or expired(k) then return false end
@@ -278,7 +285,7 @@ ops.seek = function()  -- k: {value, kflag} of a live entry, or false
 end
 
 -- Inconsistencies between the shard's keys (a diagnostic: walks everything).
-ops.verify = function()
+if op == 'verify' then
   local out = {}
   local function each_member(key, kind, what)
     local ms
@@ -300,18 +307,18 @@ ops.verify = function()
   return out
 end
 
-ops.stats = function()
+if op == 'stats' then
   local s = redis.call('HMGET', M, 'evictions', 'expired')
   return {redis.call('HLEN', D), tonumber(s[1] or 0), tonumber(s[2] or 0), frozen and 1 or 0}
 end
 
-ops.unlink = function()
+if op == 'unlink' then
   return redis.call('DEL', M, D, X, L, A, U) > 0 and 1 or 0
 end
 
 -- Writes (refused on frozen maps) ----------------------------------------------------
 
-ops.put = function()  -- k, v, kf, mode, secs, flag
+if op == 'put' then  -- k, v, kf, mode, secs, flag
   local k = ARGV[3]
   if redis.call('HEXISTS', D, k) == 1 then
     -- A hit, expired or not: put revives.
@@ -322,7 +329,7 @@ ops.put = function()  -- k, v, kf, mode, secs, flag
   return insert(k, ARGV[4], ARGV[5], ARGV[6], ARGV[7]) and 1 or 0
 end
 
-ops.mset = function()  -- flag, then k, v, kf triples: how many were stored
+if op == 'mset' then  -- flag, then k, v, kf triples: how many were stored
   local n = 0
   for i = 4, #ARGV, 3 do
     local k = ARGV[i]
@@ -337,12 +344,12 @@ ops.mset = function()  -- flag, then k, v, kf triples: how many were stored
   return n
 end
 
-ops.add = function()  -- k, v, kf, mode, secs
+if op == 'add' then  -- k, v, kf, mode, secs
   if live(ARGV[3]) then return 0 end
   return insert(ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]) and 1 or 0
 end
 
-ops.update = function()  -- k, v, mode, secs, flag
+if op == 'update' then  -- k, v, mode, secs, flag
   local k = ARGV[3]
   if not live(k) then return 0 end
   redis.call('HSET', D, k, ARGV[4])
@@ -350,7 +357,7 @@ ops.update = function()  -- k, v, mode, secs, flag
   return 1
 end
 
-ops.swap = function()  -- k, v, kf, flag: the old value, or false
+if op == 'swap' then  -- k, v, kf, flag: the old value, or false
   local k = ARGV[3]
   local cur = live(k)
   if cur then
@@ -362,21 +369,21 @@ ops.swap = function()  -- k, v, kf, flag: the old value, or false
   return false
 end
 
-ops.take = function()  -- k
+if op == 'take' then  -- k
   local k = ARGV[3]
   local cur = live(k)
   if cur then unlink_entry(k) end
   return cur
 end
 
-ops.remove = function()  -- k (expired or not, not counted)
+if op == 'remove' then  -- k (expired or not, not counted)
   local k = ARGV[3]
   if redis.call('HEXISTS', D, k) == 0 then return 0 end
   unlink_entry(k)
   return 1
 end
 
-ops.mdel = function()  -- keys...
+if op == 'mdel' then  -- keys...
   local n = 0
   for i = 3, #ARGV do
     local k = ARGV[i]
@@ -385,7 +392,7 @@ ops.mdel = function()  -- keys...
   return n
 end
 
-ops.gos = function()  -- k, v, kf, flag (get_or_set)
+if op == 'gos' then  -- k, v, kf, flag (get_or_set)
   local k = ARGV[3]
   local cur = live(k)
   if cur then hit(k, 'd', 0, ARGV[6]); return cur end
@@ -393,7 +400,7 @@ ops.gos = function()  -- k, v, kf, flag (get_or_set)
   return false
 end
 
-ops.cas = function()  -- k, expected (bytes or decimal), desired (stored form), flag
+if op == 'cas' then  -- k, expected (bytes or decimal), desired (stored form), flag
   local k = ARGV[3]
   local cur = live(k)
   if not cur or not veq(cur, ARGV[4]) then return 0 end
@@ -402,7 +409,7 @@ ops.cas = function()  -- k, expected (bytes or decimal), desired (stored form), 
   return 1
 end
 
-ops.cast = function()  -- k, expected (cas_take)
+if op == 'cast' then  -- k, expected (cas_take)
   local k = ARGV[3]
   local cur = live(k)
   if not cur or not veq(cur, ARGV[4]) then return false end
@@ -410,7 +417,7 @@ ops.cast = function()  -- k, expected (cas_take)
   return cur
 end
 
-ops.incr = function()  -- k, delta, delta with its top bit flipped, kf, flag
+if op == 'incr' then  -- k, delta, delta with its top bit flipped, kf, flag
   local k, d = ARGV[3], ARGV[4]
   local cur = live(k)
   if not cur then
@@ -460,10 +467,10 @@ local function bound(better)  -- k, v, kf, flag
   hit(k, 'd', 0, ARGV[6])
   return cur
 end
-ops.max = function() return bound(function(c) return c > 0 end) end
-ops.min = function() return bound(function(c) return c < 0 end) end
+if op == 'max' then return bound(function(c) return c > 0 end) end
+if op == 'min' then return bound(function(c) return c < 0 end) end
 
-ops.touch = function()  -- k, flag
+if op == 'touch' then  -- k, flag
   if not (ttl_on or lru_on) then return 0 end
   local k = ARGV[3]
   if not live(k) then return 0 end
@@ -471,7 +478,7 @@ ops.touch = function()  -- k, flag
   return 1
 end
 
-ops.persist = function()  -- k
+if op == 'persist' then  -- k
   if not ttl_on then return 0 end
   local k = ARGV[3]
   if not live(k) then return 0 end
@@ -479,7 +486,7 @@ ops.persist = function()  -- k
   return 1
 end
 
-ops.setttl = function()  -- k, secs
+if op == 'setttl' then  -- k, secs
   if not ttl_on then return 0 end
   local k = ARGV[3]
   if not live(k) then return 0 end
@@ -487,7 +494,7 @@ ops.setttl = function()  -- k, secs
   return 1
 end
 
-ops.flush = function()  -- limit: {removed, 1 when no expired entry is left}
+if op == 'flush' then  -- limit: {removed, 1 when no expired entry is left}
   if not ttl_on then return {0, 1} end
   local lim = tonumber(ARGV[3])
   local due = redis.call('ZRANGEBYSCORE', X, '-inf', clock(), 'LIMIT', 0, lim)
@@ -497,11 +504,11 @@ ops.flush = function()  -- limit: {removed, 1 when no expired entry is left}
   return {#due, done}
 end
 
-ops.pop = function()  -- end ('t' pop, 'h' shift): {k, v, kflag} or false
+if op == 'pop' then  -- end ('t' pop, 'h' shift): {k, v, kflag} or false
   return take_end(ARGV[3])
 end
 
-ops.drain = function()  -- n: {k, v, kflag, ...} in pop order, n clamped to the size
+if op == 'drain' then  -- n: {k, v, kflag, ...} in pop order, n clamped to the size
   local n = math.min(tonumber(ARGV[3]), redis.call('HLEN', D))
   local out = {}
   local got = 0
@@ -514,24 +521,18 @@ ops.drain = function()  -- n: {k, v, kflag, ...} in pop order, n clamped to the 
   return out
 end
 
-ops.clear = function()
+if op == 'clear' then
   redis.call('UNLINK', D, X, L, A, U)
   redis.call('HINCRBY', M, 'gen', 1)
   return 1
 end
 
-ops.reserve = function() return 1 end
+if op == 'reserve' then return 1 end
 
-ops.freeze = function()
+if op == 'freeze' then
   redis.call('HSET', M, 'frozen', '1')
   return 1
 end
 
-local reads = {get = true, getx = true, ttl = true, exists = true, mget = true, scan = true,
-  all = true, stats = true, unlink = true, seek = true, verify = true}
 
-local f = ops[op]
-if not f then return redis.error_reply('HMS unknown op ' .. tostring(op)) end
-if frozen and not reads[op] then return redis.error_reply('HMS frozen') end
-if ARGV[#ARGV] == 'needttl' and not ttl_on then return redis.error_reply('HMS nottl') end
-return f()
+return redis.error_reply('HMS unknown op ' .. tostring(op))
