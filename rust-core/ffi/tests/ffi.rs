@@ -65,7 +65,8 @@ fn open_errors_and_null_handles() {
         assert!(hm_path(ptr::null()).is_null());
         assert_eq!(hm_get(ptr::null_mut(), &iin(1), ptr::null_mut()), HM_ERR);
         assert_eq!(last_error(), "NULL map handle");
-        assert_eq!(hm_stat(ptr::null_mut(), HM_ST_SIZE), 0);
+        assert_eq!(hm_stat(ptr::null_mut(), HM_ST_SIZE), HM_ERR as i64, "a statistic that cannot be read is an error");
+        assert_eq!(last_error(), "NULL map handle");
         assert!(hm_open(ptr::null()).is_null());
     }
 }
