@@ -2,7 +2,7 @@ package Data::HashMap::Shared;
 use strict;
 use warnings;
 
-our $VERSION = '0.17_01';
+our $VERSION = '1.00';
 
 require Carp;
 require XSLoader;
@@ -58,9 +58,8 @@ Data::HashMap::Shared - Type-specialized shared-memory hash maps for multiproces
 
 =head1 VERSION
 
-0.17_01, a development release. It implements the user-visible API of
-Data::HashMap::Shared 0.17 (the C/XS distribution) with a new engine written in
-Rust.
+1.00. It implements the user-visible API of Data::HashMap::Shared 0.17 (the
+C/XS distribution) with a new engine written in Rust.
 
 =head1 SYNOPSIS
 
@@ -1181,9 +1180,14 @@ L<hashmap-shared-upgrade>; L<XS::Parse::Keyword>.
 vividsnow (API and the original C implementation); this implementation by the
 Data::HashMap::Shared Rust port developers.
 
+Bugs, questions and patches: L<https://github.com/vividsnow/perl5-data-hashmap-shared/issues>;
+the source: L<https://github.com/vividsnow/perl5-data-hashmap-shared>.
+
 =head1 LICENSE
 
 This is free software; you can redistribute it and/or modify it under the same
-terms as Perl itself.
+terms as Perl itself: either the GNU General Public License, version 1 or (at
+your option) any later version, or the Artistic License 1.0. The full texts are
+in the file F<LICENSE> of the distribution.
 
 =cut

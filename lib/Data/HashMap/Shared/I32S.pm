@@ -4,7 +4,7 @@ use warnings;
 
 use Data::HashMap::Shared ();
 
-our $VERSION = '0.17_01';
+our $VERSION = '1.00';
 
 # Enable this variant's keywords (shm_i32s_*) in the scope that says "use ...::I32S".
 sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }

@@ -4,7 +4,7 @@ use warnings;
 
 use Data::HashMap::Shared ();
 
-our $VERSION = '0.17_01';
+our $VERSION = '1.00';
 
 # Enable this variant's keywords (shm_si32_*) in the scope that says "use ...::SI32".
 sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }

@@ -4,7 +4,7 @@ use warnings;
 
 use Data::HashMap::Shared ();
 
-our $VERSION = '0.17_01';
+our $VERSION = '1.00';
 
 # Enable this variant's keywords (shm_ss_*) in the scope that says "use ...::SS".
 sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }
