@@ -33,6 +33,16 @@ cmp_ok $version, '>', 0.17, '... above the C implementation\'s last release (0.1
     is $top, $version, 'the top entry of Changes is that version';
 }
 
+# the Rust version INSTALLATION names is the engine crate's rust-version (which
+# Makefile.PL and README read from the crate)
+{
+    my ($need) = slurp('rust-core/Cargo.toml') =~ /^rust-version\s*=\s*"([\d.]+)"/m;
+    my ($install) = slurp('lib/Data/HashMap/Shared.pm') =~ /^=head1 INSTALLATION\n(.*?)^=head1/ms;
+    my @named = $install =~ /\bRust (\d+\.\d+)/g;
+    ok @named, 'INSTALLATION names the Rust version it needs';
+    is_deeply [grep { $_ ne $need } @named], [], "... $need, the engine crate's rust-version";
+}
+
 # LICENSE: Perl 5's terms, both texts in full
 {
     ok -f 'LICENSE', 'a LICENSE file';

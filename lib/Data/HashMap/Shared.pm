@@ -885,8 +885,9 @@ but safe answers, never a crash or an endless loop.
 
 The limit: a process that dies holding the lock while its pid is immediately
 reused by a new live process looks alive; its waiters wait until that process
-exits. F<doc/TESTING.md> describes the kill torture (F<t/crash-torture.t>, 300
-rounds in F<xt/crash-torture.t>), the corruption fuzzers, and how to run the suite
+exits. The distribution's F<doc/TESTING.md> (see L</FILES IN THE
+DISTRIBUTION>) describes the kill torture (F<t/crash-torture.t>, 300 rounds in
+F<xt/crash-torture.t>), the corruption fuzzers, and how to run the suite
 under valgrind and the engine under AddressSanitizer.
 
 =head1 FORK AND PREFORKING SERVERS
@@ -984,10 +985,24 @@ longer ones in the string arena.
 
 =head1 INSTALLATION
 
-Needs Linux, a Perl with 64-bit integers on a little-endian machine (5.22 or
-later), L<XS::Parse::Keyword> 0.33 or later (Debian 12:
-C<apt-get install libxs-parse-keyword-perl>) and a Rust toolchain (cargo, Rust
-1.77 or later) to build the engine. Then, from the unpacked tarball:
+    cpanm Data::HashMap::Shared        # or: cpan Data::HashMap::Shared
+
+It needs Linux, a Perl 5.22 or later with 64-bit integers on a little-endian
+machine, L<XS::Parse::Keyword> 0.33 or later (installed by C<cpanm>; Debian 12:
+C<apt-get install libxs-parse-keyword-perl>) and, to build the engine, Rust 1.77
+or later with cargo: install it with rustup (L<https://rustup.rs>; Debian 12's
+own rustc, 1.63, is too old). Where one of these is missing, C<perl
+Makefile.PL> says so in a line that starts with "NA:" (or "OS unsupported"),
+e.g.
+
+    NA: Data::HashMap::Shared needs Rust >= 1.77 (cargo not found: install Rust ...)
+
+and stops without writing a Makefile, so that installers and CPAN testers
+report the distribution as not applicable to the machine rather than broken.
+A cargo that is not the one on the C<PATH> is named in C<CARGO>:
+C<CARGO=$HOME/.cargo/bin/cargo cpanm Data::HashMap::Shared>.
+
+By hand, from the unpacked tarball:
 
     perl Makefile.PL
     make
@@ -996,9 +1011,12 @@ C<apt-get install libxs-parse-keyword-perl>) and a Rust toolchain (cargo, Rust
     perl -Mblib eg/demo.pl        # before installing: workers counting into one map
 
 The release tarball carries the Rust crates the engine needs, so the build makes
-no network access (cargo runs with C<--offline>). The engine's own Rust test
-suite (C<cargo test --release --locked>) runs from a git checkout, which has the
-test dependencies.
+no network access (cargo runs with C<--offline>). The installed F<Shared.so>
+carries no debug information (about 2 MB); C<HMS_DEBUG_INFO=1 perl
+Makefile.PL> keeps it (about 8 MB), for profilers that attribute costs to
+source lines (callgrind, C<perf annotate>). The engine's own Rust test suite
+(C<cargo test --release --locked>) runs from a git checkout, which has the test
+dependencies.
 
 =head1 LIMITS
 
@@ -1030,8 +1048,8 @@ L<Data::HashMap::Shared::Cookbook> has recipes (shared counters, memoize across
 workers, LRU cache, rate limiter, work queue, heartbeat map, leaderboard, memfd
 hand-off, aggregator, feature flags with freeze, sharded counter, cursor walk,
 inspection from the shell, a Rust program sharing a map with Perl); the
-distribution's F<eg/> directory has one runnable script per Perl recipe, and
-F<eg/demo.pl> a first demonstration:
+distribution's F<eg/> directory (see L</FILES IN THE DISTRIBUTION>) has one
+runnable script per Perl recipe, and F<eg/demo.pl> a first demonstration:
 
     perl -Mblib eg/demo.pl 4 20000
 
@@ -1041,14 +1059,20 @@ L<hashmap-shared> inspects and edits map files from the shell, in the manner of
 LMDB's mdb_stat, mdb_dump and mdb_load:
 
     hashmap-shared stat FILE          # variant, geometry, options, counters, lock
+    hashmap-shared stat --json FILE   # the same and more, one JSON object (monitoring)
+    hashmap-shared stat -p FILE       # also the processes attached to the map
     hashmap-shared dump FILE > F.jsonl
     hashmap-shared load --max-entries 1000000 NEWFILE < F.jsonl
     hashmap-shared get FILE KEY       # also put, remove, verify
 
 Dumps are JSON lines that keep every byte and UTF-8 flag and the remaining TTLs.
-Given the prefix of a shard set (the files F<PREFIX.0>, F<PREFIX.1>, ...) every
-command works on the whole set (C<stat> adds one line per shard, C<load --shards N>
-creates a set); frozen maps are opened read-only.
+A dump streams: its memory does not grow with the map and writers are never
+held up for more than the read of one entry (it is not a snapshot of one
+instant: see C<dump> in L<hashmap-shared>). Given the prefix of a shard set
+(the files F<PREFIX.0>, F<PREFIX.1>, ...) every command works on the whole set
+(C<stat> adds one line per shard, C<load --shards N> creates a set); frozen
+maps are opened read-only. Exit status 0 means success, 1 "not found" (or
+problems found by C<verify>), 2 an error.
 
 =head1 RUST API
 
@@ -1060,13 +1084,15 @@ can share one map:
     let mut hits = Map::open(&Options::new(Variant::SI, 100_000).file("/dev/shm/hits"))?;
     hits.incr_by(In::Str(b"/index.html", false), 1)?;
 
-C<cargo doc --no-deps -p hashmap-shared --open> shows its documentation, with
-examples that run as tests. F<rust-core/interop/src/main.rs> is a complete
+In the distribution (see L</FILES IN THE DISTRIBUTION>), C<cargo doc --no-deps
+-p hashmap-shared --open> shows its documentation, with examples that run as
+tests. F<rust-core/interop/src/main.rs> is a complete
 program; F<t/rust-interop.t> has it write maps that Perl reads, read maps that
 Perl writes, and count into one map together with Perl.
 
 =head1 BENCHMARKS
 
+The benchmarks are in the distribution (see L</FILES IN THE DISTRIBUTION>).
 F<bench/vs.pl> measures throughput at the Perl level against a Perl hash,
 Hash::SharedMem, LMDB_File, BerkeleyDB and Cache::FastMmap (those that are
 installed), in one run on one machine, so that the ratios are comparable:
@@ -1722,11 +1748,81 @@ conversion. Stop it and retry.
 
 =back
 
+=head1 FILES IN THE DISTRIBUTION
+
+Some files named in this documentation come with the distribution but are not
+installed: the example scripts (F<eg/>, one per Cookbook recipe), the
+benchmarks and their latest results (F<bench/>, F<bench/RESULTS.md>), the
+design and testing notes (F<doc/DESIGN.md>, F<doc/TESTING.md>), the test
+suites (F<t/>, F<xt/>) and the engine's Rust sources (F<rust-core/>). They are
+in the release tarball (C<cpanm --look Data::HashMap::Shared> downloads and
+unpacks it and opens a shell there; L<https://metacpan.org/dist/Data-HashMap-Shared/source>
+shows it on the web) and in the repository,
+L<https://github.com/vividsnow/perl5-data-hashmap-shared>.
+
 =head1 SEE ALSO
 
 The variant classes L<Data::HashMap::Shared::II> and siblings;
 L<Data::HashMap::Shared::Cookbook>; the command-line tools L<hashmap-shared> and
 L<hashmap-shared-upgrade>; L<XS::Parse::Keyword>.
+
+=head2 Alternatives, and when each is the better choice
+
+This module is a typed hash map in shared memory for the processes of one
+machine: integer or string keys and values, counters and compare-and-swap,
+LRU and TTL, tens of nanoseconds per operation with no system call, and a map
+that survives any process being killed. Other tools fit other needs:
+
+=over
+
+=item L<Cache::FastMmap>
+
+A cache of Perl data in a shared mmap'd file, sized in bytes: values are
+serialised for you (any data structure, with L<Storable> by default), the
+least recently used entries are evicted when a page of the file is full, and
+callbacks can read through to and write back into a slower store
+(C<read_cb>/C<write_cb>). Better when the values are structures rather than
+strings or numbers, when the cache should be bounded by bytes rather than
+entries, or when you want its read-through API; its locks are per page
+(C<fcntl> locks, a system call each), and it has no counters or
+compare-and-swap.
+
+=item L<Hash::SharedMem>
+
+A shared hash of string keys and values in a directory of files whose readers
+and writers never lock: every write makes a new version of the changed part of
+a persistent tree, and any process can take a consistent snapshot of the whole
+hash (C<shash_snapshot>) and read it at leisure. Better when readers need
+consistent views of many keys at once, or when the data has no size bound known
+in advance (it grows, with no maximum to choose); no LRU, TTL or counters.
+
+=item L<LMDB_File>
+
+The Perl binding of LMDB, a transactional key-value database in a memory-mapped
+file: ACID transactions over many keys, keys kept sorted (range scans and
+ordered iteration), several named databases per file, data larger than memory,
+and durability on disk (C<fsync> at commit). Better when the data must survive
+a power failure or a crash of the machine, when several keys must change
+together or not at all, or when you need ordered keys; one writer at a time,
+and a transaction per operation costs more than a map update.
+
+=item L<Redis> (or L<Redis::Fast>)
+
+A server: its data is shared by processes on many machines, with lists, sets,
+sorted sets, streams, pub/sub, replication and persistence. Better as soon as
+the processes that share the data are not on one machine, or when you need its
+data types; every operation is a network round trip (tens of microseconds
+even on localhost, against well under a microsecond here).
+
+=item L<CHI>
+
+A caching interface with many drivers (memory, files, FastMmap, Memcached,
+Redis, ...), namespaces, expiry, serialisation and size limits, and layered
+caches (a small fast L1 before a larger L2). Better when code should cache
+through one API whatever the store is, or switch stores without changing code;
+it adds a method call and serialisation to each access.
+
+=back
 
 =head1 AUTHOR
 
