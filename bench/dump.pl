@@ -53,6 +53,10 @@ if ($mode eq 'rss') {
     exit 0;
 }
 
+# put times counted (seconds): a put that waits for the dump's read lock is slow; on
+# a busy machine scheduling alone makes a few puts slow too
+our @SLOW = (0.001, 0.01, 0.05, 0.1);
+
 # stall: the longest put of a writer over $secs seconds, with $during run meanwhile
 sub longest_put {
     my ($during) = @_;
@@ -64,14 +68,16 @@ sub longest_put {
         local $SIG{TERM} = sub { $stop = 1 };
         my $w8 = Data::HashMap::Shared::SS->new($file, 1);
         my ($max, $ops, $i) = (0, 0, 0);
+        my @slow = (0) x @SLOW;    # puts slower than each of @SLOW
         until ($stop) {
             my $t = time;
             $w8->put('key ' . (1 + $i++ % 1000), 'written by the writer');
             my $dt = time - $t;
             $max = $dt if $dt > $max;
+            $dt > $SLOW[$_] and $slow[$_]++ for 0 .. $#SLOW;
             $ops++;
         }
-        print $w "$max $ops\n";
+        print $w "$max $ops @slow\n";
         close $w;
         exit 0;
     }
@@ -82,13 +88,15 @@ sub longest_put {
     my $took = time - $t0;
     sleep 0.5;
     kill 'TERM', $pid;
-    my ($max, $ops) = split ' ', scalar <$r>;
+    my ($max, $ops, @slow) = split ' ', scalar <$r>;
     waitpid $pid, 0;
-    return ($max, $ops, $took, $what);
+    return ($max, $ops, $took, \@slow);
 }
 
-my ($dump_max, $dump_ops, $dump_took) = longest_put(sub { system(@dump) == 0 or die "dump failed\n" });
-my ($idle_max, $idle_ops) = longest_put(sub { sleep $dump_took });
-printf "writer alone for %.1f s:  longest put %.2f ms (%d puts)\n", $dump_took + 1, $idle_max * 1000, $idle_ops;
-printf "writer during the dump:  longest put %.2f ms (%d puts); the dump took %.1f s\n",
-    $dump_max * 1000, $dump_ops, $dump_took;
+my ($dump_max, $dump_ops, $dump_took, $dump_slow) = longest_put(sub { system(@dump) == 0 or die "dump failed\n" });
+my ($idle_max, $idle_ops, undef, $idle_slow) = longest_put(sub { sleep $dump_took });
+my $slow = sub { join ', ', map { "$_[0][$_] > " . $SLOW[$_] * 1000 . ' ms' } 0 .. $#SLOW };
+printf "writer alone for %.1f s:  longest put %.2f ms (%d puts: %s)\n", $dump_took + 1, $idle_max * 1000,
+    $idle_ops, $slow->($idle_slow);
+printf "writer during the dump:  longest put %.2f ms (%d puts: %s); the dump took %.1f s\n",
+    $dump_max * 1000, $dump_ops, $slow->($dump_slow), $dump_took;

@@ -126,8 +126,8 @@ SKIP: {
     my $plan = qx{cd '$dist' && $make -n 2>&1};
     like $plan, qr/^\S*ok-cargo build --release\b.* -p hashmap-shared\b/m, 'make builds the engine with that cargo';
     unlike $plan, qr/interop/, '... and not the interop program';
-    my $interop = qx{cd '$dist' && $make -n hm-interop 2>&1};
-    like $interop, qr/^\S*ok-cargo build .*-p hashmap-shared-interop\b/m, 'make hm-interop builds it (for t/rust-interop.t)';
+    my $interop = qx{cd '$dist' && $make -n hm_interop 2>&1};
+    like $interop, qr/^\S*ok-cargo build .*-p hashmap-shared-interop\b/m, 'make hm_interop builds it (for t/rust-interop.t)';
     like slurp("$dist/Makefile"), qr/^OTHERLDFLAGS = .*-Wl,--strip-debug/m, 'the module is linked without debug information';
     makefile_pl(CARGO => $ok, HMS_DEBUG_INFO => 1);
     unlike slurp("$dist/Makefile"), qr/--strip-debug/, '... unless HMS_DEBUG_INFO=1 asked to keep it';

@@ -15,8 +15,8 @@ use Data::HashMap::Shared::SI;
 my $bin = 'target/release/hashmap-shared-interop';
 {
     my $make = $ENV{MAKE} || $Config{make};
-    my $log = qx{$make hm-interop 2>&1};
-    is $?, 0, "make hm-interop builds $bin" or diag $log;
+    my $log = qx{$make hm_interop 2>&1};
+    is $?, 0, "make hm_interop builds $bin" or diag $log;
     ok -x $bin, "$bin is there" or BAIL_OUT("$bin is missing");
 }
 my $dir = File::Temp::tempdir(CLEANUP => 1);

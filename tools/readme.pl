@@ -108,8 +108,9 @@ LAYOUT OF THE DISTRIBUTION
     eg/           one runnable script per Cookbook recipe; eg/demo.pl
     t/            the Perl test suite (t/lib/Variants.pm is the variant table)
     bench/        benchmarks: vs.pl (against other shared-memory stores),
-                  shards.pl, lru-ttl.pl, profile.pl (callgrind); RESULTS.md
-                  holds the latest figures and the exact commands
+                  shards.pl, lru-ttl.pl, dump.pl (what hashmap-shared dump
+                  costs), profile.pl (callgrind); RESULTS.md holds the latest
+                  figures and the exact commands
     doc/DESIGN.md how it is built
     tools/        maintainer scripts: README, vendoring for make dist
 TEXT
