@@ -8,7 +8,7 @@ use Data::HashMap::Shared::SS;
 use Data::HashMap::Shared::II;
 
 # An LRU map whose string space is full evicts from the LRU tail instead of refusing
-# writes (decisions 17, POD "Sizing a map"): puts keep succeeding, stat_evictions
+# writes (decisions 17, POD "SIZING A MAP"): puts keep succeeding, stat_evictions
 # counts, the structure verifies clean and the memory used stays within the budget;
 # a value that could not fit even in an empty map is refused without evicting.
 

@@ -149,7 +149,7 @@ killed at any point leaves the map usable (see L<Data::HashMap::Shared/CRASH SAF
 
 Each map is an LRU map: when its string space is full, a write evicts the least
 recently used entries until the new one fits (see
-L<Data::HashMap::Shared/Sizing a map>), so the cache never stops caching and never
+L<Data::HashMap::Shared/SIZING A MAP>), so the cache never stops caching and never
 grows past its budget. CHI's own size awareness (C<max_size>, C<discard_policy>) works
 on top of that, as with any driver.
 
