@@ -69,12 +69,12 @@ sub fetch {
     return $self->{map}->get(_bytes($key));
 }
 
+# One lock-free get per key rather than get_multi (one read lock for all): get marks
+# each hit as used, which the map's LRU eviction needs to know.
 sub fetch_multi_hashref {
     my ($self, $keys) = @_;
-    my @v = $self->{map}->get_multi(map { _bytes($_) } @$keys);
-    my %h;
-    @h{@$keys} = @v;
-    return \%h;
+    my $m = $self->{map};
+    return { map { ($_ => $m->get(_bytes($_))) } @$keys };
 }
 
 # $expires_in: only with CHI's expires_on_backend (seconds, maybe fractional or
