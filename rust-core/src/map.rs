@@ -188,8 +188,8 @@ impl Options {
         self.file_mode = mode;
         self
     }
-    /// An LRU map holding at most `max_size` entries; `lru_skip` percent of promotions
-    /// are skipped.
+    /// An LRU map holding at most `max_size` entries, and evicting when its arena is
+    /// full too; `lru_skip` percent of promotions are skipped.
     pub fn lru(mut self, max_size: u64, lru_skip: u64) -> Options {
         self.max_size = max_size;
         self.lru_skip = lru_skip;
@@ -640,7 +640,10 @@ impl Map {
     }
 
     /// Inserts or overwrites. False when a new key finds the table or the arena full,
-    /// or an overwrite finds no arena room (the old value is kept). An overwrite
+    /// or an overwrite finds no arena room (the old value is kept); on an LRU map a
+    /// full arena evicts least recently used entries instead, and only a write whose
+    /// strings could not fit even in an empty map (or, rarely, beyond the eviction
+    /// bound of a very large write: map/evict.rs) fails. An overwrite
     /// promotes (LRU) and resets a non-permanent expiry to the default (TTL); an
     /// expired entry is revived.
     ///
