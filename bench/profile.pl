@@ -65,6 +65,14 @@ my %case = (
         my $h = 0;
         for (1 .. $ops / $N) { for my $x (@$k) { $h++ if defined(shm_ii_get $m, $x) } }
     },
+    ii_get_method => sub {    # the method form: entersub + invocant check + the same op
+        my ($ops) = @_;
+        my $k = keys_ii();
+        my $m = Data::HashMap::Shared::II->new(undef, $N);
+        shm_ii_put $m, $_, $_ for @$k;
+        my $h = 0;
+        for (1 .. $ops / $N) { for my $x (@$k) { $h++ if defined($m->get($x)) } }
+    },
     ii_miss => sub {
         my ($ops) = @_;
         my $k = keys_ii();

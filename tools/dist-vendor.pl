@@ -18,7 +18,7 @@ use JSON::PP ();
 my $dist = shift or die "usage: $0 DISTDIR\n";
 -d $dist or die "$0: $dist is not a directory\n";
 my $cargo = $ENV{CARGO} || 'cargo';
-my @pkgs  = qw(hashmap-shared hashmap-shared-interop);
+my @pkgs  = qw(hashmap-shared hashmap-shared-ffi hashmap-shared-interop);
 
 my $vendor = "$dist/vendor";
 remove_tree($vendor);

@@ -441,42 +441,7 @@ fn small_maps() {
     }
     std::hint::black_box(len);
     println!("  SS get, ~25-byte keys / 30-byte values: {:.1} ns", t.elapsed().as_nanos() as f64 / reps as f64);
-    // The same lookups through the C ABI (what the XS glue calls).
-    {
-        use hashmap_shared::ffi::*;
-        let o = HmOpen {
-            variant: 3,
-            backing: HM_BACK_ANON,
-            path: std::ptr::null(),
-            fd: -1,
-            max_entries: n as u64,
-            max_size: 0,
-            ttl: 0,
-            lru_skip: 0,
-            arena_cap: 0,
-            file_mode: 0o600,
-        };
-        // SAFETY: valid arguments; the handle is closed at the end of the block.
-        unsafe {
-            let h = hm_open(&o);
-            for i in 0..n as i64 {
-                let k = HmIn { ival: i, ptr: std::ptr::null(), len: 0, utf8: 0 };
-                hm_put(h, &k, &k);
-            }
-            let mut out = HmOut { ival: 0, ptr: std::ptr::null(), len: 0, utf8: 0 };
-            let t = Instant::now();
-            let mut sum = 0i64;
-            for r in 0..reps {
-                let k = HmIn { ival: (r % n) as i64, ptr: std::ptr::null(), len: 0, utf8: 0 };
-                if hm_get(h, &k, &mut out) == 1 {
-                    sum = sum.wrapping_add(out.ival);
-                }
-            }
-            std::hint::black_box(sum);
-            println!("  hm_get (C ABI), II: {:.1} ns", t.elapsed().as_nanos() as f64 / reps as f64);
-            hm_close(h);
-        }
-    }
+    // The same lookups through the C ABI: rust-core/ffi/benches/abi.rs.
     let t = Instant::now();
     for r in 0..reps {
         ii.incr_by(In::Int((r % n) as i64), 1).unwrap();

@@ -478,20 +478,12 @@ impl<'a> Arena<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backing::{Backing, Spec};
     use crate::layout::Params;
+    use crate::map::format::{anon, TestMap};
     use crate::variant::Variant;
 
-    fn map(arena_cap: u64) -> crate::backing::Opened {
-        let spec = Spec {
-            variant: Variant::SS,
-            backing: Backing::Anon,
-            path: None,
-            fd: -1,
-            params: Params { variant: Variant::SS, max_entries: 16, max_size: 0, ttl: 0, lru_skip: 0, arena_cap },
-            file_mode: 0o600,
-        };
-        crate::backing::open(&spec).unwrap()
+    fn map(arena_cap: u64) -> TestMap {
+        anon(Params { variant: Variant::SS, max_entries: 16, max_size: 0, ttl: 0, lru_skip: 0, arena_cap })
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! Where a map's memory comes from: a file (create-or-attach), an anonymous shared
 //! mapping, a memfd, or a descriptor passed in. Also the [`Mapping`] type through which
 //! every other module touches the shared memory, one naturally aligned atomic at a time.
+//!
+//! This layer knows nothing of what lives in the mapping: how big a new map is, how it
+//! is initialised and how an existing one is checked is the caller's [`Format`]
+//! (map/format.rs for our maps). What it does own is the file protocol around them:
+//! create-or-attach with `O_EXCL`, initialisation serialised by `flock`, refusal of
+//! files owned by others, recovery of an interrupted create, and the space check of
+//! decisions 8.
 
 use crate::error::{errno, Error, Result};
-use crate::layout::{self, Layout, Params, HEADER_SIZE, PAGE};
-use crate::variant::Variant;
+use crate::layout::{self, HEADER_SIZE, PAGE};
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, AtomicU64};
 
 /// How a map is backed (the C ABI's HM_BACK_* values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,53 +171,49 @@ impl Drop for Mapping {
     }
 }
 
+/// What a map's format tells the mapping layer (see the module docs).
+pub trait Format {
+    /// What checking or creating a map found out (geometry, seed...).
+    type Info;
+    /// Bytes a new map takes.
+    fn new_size(&self) -> usize;
+    /// Initialises a new map in zero-filled `map` (nobody else can see it yet),
+    /// publishing it last.
+    fn init(&self, map: &Mapping) -> Self::Info;
+    /// Checks the head (up to [`HEADER_SIZE`] bytes) of an existing map of `size` bytes
+    /// called `what` in messages; returns what it found and how many bytes to map.
+    /// `readonly`: for a read-only open (`new_readonly`), which has its own conditions.
+    fn check(&self, head: &[u8], size: u64, what: &str, readonly: bool) -> Result<(Self::Info, usize)>;
+    /// Checks an existing map once mapped read-write, before anyone uses it.
+    fn check_mapped(&self, map: &Mapping, what: &str) -> Result<()>;
+}
+
 /// What to open.
 #[derive(Clone, Debug)]
 pub struct Spec {
-    /// Variant.
-    pub variant: Variant,
     /// Backing kind.
     pub backing: Backing,
     /// File: the path. Memfd: the name (None = "hashmap").
     pub path: Option<CString>,
     /// Fd backing: the descriptor to duplicate.
     pub fd: RawFd,
-    /// Sizing arguments (ignored when attaching).
-    pub params: Params,
     /// Permission bits of a newly created file.
     pub file_mode: u32,
 }
 
-/// An opened map's memory and what the header says about it.
-pub struct Opened {
-    /// The mapping.
-    pub map: Mapping,
-    /// Layout from the header.
-    pub layout: Layout,
-    /// Hash seed from the header.
-    pub seed: u64,
-}
-
-/// Opens (creating or attaching) the map described by `spec`.
-pub fn open(spec: &Spec) -> Result<Opened> {
-    open_shard(spec, None)
-}
-
-/// [`open`]; a file it creates records `shard` (index, count, seed; None = shard 0 of
-/// 1 with a random seed).
-pub fn open_shard(spec: &Spec, shard: Option<layout::ShardTag>) -> Result<Opened> {
-    layout::check_ranges(&spec.params)?;
+/// Opens (creating or attaching) the map described by `spec`, of format `f`.
+pub fn open<F: Format>(spec: &Spec, f: &F) -> Result<(Mapping, F::Info)> {
     match spec.backing {
         Backing::File => {
             let path = spec.path.as_ref().ok_or_else(|| Error::arg("a path is required"))?;
-            open_file(path, spec, shard)
+            open_file(path, spec, f)
         }
-        Backing::Anon => open_memfd(c"hashmap-anon", spec, false),
+        Backing::Anon => open_memfd(c"hashmap-anon", f, false),
         Backing::Memfd => {
             let name = spec.path.clone().unwrap_or_else(|| c"hashmap".to_owned());
-            open_memfd(&name, spec, true)
+            open_memfd(&name, f, true)
         }
-        Backing::Fd => open_fd(spec),
+        Backing::Fd => open_fd(spec.fd, f),
     }
 }
 
@@ -226,7 +228,7 @@ fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
+pub(crate) fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
     // SAFETY: an all-zero stat is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: st is a valid out pointer.
@@ -234,6 +236,85 @@ fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
         return Err(errno());
     }
     Ok(st)
+}
+
+/// What `st_mode` says a file is, for messages: "a FIFO", "a socket", ...
+pub(crate) fn file_kind(mode: libc::mode_t) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFLNK => "a symbolic link",
+        _ => "a file of unknown type",
+    }
+}
+
+/// Why [`open_regular`] failed.
+pub(crate) enum OpenFail {
+    /// open(2) or fstat(2) failed with this errno.
+    Errno(i32),
+    /// The path names something other than a regular file (this kind, see [`file_kind`]).
+    NotRegular(&'static str),
+}
+
+impl OpenFail {
+    /// The engine error: `errno_what` prefixes an errno's text ("open(PATH)"); a special
+    /// file gives "PATH: not a regular file (a FIFO)".
+    pub(crate) fn error(self, errno_what: impl std::fmt::Display, p: &str) -> Error {
+        match self {
+            OpenFail::Errno(e) => Error::io(errno_what, e),
+            OpenFail::NotRegular(kind) => Error::arg(format!("{p}: not a regular file ({kind})")),
+        }
+    }
+}
+
+/// Opens `path` (`flags` | `O_NOFOLLOW` | `O_CLOEXEC` | `O_NONBLOCK`; `mode` for
+/// `O_CREAT`) and refuses anything but a regular file (a memfd is one too). Every open
+/// of a map path goes through here, so no path can make an open hang or hand us a
+/// FIFO, socket, directory or device:
+/// - `O_NONBLOCK`: opening a FIFO for reading would wait for a writer forever (and
+///   reading one opened read-write would too); with it, the open returns and the
+///   `fstat` below refuses the FIFO. On a regular file the flag changes nothing we
+///   use: reads and writes of regular files never block on Linux, and the kept
+///   descriptors are closed after mapping. (The one effect: a file under another
+///   process's lease (`F_SETLEASE`) fails with EWOULDBLOCK instead of waiting for
+///   the lease break.)
+/// - A path open(2) refuses because of what it is (a socket: ENXIO, a directory opened
+///   for writing: EISDIR, ...) is reported by kind too: `lstat` tells, for the message
+///   only. Symbolic links keep their ELOOP (api.md: `O_NOFOLLOW`).
+pub(crate) fn open_regular(
+    path: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> std::result::Result<(OwnedFd, libc::stat), OpenFail> {
+    let all = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    // SAFETY: path is NUL-terminated; mode is passed as the variadic mode_t (ignored
+    // without O_CREAT).
+    let fd = unsafe { libc::open(path.as_ptr(), all, mode as libc::c_uint) };
+    if fd < 0 {
+        let e = errno();
+        if e != libc::EEXIST && e != libc::ENOENT {
+            // SAFETY: an all-zero stat is a valid value to be overwritten.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: path is NUL-terminated; st is a valid out pointer.
+            if unsafe { libc::lstat(path.as_ptr(), &mut st) } == 0 {
+                let t = st.st_mode & libc::S_IFMT;
+                if t != libc::S_IFREG && t != libc::S_IFLNK {
+                    return Err(OpenFail::NotRegular(file_kind(st.st_mode)));
+                }
+            }
+        }
+        return Err(OpenFail::Errno(e));
+    }
+    let fd = owned(fd);
+    let st = fstat(fd.as_raw_fd()).map_err(OpenFail::Errno)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(OpenFail::NotRegular(file_kind(st.st_mode)));
+    }
+    Ok((fd, st))
 }
 
 fn euid() -> u32 {
@@ -336,42 +417,26 @@ fn check_space(fd: RawFd, need: usize, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-fn open_file(path: &CStr, spec: &Spec, shard: Option<layout::ShardTag>) -> Result<Opened> {
+fn open_file<F: Format>(path: &CStr, spec: &Spec, f: &F) -> Result<(Mapping, F::Info)> {
     let p = disp(path);
     let mode = spec.file_mode & 0o7777;
     for _ in 0..100 {
-        // SAFETY: path is NUL-terminated; mode is passed as the variadic mode_t.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        };
-        let created = fd >= 0;
-        let fd = if created {
-            let fd = owned(fd);
-            // Exactly the requested mode, whatever the umask (api.md 3.1).
-            // SAFETY: fchmod on a descriptor we own.
-            if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
-                return Err(Error::io(format!("fchmod({p})"), errno()));
-            }
-            fd
-        } else {
-            let e = errno();
-            if e != libc::EEXIST {
-                return Err(Error::io(format!("create({p})"), e));
-            }
-            // SAFETY: path is NUL-terminated.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-            if fd < 0 {
-                let e = errno();
-                if e == libc::ENOENT {
-                    continue; // removed between our two opens: race again
+        let (fd, created) = match open_regular(path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
+            Ok((fd, _)) => {
+                // Exactly the requested mode, whatever the umask (api.md 3.1).
+                // SAFETY: fchmod on a descriptor we own.
+                if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
+                    return Err(Error::io(format!("fchmod({p})"), errno()));
                 }
-                return Err(Error::io(format!("open({p})"), e));
+                (fd, true)
             }
-            owned(fd)
+            Err(OpenFail::Errno(libc::EEXIST)) => match open_regular(path, libc::O_RDWR, 0) {
+                Ok((fd, _)) => (fd, false),
+                // removed between our two opens: race again
+                Err(OpenFail::Errno(libc::ENOENT)) => continue,
+                Err(f) => return Err(f.error(format!("open({p})"), &p)),
+            },
+            Err(f) => return Err(f.error(format!("create({p})"), &p)),
         };
         let raw = fd.as_raw_fd();
         // Serialises initialisation between processes; held only while opening. It must
@@ -387,7 +452,7 @@ fn open_file(path: &CStr, spec: &Spec, shard: Option<layout::ShardTag>) -> Resul
             if st.st_uid != euid() {
                 return Err(Error::format(format!("{p}: refusing to initialize file not owned by us")));
             }
-            let r = create_in(&fd, &p, spec, true, shard);
+            let r = create_in(&fd, &p, f, true);
             if r.is_err() && created {
                 // Leave no empty file behind (we still hold its flock: nobody attached).
                 // SAFETY: path is NUL-terminated.
@@ -395,7 +460,7 @@ fn open_file(path: &CStr, spec: &Spec, shard: Option<layout::ShardTag>) -> Resul
             }
             return r;
         }
-        return attach_file(&fd, &p, spec, &st, shard);
+        return attach_file(&fd, &p, spec, &st, f);
     }
     Err(Error::new(crate::ErrorKind::Io, format!("open({p}): create/attach kept racing")))
 }
@@ -412,94 +477,59 @@ impl Drop for Unlock {
 
 /// Sizes (unless `resize` is false: the file already has the right size), maps and
 /// initialises a new map in `fd`. File maps close the descriptor afterwards.
-fn create_in(fd: &OwnedFd, p: &str, spec: &Spec, resize: bool, shard: Option<layout::ShardTag>) -> Result<Opened> {
-    let l = Layout::compute(&spec.params);
+fn create_in<F: Format>(fd: &OwnedFd, p: &str, f: &F, resize: bool) -> Result<(Mapping, F::Info)> {
+    let size = f.new_size();
     if resize {
-        check_space(fd.as_raw_fd(), l.total_size, p)?;
-        ftruncate(fd.as_raw_fd(), l.total_size)
-            .map_err(|e| Error::io(format!("ftruncate({p}, {})", l.total_size), e))?;
+        check_space(fd.as_raw_fd(), size, p)?;
+        ftruncate(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("ftruncate({p}, {size})"), e))?;
     }
-    let map = Mapping::map_fd(fd.as_raw_fd(), l.total_size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
-    let seed = shard.and_then(|s| s.seed).unwrap_or_else(crate::hash::random_seed);
-    init_map(&map, &l, seed, shard);
-    Ok(Opened { map, layout: l, seed })
+    let map = Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    let info = f.init(&map);
+    Ok((map, info))
 }
 
-fn attach_file(
-    fd: &OwnedFd,
-    p: &str,
-    spec: &Spec,
-    st: &libc::stat,
-    shard: Option<layout::ShardTag>,
-) -> Result<Opened> {
+fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f: &F) -> Result<(Mapping, F::Info)> {
     let raw = fd.as_raw_fd();
     let size = st.st_size as u64;
     let head = read_head(raw, size).map_err(|e| Error::io(format!("read({p})"), e))?;
     if head.len() >= 8 && head[..8] == [0; 8] {
-        // Interrupted-create recovery (api.md 3.1): a zero-magic file of exactly the
-        // requested size, owned by us. All zero: nobody initialised it, do it now.
-        let want = Layout::compute(&spec.params).total_size as u64;
-        if size == want && st.st_uid == euid() {
+        // Interrupted-create recovery (api.md 3.1): a file of exactly the size a new map
+        // would have, owned by us, whose magic was never written. All zero: nobody
+        // initialised it, do it now.
+        if size == f.new_size() as u64 && st.st_uid == euid() {
             if all_zero(raw, size).map_err(|e| Error::io(format!("read({p})"), e))? {
                 let mode = spec.file_mode & 0o7777;
                 // SAFETY: fchmod on a descriptor we own.
                 if unsafe { libc::fchmod(raw, mode as libc::mode_t) } != 0 {
                     return Err(Error::io(format!("{p}: fchmod"), errno()));
                 }
-                return create_in(fd, p, spec, false, shard);
+                return create_in(fd, p, f, false);
             }
             return Err(Error::format(format!(
                 "{p}: incomplete map file left by an interrupted create; remove it and retry"
             )));
         }
     }
-    let v = layout::validate(&head, size, spec.variant, p)?;
-    let map = Mapping::map_fd(raw, v.layout.total_size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
-    if sealed(&map) {
-        return Err(Error::format(format!("{p} is frozen (read-only); open it with new_readonly")));
-    }
-    Ok(Opened { map, layout: v.layout, seed: v.seed })
+    let (info, len) = f.check(&head, size, p, false)?;
+    let map = Mapping::map_fd(raw, len).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    f.check_mapped(&map, p)?;
+    Ok((map, info))
 }
 
-/// Opens a frozen map file read-only (api.md 3.5): `O_RDONLY`, no flock (the file may
-/// belong to someone else and be mode 0444), validated like any file, mapped
-/// PROT_READ. Refused unless sealed; a sealed map's seqlock is even (freeze held the
-/// write lock), so lock-free reads of it never wait for, or fall back to, a lock.
-pub fn open_readonly(path: &CStr, variant: Variant) -> Result<Opened> {
+/// Opens a map file read-only (api.md 3.5): `O_RDONLY`, no flock (the file may belong
+/// to someone else and be mode 0444), checked by `f` as a read-only open, mapped
+/// PROT_READ.
+pub fn open_readonly<F: Format>(path: &CStr, f: &F) -> Result<(Mapping, F::Info)> {
     let p = disp(path);
-    // SAFETY: path is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::io(format!("open({p})"), errno()));
-    }
-    let fd = owned(fd);
-    let st = fstat(fd.as_raw_fd()).map_err(|e| Error::io(format!("fstat({p})"), e))?;
+    let (fd, st) = open_regular(path, libc::O_RDONLY, 0).map_err(|f| f.error(format!("open({p})"), &p))?;
     let size = st.st_size.max(0) as u64;
     let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("read({p})"), e))?;
-    if size < HEADER_SIZE as u64 && !(head.len() >= 4 && head[..4] == layout::C_MAGIC.to_le_bytes()) {
-        return Err(Error::format(format!("{p}: file too small for header")));
-    }
-    let v = layout::validate(&head, size, variant, &p)?;
-    let word = |o: usize| u32::from_le_bytes(head[o..o + 4].try_into().unwrap());
-    if word(layout::off::SEALED) == 0 {
-        return Err(Error::format(format!(
-            "{p} is not frozen: call ->freeze on the producer before opening read-only"
-        )));
-    }
-    if word(layout::off::SEQ) & 1 != 0 {
-        return Err(Error::format(format!("{p}: corrupt header (a write in progress in a frozen map)")));
-    }
-    let map = Mapping::map_prot(fd.as_raw_fd(), v.layout.total_size, libc::PROT_READ)
-        .map_err(|e| Error::io(format!("mmap({p})"), e))?;
-    Ok(Opened { map, layout: v.layout, seed: v.seed })
+    let (info, len) = f.check(&head, size, &p, true)?;
+    let map = Mapping::map_prot(fd.as_raw_fd(), len, libc::PROT_READ).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    Ok((map, info))
 }
 
-fn sealed(map: &Mapping) -> bool {
-    // Relaxed: a plain flag; we hold the file's flock and only report it.
-    map.u32(layout::off::SEALED).load(Ordering::Relaxed) != 0
-}
-
-fn open_memfd(name: &CStr, spec: &Spec, keep: bool) -> Result<Opened> {
+fn open_memfd<F: Format>(name: &CStr, f: &F, keep: bool) -> Result<(Mapping, F::Info)> {
     let anon = !keep;
     // SAFETY: name is NUL-terminated.
     let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
@@ -507,10 +537,10 @@ fn open_memfd(name: &CStr, spec: &Spec, keep: bool) -> Result<Opened> {
         return Err(Error::io("memfd_create", errno()));
     }
     let fd = owned(fd);
-    let l = Layout::compute(&spec.params);
-    ftruncate(fd.as_raw_fd(), l.total_size).map_err(|e| {
+    let size = f.new_size();
+    ftruncate(fd.as_raw_fd(), size).map_err(|e| {
         if anon {
-            Error::io(format!("ftruncate(anon, {})", l.total_size), e)
+            Error::io(format!("ftruncate(anon, {size})"), e)
         } else {
             Error::io("ftruncate", e)
         }
@@ -520,63 +550,33 @@ fn open_memfd(name: &CStr, spec: &Spec, keep: bool) -> Result<Opened> {
         // SAFETY: fcntl on a descriptor we own.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) };
     }
-    let mut map = Mapping::map_fd(fd.as_raw_fd(), l.total_size)
-        .map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
-    let seed = crate::hash::random_seed();
-    init_map(&map, &l, seed, None);
+    let mut map =
+        Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
+    let info = f.init(&map);
     if keep {
         map.fd = Some(fd);
     }
-    Ok(Opened { map, layout: l, seed })
+    Ok((map, info))
 }
 
-fn open_fd(spec: &Spec) -> Result<Opened> {
+fn open_fd<F: Format>(fd: RawFd, f: &F) -> Result<(Mapping, F::Info)> {
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on whatever descriptor the caller passed; an
     // invalid one fails with EBADF.
-    let dup = unsafe { libc::fcntl(spec.fd, libc::F_DUPFD_CLOEXEC, 0) };
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
         return Err(Error::io("fcntl", errno()));
     }
     let fd = owned(dup);
     let st = fstat(fd.as_raw_fd()).map_err(|e| Error::io("fstat", e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        // A FIFO or socket would give a confusing "file too small", a directory a read error.
+        return Err(Error::arg(format!("fd: not a regular file ({})", file_kind(st.st_mode))));
+    }
     let size = st.st_size.max(0) as u64;
     let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io("fd: read", e))?;
-    let v = layout::validate(&head, size, spec.variant, "fd")?;
-    let mut map = Mapping::map_fd(fd.as_raw_fd(), v.layout.total_size).map_err(|e| Error::io("mmap", e))?;
-    if sealed(&map) {
-        return Err(Error::format("this map is frozen (read-only); open it with new_readonly"));
-    }
+    let (info, len) = f.check(&head, size, "fd", false)?;
+    let mut map = Mapping::map_fd(fd.as_raw_fd(), len).map_err(|e| Error::io("mmap", e))?;
+    f.check_mapped(&map, "this map")?;
     map.fd = Some(fd);
-    Ok(Opened { map, layout: v.layout, seed: v.seed })
-}
-
-/// Initialises a fresh, zero-filled mapping: static header (magic zero), table of 16
-/// empty slots, arena free lists; then stores the magic last (Release), so a reader
-/// that sees the magic sees a complete header.
-fn init_map(map: &Mapping, l: &Layout, seed: u64, shard: Option<layout::ShardTag>) {
-    use layout::off;
-    // The base of the TTL timeline: expiries are stored as seconds after it (ttl.rs).
-    let epoch = crate::ttl::wall_now();
-    let (index, count) = shard.map_or((0, 1), |s| (s.index, s.count));
-    let h = l.header_shard(seed, epoch, index, count);
-    // The static header as u64 words (all fields are 4 or 8 bytes, 8-aligned pairs).
-    for (i, w) in h.chunks_exact(8).enumerate().skip(1) {
-        // Relaxed: nobody else can see this map yet (we hold the flock, or the memory
-        // is not shared yet); the Release store of the magic below publishes it.
-        map.u64(i * 8).store(u64::from_le_bytes(w.try_into().unwrap()), Ordering::Relaxed);
-    }
-    // Relaxed: as above (unpublished memory).
-    map.u32(off::CAP).store(layout::MIN_CAP, Ordering::Relaxed);
-    for g in 0..(layout::MIN_CAP as usize / 8) {
-        // Relaxed: as above.
-        map.u64(l.ctrl_off + g * 8).store(u64::MAX, Ordering::Relaxed);
-    }
-    crate::arena::Arena::new(map, l).init();
-    if l.has_lru() {
-        // Relaxed: as above. An empty recency list.
-        map.u32(off::LRU_HEAD).store(crate::lru::NIL, Ordering::Relaxed);
-        map.u32(off::LRU_TAIL).store(crate::lru::NIL, Ordering::Relaxed);
-    }
-    // Release: everything written above is visible to whoever reads the magic.
-    map.u64(off::MAGIC).store(u64::from_le_bytes(layout::MAGIC), Ordering::Release);
+    Ok((map, info))
 }

@@ -4,7 +4,7 @@
 //! processes at once through their own [`Map`] handles. Lookups are lock-free
 //! (seqlock), counters update in place under a shared lock, everything else takes a
 //! cross-process write lock. See `doc/DESIGN.md` for the file format, the lock
-//! protocol and the C ABI ([`ffi`]), which the Perl XS glue uses.
+//! protocol and the C ABI (the crate in `rust-core/ffi`), which the Perl XS glue uses.
 //!
 //! # The Rust API
 //!
@@ -44,37 +44,43 @@
 //! `rust-core/interop/src/main.rs` is a complete program that writes maps Perl reads
 //! and reads maps Perl writes (the test `t/rust-interop.t` drives it).
 
-// Everything public is documented, except the internal layers below, which are
-// documented where they are specified: the file format and the lock protocol in
-// doc/DESIGN.md, the C ABI in include/hashmap_shared.h.
+// Everything public is documented; the internal layers are documented where they are
+// specified: the file format and the lock protocol in doc/DESIGN.md and their modules, the
+// C ABI in rust-core/ffi.
 #![warn(missing_docs)]
+// Helpers of the internal layers that only the tests and the C ABI crate call (through
+// `internals`) look unused in a build without the feature; the build with it (CI, the
+// Perl module) still reports code that nothing uses.
+#![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
-pub mod arena;
-pub mod backing;
-#[allow(missing_docs)]
-pub mod cformat;
-pub mod ctrl;
-pub mod cursor;
+/// Declares the engine's internal layers: public (hidden from the docs) with the
+/// `internals` feature, which the C ABI crate and the engine's own tests and benches turn
+/// on; private otherwise, so that they are not part of the API.
+macro_rules! internal_mods {
+    ($($m:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $m;
+        #[cfg(not(feature = "internals"))]
+        mod $m;
+    )*};
+}
+
+internal_mods! {
+    arena, backing, cformat, ctrl, cursor, handle, hash, layout, lock, lru, map, shard, strref,
+    table, ttl, upgrade,
+}
+// Only macros, exported at the crate root (declared outside `internal_mods!`: exported
+// macros from a macro-expanded module cannot be named by path).
+mod ops;
 pub mod error;
-#[allow(missing_docs)]
-pub mod ffi;
-pub mod hash;
-#[allow(missing_docs)]
-pub mod layout;
-#[allow(missing_docs)]
-pub mod lock;
-pub mod lru;
-pub mod map;
-pub mod shard;
-pub mod strref;
-pub mod table;
-pub mod ttl;
-pub mod upgrade;
 pub mod variant;
 
 pub use backing::Backing;
-pub use error::{Error, ErrorKind, Result};
 pub use cursor::Cursor;
+pub use error::{Error, ErrorKind, Result};
+pub use handle::{Handle, Target};
 pub use map::{In, Map, Options, Out, Stats, Value};
 pub use shard::ShardSet;
+pub use upgrade::upgrade_file;
 pub use variant::{Kind, Variant};

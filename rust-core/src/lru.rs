@@ -339,13 +339,12 @@ impl Skipper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backing::{open, Backing, Opened, Spec};
     use crate::layout::Params;
+    use crate::map::format::{anon, TestMap};
     use crate::variant::Variant;
 
-    fn lru_map(max: u64) -> Opened {
-        let params = Params { variant: Variant::II, max_entries: max, max_size: max, ttl: 0, lru_skip: 0, arena_cap: 0 };
-        open(&Spec { variant: Variant::II, backing: Backing::Anon, path: None, fd: -1, params, file_mode: 0o600 }).unwrap()
+    fn lru_map(max: u64) -> TestMap {
+        anon(Params { variant: Variant::II, max_entries: max, max_size: max, ttl: 0, lru_skip: 0, arena_cap: 0 })
     }
 
     /// Slots from head to tail, checking the back links on the way.
@@ -370,15 +369,7 @@ mod tests {
         let l = Lru::new(&o.map, &o.layout).unwrap();
         assert_eq!((l.head(), l.tail()), (None, None));
         assert_eq!(l.victim(), None);
-        let plain = open(&Spec {
-            variant: Variant::II,
-            backing: Backing::Anon,
-            path: None,
-            fd: -1,
-            params: Params { variant: Variant::II, max_entries: 100, max_size: 0, ttl: 0, lru_skip: 0, arena_cap: 0 },
-            file_mode: 0o600,
-        })
-        .unwrap();
+        let plain = anon(Params { variant: Variant::II, max_entries: 100, max_size: 0, ttl: 0, lru_skip: 0, arena_cap: 0 });
         assert!(Lru::new(&plain.map, &plain.layout).is_none());
         assert_eq!(plain.layout.lru_off, 0);
     }

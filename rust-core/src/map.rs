@@ -25,8 +25,10 @@
 //!   ([`evict`]: decisions 17).
 
 mod evict;
+pub(crate) mod format;
 mod repair;
 
+use self::format::{Info, MapFormat};
 use crate::arena::Arena;
 use crate::backing::{self, Backing, Mapping, Spec};
 use crate::ctrl::Ctrl;
@@ -347,37 +349,31 @@ impl Map {
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn open(o: &Options) -> Result<Map> {
-        let spec = Spec {
+        let spec = Spec { backing: o.backing, path: o.path.clone(), fd: o.fd, file_mode: o.file_mode };
+        let params = Params {
             variant: o.variant,
-            backing: o.backing,
-            path: o.path.clone(),
-            fd: o.fd,
-            params: Params {
-                variant: o.variant,
-                max_entries: o.max_entries,
-                max_size: o.max_size,
-                ttl: o.ttl,
-                lru_skip: o.lru_skip,
-                arena_cap: o.arena_cap,
-            },
-            file_mode: o.file_mode,
+            max_entries: o.max_entries,
+            max_size: o.max_size,
+            ttl: o.ttl,
+            lru_skip: o.lru_skip,
+            arena_cap: o.arena_cap,
         };
-        let op = backing::open_shard(&spec, o.shard)?;
+        let opened = backing::open(&spec, &MapFormat::new(params, o.shard)?)?;
         let path = if o.backing == Backing::File { o.path.clone() } else { None };
-        Map::from_opened(op, o.backing, path, false)
+        Map::from_opened(opened, o.backing, path, false)
     }
 
     /// Opens the frozen map file at `path` read-only (api.md 3.5): mapped PROT_READ,
     /// no lock is ever taken and nothing is ever written. Refuses a map that is not
     /// frozen.
     pub fn open_readonly(path: &CStr, variant: Variant) -> Result<Map> {
-        let op = backing::open_readonly(path, variant)?;
-        Map::from_opened(op, Backing::File, Some(path.to_owned()), true)
+        let opened = backing::open_readonly(path, &MapFormat::existing(variant))?;
+        Map::from_opened(opened, Backing::File, Some(path.to_owned()), true)
     }
 
-    fn from_opened(op: backing::Opened, backing: Backing, path: Option<CString>, ro: bool) -> Result<Map> {
-        let base = op.map.base();
-        let l = op.layout;
+    fn from_opened((map, info): (Mapping, Info), backing: Backing, path: Option<CString>, ro: bool) -> Result<Map> {
+        let base = map.base();
+        let l = info.layout;
         // SAFETY: the four regions lie inside the mapping at the offsets fixed by the
         // format (validated header), are 64-byte aligned, and live as long as the
         // mapping, which outlives the lock (field order in Shared; release_slot in Drop).
@@ -389,11 +385,11 @@ impl Map {
                 base.add(l.readers_bitmap_off) as *const ReaderBitmap,
             )
         };
-        let epoch = op.map.u64(off::TTL_EPOCH).load(Relaxed);
+        let epoch = map.u64(off::TTL_EPOCH).load(Relaxed);
         // A different promotion-skip sequence per handle (seeded from the map, the
         // process and the time), so that handles do not skip in lockstep.
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
-        let skip_seed = op.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
+        let skip_seed = info.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
         // Read-only handles never write the mapping, not even a reader slot.
         if ro {
             lock.set_readonly();
@@ -411,9 +407,9 @@ impl Map {
         Ok(Map {
             sh: Shared {
                 lock,
-                map: op.map,
+                map: map,
                 lay: l,
-                seed: op.seed,
+                seed: info.seed,
                 kk: l.variant.key_kind(),
                 vk: l.variant.val_kind(),
                 path,

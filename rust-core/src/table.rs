@@ -671,7 +671,6 @@ impl<'a> Table<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backing::{Backing, Spec};
     use crate::hash::hash_int;
     use crate::layout::Params;
     use crate::variant::Variant;
@@ -679,16 +678,8 @@ mod tests {
 
     const SEED: u64 = 0xABCD_EF01_2345_6789;
 
-    fn map(max: u64) -> crate::backing::Opened {
-        let spec = Spec {
-            variant: Variant::II,
-            backing: Backing::Anon,
-            path: None,
-            fd: -1,
-            params: Params { variant: Variant::II, max_entries: max, max_size: 0, ttl: 0, lru_skip: 0, arena_cap: 0 },
-            file_mode: 0o600,
-        };
-        crate::backing::open(&spec).unwrap()
+    fn map(max: u64) -> crate::map::format::TestMap {
+        crate::map::format::anon(Params { variant: Variant::II, max_entries: max, max_size: 0, ttl: 0, lru_skip: 0, arena_cap: 0 })
     }
 
     fn insert(t: &Table, k: i64, v: i64) {

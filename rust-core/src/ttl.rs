@@ -245,12 +245,11 @@ mod tests {
 
     #[test]
     fn array_moves() {
-        use crate::backing::{open, Backing, Spec};
         use crate::layout::Params;
+        use crate::map::format::anon;
         use crate::variant::Variant;
         let params = Params { variant: Variant::II, max_entries: 100, max_size: 0, ttl: 5, lru_skip: 0, arena_cap: 0 };
-        let spec = Spec { variant: Variant::II, backing: Backing::Anon, path: None, fd: -1, params, file_mode: 0o600 };
-        let o = open(&spec).unwrap();
+        let o = anon(params);
         let t = Ttl::new(&o.map, &o.layout).unwrap();
         t.set(3, 30);
         t.set(4, 40);
@@ -260,7 +259,7 @@ mod tests {
         assert_eq!((t.get(4), t.get(7)), (30, 40));
         assert_eq!(t.get(1 << 20), 0, "out of range reads as permanent");
         t.set(1 << 20, 5); // ignored
-        let plain = open(&Spec { params: Params { ttl: 0, ..params }, ..spec }).unwrap();
+        let plain = anon(Params { ttl: 0, ..params });
         assert!(Ttl::new(&plain.map, &plain.layout).is_none());
         assert_eq!(plain.layout.ttl_off, 0);
     }

@@ -13,7 +13,7 @@ pub enum Kind {
     I32,
     /// 64-bit signed integer.
     I64,
-    /// Byte string (a [`crate::strref::StrRef`] in the slot).
+    /// Byte string (an 8-byte string reference in the slot).
     Str,
 }
 

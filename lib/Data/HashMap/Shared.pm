@@ -256,8 +256,24 @@ C<readonly>, C<path>, C<memfd>, C<sync> and C<unlink> have no keyword.
 
 All constructors are class methods, bless the object into the invocant class (so
 subclasses work) and croak on failure with a message
-"Data::HashMap::Shared::II: DETAIL". The object is a reference to a scalar that
-holds the engine's handle.
+"Data::HashMap::Shared::II: DETAIL". The object is a reference to a blessed
+scalar; the engine's handle is attached to that scalar where Perl code cannot
+reach it (ext magic), not stored as its value. Assigning to C<$$m> changes
+nothing, and a scalar no constructor made (a blessed integer, a copy of C<$$m>, a
+C<Storable::dclone>, a map of another variant reblessed into the class) is
+refused by every method and keyword with "not a valid Data::HashMap::Shared::II
+object" instead of being taken for an address (see
+L</ARGUMENTS AND RETURN VALUES>).
+
+Paths must name regular files. A FIFO, a socket, a directory or a device is
+refused at once, without waiting (opening a FIFO would wait for a writer
+forever) and without touching it: "PATH: not a regular file (a FIFO)"; the same
+for each shard file of C<new_sharded>, and for C<new_readonly> and
+C<upgrade_file>. A path, prefix or memfd name containing a NUL byte croaks
+C<< Data::HashMap::Shared::II->new: path contains a NUL byte: "x\0evil" >> (likewise
+C<new_sharded>'s C<path_prefix>, C<new_memfd>'s C<name>, C<new_readonly>,
+C<upgrade_file> and C<< Class->unlink >>): the system calls would see the path
+cut at the NUL, so Perl's own C<open> refuses such paths too.
 
 =head2 new
 
@@ -381,7 +397,9 @@ same map with C<new_from_fd>. The memfd is sealed against growing and shrinking.
     my $m = Class->new_from_fd($fd);
 
 Opens the map in descriptor C<$fd> (a memfd from C<new_memfd>, or a map file
-opened read-write). The descriptor is duplicated; the caller keeps its own.
+opened read-write). The descriptor is duplicated; the caller keeps its own. A
+descriptor of anything but a regular file (memfds are regular files) croaks
+"fd: not a regular file (a socket)" (or C<a FIFO>, C<a directory>, ...).
 
 =head2 new_sharded
 
@@ -951,6 +969,44 @@ message.
 file that was scribbled over makes C<new> croak or makes operations return wrong
 but safe answers, never a crash or an endless loop.
 
+=item * B<Stopped writers.> A writer that is stopped inside the lock (C<SIGSTOP>,
+a debugger, swapped out, or descheduled on a busy machine) is alive, so nobody
+takes its lock over: other writers wait for it, and so do plain C<get> readers.
+Readers take no lock and never wait for each other, but a read that finds a write
+in progress retries, and after a bounded number of tries (so that a stream of
+writes cannot starve it) waits for the write lock like a read lock does.
+"Lock-free" means that readers take no lock, not that a writer can never delay
+them. The stall ends when the writer continues (or dies: then its lock is taken
+over as above).
+
+=item * B<Truncated files.> A map file is memory-mapped. If another process
+truncates it while it is mapped, the next access to the cut pages raises SIGBUS
+in every program using the map: that is how C<mmap> works, and no library can
+catch it for the program. Only those who may write the file can do it, so
+protect map files with permissions: create them with a C<$file_mode> that lets
+only the programs sharing the map write (the default 0600: the owner; 0660 and a
+common group for several users), in a directory only they can write (a directory
+of your own under F</dev/shm>, mode 0700 or 0770, rather than F</dev/shm>
+itself), so that nobody else can truncate the file or put another file in its
+place for the next C<new>. Maps made by C<new_memfd> are sealed against shrinking
+and growing, so even a process that has their descriptor cannot cut them;
+anonymous maps have no name anyone could open.
+
+=item * B<When C<verify> reports problems.> A crash does not leave problems for
+C<verify> once a writer has run: the writer that takes over from a dead one
+repairs the map before its own write. Right after a writer was killed, while
+only readers have used the map, C<verify> may report what the next writer
+repairs (an interrupted resize, counts that disagree with the table): do one
+write (any C<put>) and verify again. A problem that remains means the file was
+damaged from outside (another program wrote into it, a storage or memory fault)
+or a bug: the map goes on working without crashing, but lookups may miss
+entries or find wrong ones. Stop the programs that use the map, save what can be
+read (C<hashmap-shared dump -o saved.jsonl FILE>), move the damaged file aside
+(keep it to report the problem), create the map anew from the dump
+(C<hashmap-shared load -i saved.jsonl FILE>), and start the programs again.
+If nothing outside the library can have touched the file, please report it
+with the C<verify> output.
+
 =back
 
 The limit: a process that dies holding the lock while its pid is immediately
@@ -970,8 +1026,13 @@ runs before the engine is called, never while it holds a lock.
 If an argument's magic destroys or replaces the map object during the call, the
 call croaks "Data::HashMap::Shared::II object replaced or destroyed during the
 call" instead of touching a released map. A wrong invocant croaks "Expected a
-Data::HashMap::Shared::II object"; one that was explicitly destroyed croaks
-"Attempted to use a destroyed Data::HashMap::Shared::II object".
+Data::HashMap::Shared::II object"; an object of the class that no constructor
+made (a blessed integer or hash, a copy of the object's scalar, a clone, another
+variant's map reblessed) croaks "not a valid Data::HashMap::Shared::II object";
+one that was explicitly destroyed croaks "Attempted to use a destroyed
+Data::HashMap::Shared::II object". Cursors say the same with their class
+(C<Data::HashMap::Shared::II::Cursor>). The check costs about four machine
+instructions per call (the handle is the first magic of the object's scalar).
 
 Methods that return lists return the last element in scalar context (or undef),
 as XS methods do: C<< my $x = $m->keys >> is a key, not a count.
@@ -1132,6 +1193,17 @@ reader slot of their own (the others share the slow path).
 
 =item * Platform: Linux, 64-bit little-endian Perl. The files are not portable to
 big-endian machines.
+
+=item * Stopped writers: a writer stopped inside the lock delays the other
+writers and the readers of that map (or shard) until it continues; see
+L</CRASH SAFETY>.
+
+=item * Mapped files: truncating a map file under running programs raises SIGBUS
+in them; permissions are the protection, and C<new_memfd> maps are sealed against
+it (see L</CRASH SAFETY>).
+
+=item * Paths: regular files only (no FIFOs, sockets, directories or devices),
+and no NUL bytes in paths or memfd names.
 
 =back
 
@@ -1344,6 +1416,17 @@ the wrong files. The shard of a key comes from seeded hash bits independent of
 the bits that pick its slot (the C version uses the low bits of the same unseeded
 hash for both). C<each> chains the shards from shard 0 with a pointer of its own
 (the C version shares it with C<pop>/C<shift>, so mixing them perturbs C<each>).
+
+=item * B<Handles cannot be forged.> The engine pointer lives in magic that only
+the constructors attach, not in the object's scalar: overwriting C<$$m>, blessing
+an integer, or using a copy of the scalar after the original was freed croaks
+"not a valid Data::HashMap::Shared::II object" instead of using whatever number
+the scalar holds as an address.
+
+=item * B<Only regular files, only whole paths.> A FIFO, socket, directory or
+device where a map file is expected is refused at once instead of being
+opened (a FIFO would block the open forever), and a NUL byte in a path croaks
+instead of silently cutting the path (C<new("x\0evil")> would create C<x>).
 
 =item * B<Read-only handles really are read-only.> C<new_readonly> maps the file
 read-only and never locks or writes, so it works on files the process cannot

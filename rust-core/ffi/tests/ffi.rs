@@ -1,6 +1,6 @@
 //! The C ABI, called the way the XS glue calls it.
 
-use hashmap_shared::ffi::*;
+use hashmap_shared_ffi::*;
 use std::ffi::{CStr, CString};
 use std::ptr;
 
