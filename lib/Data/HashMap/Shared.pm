@@ -106,6 +106,8 @@ C/XS distribution) with a new engine written in Rust.
     use Data::HashMap::Shared::SS;
     my $cache = Data::HashMap::Shared::SS->new('/dev/shm/cache', 10000, 10000, 60);
     shm_ss_put $cache, $url, $body;             # evicts the least recently used if full
+    my $pages = Data::HashMap::Shared::SS->new('/dev/shm/pages',
+        { string_space => '64m', lru => 1 });   # or sized in bytes: 64 MiB of pages
     my $hit = shm_ss_get $cache, $url;          # undef once expired (or evicted)
     shm_ss_put_ttl $cache, 'session', $s, 3600; # a TTL of its own (0 = permanent)
     my $left = shm_ss_ttl_remaining $cache, 'session';
@@ -277,10 +279,15 @@ cut at the NUL, so Perl's own C<open> refuses such paths too.
     my $m = Class->new($path, $max_entries);
     my $m = Class->new($path, $max_entries, $max_size, $ttl, $lru_skip,
                        $arena_cap, $file_mode);
+    my $m = Class->new($path, { string_space => '64m', lru => 1, ttl => 60 });
+    my $m = Class->new($path, $max_entries, { max_size => 5000 });
 
 Creates the map file C<$path>, or attaches to it if it exists. C<$path> undef
 makes an anonymous map: shared memory that has no name and is shared only with
-processes forked after its creation.
+processes forked after its creation. The sizing arguments come by position, or
+by name in a hash reference as the last argument (see L</Named options>), which
+gives those the positions before it did not. L</SIZING A MAP> says how much memory
+and disk a map takes.
 
 =over
 
@@ -308,8 +315,10 @@ keys (see L</LRU>); 0 (default) promotes on every write hit.
 
 =item C<$arena_cap>
 
-Bytes for string storage (string variants); 0 (default) sizes it from
-C<$max_entries>.
+Bytes for string storage (string variants), the "string space": keys and values
+of 8 bytes or more live there. 0 (default) sizes it from C<$max_entries>, 128
+bytes per entry; see L</SIZING A MAP>. Values beyond 4294967295 are clamped to it
+(the named option C<string_space> croaks instead).
 
 =item C<$file_mode>
 
@@ -326,9 +335,56 @@ arguments are read as unsigned integers: values above 4294967295 (including
 negative numbers) croak "max_entries N exceeds the maximum of 4294967295" (or
 C<lru_max>, C<ttl_default>, C<lru_skip>).
 
+=head2 Named options
+
+C<new>, C<new_memfd> and C<new_sharded> accept, as their last argument, a hash
+reference of named options. It gives the sizing arguments that no position before
+it gave; an undef value means the default.
+
+=over
+
+=item C<max_entries>, C<max_size>, C<ttl>, C<lru_skip>, C<file_mode>
+
+As the positional arguments of the same meaning (C<file_mode>: not for
+C<new_memfd>).
+
+=item C<string_space>
+
+The positional C<$arena_cap>: bytes for keys and values, as a number or as a
+number followed by C<k>, C<m> or C<g> (KiB, MiB, GiB): C<'64m'>. At most
+4294967295, at least 4096 (smaller values are raised to it). Without
+C<max_entries>, it implies one entry per 128 bytes (C<'64m'>: 524288 entries),
+the inverse of the default string space; integer-only variants ignore it.
+
+=item C<lru>
+
+True: an LRU map bounded at C<max_entries> entries (C<max_size> set to it), so
+that the string space is the bound that matters for large values. Give either
+C<lru> or C<max_size>.
+
+=back
+
+For example a cache of 256 MiB of pages, evicting the least recently used when
+full, whatever the number of pages:
+
+    my $cache = Data::HashMap::Shared::SS->new('/dev/shm/pages',
+        { string_space => '256m', lru => 1 });
+
+These croak, naming the problem: an unknown option ("unknown option 'colour'
+(known: max_entries, max_size, lru, ttl, lru_skip, string_space, file_mode)"), an
+option also given by position ("max_entries given twice (by position and by
+name)"), a value that is not a non-negative number ("option ttl: 'soon' is not a
+non-negative integer", "option string_space: '4t' is not a size (bytes, or a
+number followed by k, m or g)", "option max_size: -1 is negative"), a value out
+of range ("string_space 4294967296 exceeds the maximum of 4294967295"; file_mode
+at most 07777), no size at all ("max_entries is required (or string_space, ...)")
+and both C<lru> and C<max_size>. A blessed hash reference is not taken for
+options.
+
 =head2 new_memfd
 
     my $m = Class->new_memfd($name, $max_entries, $max_size, $ttl, $lru_skip, $arena_cap);
+    my $m = Class->new_memfd($name, { string_space => '16m', lru => 1 });
 
 A map in a memfd (C<memfd_create>, name C<$name> or "hashmap" when undef). The
 descriptor (C<< $m->memfd >>) can be inherited by C<fork>, passed over a Unix
@@ -349,6 +405,7 @@ descriptor of anything but a regular file (memfds are regular files) croaks
     my $m = Class->new_sharded($prefix, $shards, $max_entries);
     my $m = Class->new_sharded($prefix, $shards, $max_entries, $max_size, $ttl,
                                $lru_skip, $arena_cap, $file_mode);
+    my $m = Class->new_sharded($prefix, $shards, { string_space => '1g', lru => 1 });
 
 A set of C<$shards> independent maps in the files C<$prefix.0>, C<$prefix.1>, ...
 behind one handle; every operation works on it as on a single map. Each key lives
@@ -409,9 +466,11 @@ map). Every mutator croaks on engine errors, e.g. "key too long (max 1GB)".
 =item put($key, $value) → bool
 
 Insert or overwrite. False only when a new key does not fit (table at its maximum
-capacity, or string arena full). An overwrite promotes the entry (LRU) and
-resets its expiry to now + the default TTL unless it is permanent; an expired
-entry is revived. A new key on a full LRU map evicts one entry first.
+capacity, or string space full) or an overwrite's value does not fit (the old
+value is kept). An overwrite promotes the entry (LRU) and resets its expiry to
+now + the default TTL unless it is permanent; an expired entry is revived. On an
+LRU map a new key at C<$max_size> evicts one entry first, and a full string space
+evicts until the strings fit (see L</LRU>, L</SIZING A MAP>).
 
 =item get($key) → value | undef
 
@@ -688,9 +747,11 @@ a thread sees a reference to undef.
 
 =head1 LRU
 
-A map created with C<$max_size> E<gt> 0 holds at most that many entries. It keeps
-them in a recency list (most recently inserted or written first) plus one
-"accessed" bit per entry, and evicts with the clock (second chance) algorithm:
+A map created with C<$max_size> E<gt> 0 holds at most that many entries, and no
+more than its string space holds: it is a cache, whose writes make room by
+evicting instead of failing. It keeps the entries in a recency list (most
+recently inserted or written first) plus one "accessed" bit per entry, and
+evicts with the clock (second chance) algorithm:
 
 =over
 
@@ -702,6 +763,14 @@ C<stat_evictions>, or in C<stat_expired> if it had expired anyway). Every
 inserting operation does this: C<put>, C<put_ttl>, C<add>, C<add_ttl>, C<swap>,
 C<get_or_set>, C<set_multi>, the counters. If C<$max_size> is larger than the
 table can hold, inserts simply fail once the table is full.
+
+=item * A write whose key or value (8 bytes or more) finds no room in the string
+space evicts the same way, one entry at a time, until the string fits: inserts,
+overwrites (C<put>, C<update>, C<swap>, C<cas>, ...) and counters with a new long
+key alike. An overwrite never evicts the entry it writes. A string that could
+not fit even if the map held nothing else is refused at once, evicting nothing;
+and one call evicts at most 32 entries, or beyond that entries worth 8 times the
+bytes it needs: see L</SIZING A MAP> for what that bound means.
 
 =item * C<get> and C<get_with_ttl> set the accessed bit, without a lock and
 without moving the entry, so LRU lookups stay as cheap as plain ones.
@@ -1079,6 +1148,113 @@ source lines (callgrind, C<perf annotate>). The engine's own Rust test suite
 (C<cargo test --release --locked>) runs from a git checkout, which has the test
 dependencies.
 
+=head1 SIZING A MAP
+
+A map is one file (or memfd, or anonymous mapping) whose size is fixed when it is
+created, from C<max_entries>, the string space and the options. The file is
+sparse: memory and disk are used only where entries have been written, so a map
+sized for the worst case costs little until it fills (its size on disk, C<du>,
+grows with use; C<ls> shows the full size from the start).
+
+=head2 The table: max_entries
+
+The table has a power-of-two number of slots (its capacity) and holds at most 7/8
+of them. C<$max_entries> is rounded up so that the largest table holds at least
+that many: the capacity is the smallest power of two of at least C<$max_entries>
+* 8/7 (and at least 16), and C<max_entries> reports 7/8 of it. So
+C<new($path, 10_000)> guarantees 14336 entries (16384 slots), 100_000 gives 114688
+(131072 slots) and 1_000_000 gives 1835008 (2097152 slots). The table starts at
+16 slots, doubles as entries arrive and shrinks when most are removed.
+
+=head2 Bytes per entry
+
+Every slot of the largest table is reserved in the file, whether the table has
+grown to it or not:
+
+    variant                      bytes per slot   + LRU   + TTL
+    I16                          5                +9      +4
+    I32                          9                +9      +4
+    II                           17               +9      +4
+    I16S I32S IS SI16 SI32 SI SS 17               +9      +4
+
+(a slot's key and value, and one control byte). Per guaranteed entry that is
+8/7 of it: 19.4 bytes for II or a string variant, plus 10.3 for LRU, 4.6 for TTL;
+per I<requested> entry up to twice that, from the rounding to a power of two.
+String variants add the string space.
+
+=head2 The string space
+
+Keys and values of 8 bytes and more (in string variants) live in the string
+space (the C<arena_cap> accessor; shorter strings are kept in the slot). A string
+of C<n> bytes takes a block of the next power of two (at least 16 bytes): 100
+bytes take 128, 1000 take 1024, 3000 take 4096. Freed blocks are reused, and
+freeing every string gives the whole space back in one piece. The space also has
+a bitmap of 1 bit per 16 bytes (1/128 of it).
+
+Its default is 128 bytes per I<requested> entry (C<new($path, 10_000)>: 1,280,000
+bytes), at least 4096: room, per requested entry, for a key and a value of up to
+64 bytes each. For larger
+strings, size it in bytes: C<$arena_cap> by position or C<string_space> by name
+(see L</Named options>), up to 4294967295 bytes. Think of it as
+L<Cache::FastMmap>'s C<cache_size>: a cache of 1 kB pages needs about 1 kB per
+page it should hold (C<< { string_space => '64m', lru => 1 } >> keeps about
+64,000 pages of 1000 bytes).
+
+=head2 File sizes
+
+C<mmap_size> (the file's size), measured for maps created with C<new($path, N)>
+and the default string space:
+
+    N          II, plain / LRU / TTL     string variants, plain / LRU / TTL
+    10,000     0.34 / 0.48 / 0.40 MiB    1.57 / 1.71 / 1.63 MiB
+    100,000    2.20 / 3.32 / 2.70 MiB    14.50 / 15.62 / 15.00 MiB
+    1,000,000  34.07 / 52.07 / 42.07 MiB 157.10 / 175.10 / 165.10 MiB
+
+I16 takes 10.07 MiB and I32 18.07 MiB at 1,000,000 (plain). With LRU and TTL
+both, add both increments. The string variants' figures are mostly string space
+(122 MiB of the 157 at 1,000,000). What the files use on disk, measured: an empty
+map takes 20-70 KiB whatever its size; an II map of 1,000,000 entries 34 MiB; an
+SS map of 1,000,000 entries with keys and values of 9 to 20 bytes 80 MiB of its
+157.
+
+=head2 When a map is full
+
+"Full" means one of two things: the table holds C<max_entries> entries (or an
+LRU map holds C<$max_size>), or the string space has no free block large enough
+for a string being written. What then happens:
+
+=over
+
+=item * B<Maps without LRU> refuse the write and change nothing: C<put>, C<add>,
+C<update>, C<cas> return false, C<swap> and C<get_or_set> undef, C<set_multi>
+counts only what it stored, and the counters croak ("increment failed") for a
+new key. An overwrite whose new value does not fit keeps the old one. Reads,
+removes and counters on existing keys work as always.
+
+=item * B<LRU maps> make room: an insert at C<$max_size> entries evicts one
+entry, and a write that finds no room for its strings evicts entries from the
+least recently used end until they fit (see L</LRU>), counting each in
+C<stat_evictions>. Such a write fails only when its strings could not fit even in
+an empty map (the string is larger than the whole space, or, for an overwrite,
+does not fit beside the entry's own key and old value): it is then refused at
+once, evicting nothing. A table that holds C<max_entries> entries (possible only
+when C<$max_size> is larger) refuses inserts as a plain map does.
+
+=back
+
+One write evicts at most 32 entries, or beyond that entries worth 8 times the
+bytes it needs, so that its cost is proportional to what it writes, never to the
+size of the map. In a cache whose values are of similar sizes, one or two
+evictions make room. The bound matters only for a value far larger than the
+entries around it, in a string space fragmented by them: a free block of 256 KiB
+needs every small string inside those 256 KiB gone, and least recently used is
+not the same as nearby. Such a write can fail (like a write to a full plain map)
+although an empty map would hold it; the entries it evicted stay evicted, so a
+retry finds more room. A write succeeds as soon as it has evicted a string at
+least as large as its own, and an insert into a map of up to 32 entries succeeds
+whenever an empty map would hold it. If your values vary that much, give the
+large ones a map of their own.
+
 =head1 LIMITS
 
 =over
@@ -1089,8 +1265,8 @@ given map guarantees. The size arguments of the constructors must be at most
 4294967295.
 
 =item * Strings: each key or value up to 1073741823 bytes; all of a map's long
-strings (8 bytes and more) share its arena of at most 4294967295 bytes
-(C<arena_cap>).
+strings (8 bytes and more) share its string space of at most 4294967295 bytes
+(C<arena_cap>, see L</SIZING A MAP>).
 
 =item * TTL: up to 4294967293 seconds per entry; expiry has a resolution of one
 second. C<lru_skip>: 0-99.
@@ -1237,6 +1413,11 @@ values, context rules and error messages are the same. These are the places wher
 this implementation deliberately differs.
 
 =over
+
+=item * B<A cache stays a cache.> On an LRU map, a full string space evicts
+from the LRU tail like a full map does (see L</SIZING A MAP>); the C version
+refuses the write and evicts nothing. Maps can be sized in bytes
+(C<string_space>, named constructor options).
 
 =item * B<Own file format.> Files have their own magic and format version and
 record the variant, geometry, options and the engine version that created them.
