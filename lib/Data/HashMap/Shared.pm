@@ -1113,6 +1113,23 @@ encodings. Strings may contain any bytes, NUL included; each may be up to
 1073741823 bytes. Strings of up to 7 bytes are stored inside the table slot;
 longer ones in the string arena.
 
+=head2 Storing Perl data structures
+
+Values are strings or integers, never references: a hash or array reference
+stored as a value would be stored as its address ("HASH(0x...)"), meaningless in
+another process. Serialise the structure into an SS (or IS, SI...) map and
+thaw it on the way out:
+
+    use Storable qw(nfreeze thaw);
+    $map->put($user_id, nfreeze({ name => 'Ann', roles => [qw(admin ops)] }));
+    my $user = thaw($map->get($user_id));
+
+C<nfreeze> (network order) keeps the bytes readable on another architecture;
+L<JSON::PP> (core) suits maps that programs in other languages read too. The
+Cookbook's "Storing Perl data structures" recipe shows both, with the
+caveats (a serialised value is copied whole on every get and put: keep values
+small, or split a large structure over several keys).
+
 =head1 INSTALLATION
 
     cpanm Data::HashMap::Shared        # or: cpan Data::HashMap::Shared
