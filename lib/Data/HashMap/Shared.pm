@@ -1872,6 +1872,42 @@ The engine failed without a message: a bug; please report it.
 
 =over
 
+=item I<Class>: option I<NAME>: I<N> is negative
+
+=item I<Class>: option I<NAME>: I<N> is not a non-negative number
+
+=item I<Class>: option I<NAME>: 'I<VALUE>' is not a size (bytes, or a number followed by k, m or g)
+
+A named constructor option (L</Named options>) has a value that is not a count
+(or, for C<string_space>, a size such as C<65536>, C<'64k'>, C<'64m'>,
+C<'1g'>). Pass a non-negative integer or such a size string.
+
+=item I<Class>: unknown option 'I<NAME>' (known: max_entries, max_size, lru, ttl, lru_skip, string_space, ...)
+
+The option hash has a key the constructor does not know (a typo, or
+C<file_mode> given to C<new_memfd>). The message lists the known ones.
+
+=item I<Class>: I<NAME> given twice (by position and by name)
+
+An argument was passed positionally and again in the option hash. Give it once.
+
+=item I<Class>: max_entries is required (or string_space, which implies 1 entry per 128 bytes)
+
+The option hash names neither C<max_entries> nor (for a variant with strings)
+C<string_space>, from which C<max_entries> is derived.
+
+=item I<Class>: options lru and max_size both given: lru => 1 means max_size => max_entries
+
+C<< lru => 1 >> bounds the LRU at C<max_entries>; give either it or an explicit
+C<max_size>, not both.
+
+=item HashMap::Shared set failed: I<N> bytes do not fit in the string space of I<PATH> (I<M> bytes)
+
+From L<CHI::Driver::HashMap::Shared>: a value (key and serialised data) larger
+than the namespace's whole string space cannot be cached even after evicting
+everything. Give the cache a larger C<string_space> (its C<cache_size>), or cache
+smaller values.
+
 =item Expected a I<Class> object
 
 A method was called on something that is not a map of that class (a plain

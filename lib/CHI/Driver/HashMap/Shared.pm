@@ -89,8 +89,9 @@ sub store {
         $ttl = $NEVER if $ttl > $NEVER;
     }
     return 1 if $self->{map}->put_ttl(_bytes($key), $data, $ttl);
-    Carp::croak(sprintf 'HashMap::Shared set failed: %d bytes do not fit in the string space of %s (%d bytes)',
-        length $data, $self->path_for_namespace($self->namespace), $self->{map}->arena_cap);
+    my ($len, $path, $space) =
+        (length $data, $self->path_for_namespace($self->namespace), $self->{map}->arena_cap);
+    Carp::croak("HashMap::Shared set failed: $len bytes do not fit in the string space of $path ($space bytes)");
 }
 
 sub remove {
