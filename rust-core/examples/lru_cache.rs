@@ -20,7 +20,7 @@ fn render(page: u64) -> Bytes {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache: Map<i64, Bytes> = Map::open(&Options::new(1000).memfd("page-cache").lru(100, 0).ttl(60))?;
+    let mut cache: Map<i64, Bytes> = Map::open(&Options::new(1000).memfd("page-cache").lru(100, 0).ttl(60))?;
     // Workers attach through the descriptor (a duplicate of it: the cache keeps its own).
     let fd = cache.memfd().expect("a memfd map has a descriptor").try_clone_to_owned()?;
 
