@@ -260,7 +260,7 @@ fn iteration_during_removals_by_another_handle_misses_nothing_that_stays() {
         seen.push(k);
         if i % 4 == 0 {
             // Another handle removes an odd key the cursor may or may not have passed.
-            other.delete((i as i64 * 7) % 4000 | 1).unwrap();
+            other.delete(((i as i64 * 7) % 4000) | 1).unwrap();
         }
     }
     assert_eq!(m.stats().capacity, 8192, "no resize happened");

@@ -449,6 +449,6 @@ mod tests {
         assert!(b.utf8_flag());
         assert_eq!(b.to_str(), Ok("é"));
         assert_eq!(i16::from_out(Out::Int(-2)), -2);
-        assert_eq!(Bytes::ref_from_out(Out::Str(b"q", true)).utf8_flag(), true);
+        assert!(Bytes::ref_from_out(Out::Str(b"q", true)).utf8_flag());
     }
 }
