@@ -48,6 +48,8 @@ my %UNREACHABLE = (
     'bad variant $v'       => 'hashmap-shared: kinds() gets only variant names read from a checked header',
     'shard path contains a NUL byte' => 'the glue reads paths as C strings, which end at the first NUL',
     '{}: path contains a NUL byte' => 'the glue reads paths as C strings, which end at the first NUL',
+    'no variant given'     => 'Rust API only: the glue always names its variant',
+    'a shard set needs a path prefix' => 'Rust API only (typed Options::shards): the glue checks its shard arguments first',
 );
 
 # Messages that are only variable parts around the text of another message, each
@@ -112,7 +114,7 @@ File::Find::find(sub {
     $File::Find::prune = 1 if -d && /^(?:tests|benches|fuzz|interop|examples|target)$/;
     push @rust, $File::Find::name if -f && /\.rs\z/;
 }, 'rust-core');
-my $ERR = qr/\b(?:Error::(?:arg|format|io|new)|bad|fmt_err|io_err|corrupt|set_error|m\.push_str)\s*\(|\blet\s+mut\s+m\s*=\s*format!\(/;
+my $ERR = qr/\b(?:Error::(?:arg|format|io|new|os)|bad|fmt_err|io_err|corrupt|set_error|m\.push_str)\s*\(|\blet\s+mut\s+m\s*=\s*format!\(/;
 for my $file (sort @rust) {
     my $text = slurp($file);
     $text =~ s/^\s*#\[cfg\(test\)\]\s*\n\s*mod\s.*//ms;    # the unit tests at the end

@@ -10,7 +10,9 @@
 
 use crate::cursor::Cursor;
 use crate::error::{Error, ErrorKind, Result};
-use crate::map::{In, Map, Options, Out, Stats};
+use crate::map::{Change, Map, Stats, Upserted};
+use crate::options::Options;
+use crate::value::{In, Out, Value};
 use crate::shard::{self, ShardSet};
 use crate::variant::{Kind, Variant};
 use std::ffi::CStr;
@@ -158,6 +160,12 @@ impl Handle {
     pub unsafe fn get_to(&mut self, key: In<'_>, dst: *mut u8, cap: usize) -> Result<Option<Out<'_>>> {
         // SAFETY: forwarded contract.
         unsafe { self.map_of(key).get_to(key, dst, cap) }
+    }
+
+    /// Read-modify-write of `key` with one lookup, under the write lock of the map
+    /// that holds it (see [`Map::upsert_with`]).
+    pub fn upsert_with(&mut self, key: In<'_>, f: impl FnOnce(Option<Out<'_>>) -> Change) -> Result<(Upserted, Option<Value>)> {
+        self.map_of(key).upsert_with(key, f)
     }
 
     /// [`Handle::get`] for integer-key, integer-value variants (see [`Map::get_int`]).

@@ -27,6 +27,7 @@
 mod evict;
 pub(crate) mod format;
 mod repair;
+mod upsert;
 
 use self::format::{Info, MapFormat};
 use crate::arena::Arena;
@@ -45,164 +46,9 @@ use std::ffi::{CStr, CString};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::{Relaxed, Release}};
 use std::sync::Arc;
 
-/// A key or value passed in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum In<'a> {
-    /// For integer keys/values (narrowed to the variant width).
-    Int(i64),
-    /// For string keys/values: bytes and Perl's UTF-8 flag.
-    Str(&'a [u8], bool),
-}
-
-/// A key or value returned, borrowing the handle's buffers (valid until the next call).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Out<'a> {
-    /// An integer (sign-extended from the variant width).
-    Int(i64),
-    /// Bytes and the stored UTF-8 flag.
-    Str(&'a [u8], bool),
-}
-
-/// An owned key or value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Value {
-    /// An integer.
-    Int(i64),
-    /// Bytes and the stored UTF-8 flag.
-    Str(Vec<u8>, bool),
-}
-
-impl Out<'_> {
-    /// An owned copy.
-    pub fn to_value(self) -> Value {
-        match self {
-            Out::Int(v) => Value::Int(v),
-            Out::Str(b, u) => Value::Str(b.to_vec(), u),
-        }
-    }
-}
-
-impl Value {
-    /// Borrowed as an argument.
-    pub fn as_in(&self) -> In<'_> {
-        match self {
-            Value::Int(v) => In::Int(*v),
-            Value::Str(b, u) => In::Str(b, *u),
-        }
-    }
-}
-
-/// How to open a map.
-#[derive(Clone, Debug)]
-///
-/// ```
-/// use hashmap_shared::{Map, Options, Variant};
-///
-/// // Anonymous (shared with children forked later), room for 10_000 entries, an LRU
-/// // bound of 5_000 entries with 10% of promotions skipped, entries expiring after 60 s.
-/// let m = Map::open(&Options::new(Variant::SS, 10_000).lru(5_000, 10).ttl(60))?;
-/// assert!(m.has_lru() && m.has_ttl());
-/// assert!(m.stats().max_entries >= 10_000);
-/// # Ok::<(), hashmap_shared::Error>(())
-/// ```
-pub struct Options {
-    /// Variant.
-    pub variant: Variant,
-    /// Backing kind.
-    pub backing: Backing,
-    /// File: the path; Memfd: the name (None = "hashmap").
-    pub path: Option<CString>,
-    /// Fd backing: the descriptor to duplicate (the caller keeps its own).
-    pub fd: i32,
-    /// Sizing hint: the map guarantees at least this many entries (up to 2^31*7/8).
-    pub max_entries: u64,
-    /// LRU bound: at most this many entries, the least recently used evicted first
-    /// (0 = no LRU).
-    pub max_size: u64,
-    /// Default TTL in seconds given to new entries (0 = no TTL support at all).
-    pub ttl: u64,
-    /// Percentage (0..=99) of LRU promotions skipped (less write traffic on hot keys).
-    pub lru_skip: u64,
-    /// Arena bytes (0 = 128 per requested entry); clamped to 4096..=2^32-1.
-    pub arena_cap: u64,
-    /// Permission bits of a newly created file (default 0600).
-    pub file_mode: u32,
-    /// Set by shard.rs for the files of a shard set: the index, count and routing
-    /// seed a newly created shard file records (None: a plain map, shard 0 of 1).
-    pub(crate) shard: Option<layout::ShardTag>,
-}
-
-impl Options {
-    /// Anonymous map of `variant` with room for `max_entries`.
-    pub fn new(variant: Variant, max_entries: u64) -> Options {
-        Options {
-            variant,
-            backing: Backing::Anon,
-            path: None,
-            fd: -1,
-            max_entries,
-            max_size: 0,
-            ttl: 0,
-            lru_skip: 0,
-            arena_cap: 0,
-            file_mode: 0o600,
-            shard: None,
-        }
-    }
-    /// Backed by the file at `path` (created or attached).
-    pub fn file(mut self, path: impl AsRef<std::path::Path>) -> Options {
-        use std::os::unix::ffi::OsStrExt;
-        self.backing = Backing::File;
-        self.path = CString::new(path.as_ref().as_os_str().as_bytes()).ok();
-        self
-    }
-    /// Backed by a new memfd named `name`.
-    ///
-    /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
-    ///
-    /// let mut a = Map::open(&Options::new(Variant::II, 100).memfd("example"))?;
-    /// a.put(In::Int(1), In::Int(10))?;
-    /// // Another handle on the same memory, through the descriptor (which could also be
-    /// // inherited by a child process or sent over a Unix socket).
-    /// let mut b = Map::open(&Options::new(Variant::II, 100).from_fd(a.memfd()))?;
-    /// assert_eq!(b.get(In::Int(1))?, Some(Out::Int(10)));
-    /// # Ok::<(), hashmap_shared::Error>(())
-    /// ```
-    pub fn memfd(mut self, name: &str) -> Options {
-        self.backing = Backing::Memfd;
-        self.path = CString::new(name).ok();
-        self
-    }
-    /// Attached through a duplicate of descriptor `fd`.
-    pub fn from_fd(mut self, fd: i32) -> Options {
-        self.backing = Backing::Fd;
-        self.fd = fd;
-        self
-    }
-    /// String arena capacity.
-    pub fn arena_cap(mut self, bytes: u64) -> Options {
-        self.arena_cap = bytes;
-        self
-    }
-    /// Mode of a newly created file.
-    pub fn file_mode(mut self, mode: u32) -> Options {
-        self.file_mode = mode;
-        self
-    }
-    /// An LRU map holding at most `max_size` entries, and evicting when its arena is
-    /// full too; `lru_skip` percent of promotions are skipped.
-    pub fn lru(mut self, max_size: u64, lru_skip: u64) -> Options {
-        self.max_size = max_size;
-        self.lru_skip = lru_skip;
-        self
-    }
-    /// A TTL map whose new entries expire `secs` seconds after they are written.
-    pub fn ttl(mut self, secs: u64) -> Options {
-        self.ttl = secs;
-        self
-    }
-}
+pub use crate::options::Options;
+pub use crate::value::{In, Out, Value};
+pub use self::upsert::{Change, Upserted};
 
 /// Counters and geometry (api.md 6.8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -338,20 +184,21 @@ impl Map {
     /// the variant, which must match. Errors are those the Perl constructors report:
     ///
     /// ```
-    /// use hashmap_shared::{ErrorKind, Map, Options, Variant};
+    /// use hashmap_shared::{raw::{Map, Variant}, ErrorKind, Options};
     ///
     /// let path = std::env::temp_dir().join(format!("hm-doc-open-{}.shm", std::process::id()));
-    /// let m = Map::open(&Options::new(Variant::II, 100).file(&path))?;
-    /// let err = Map::open(&Options::new(Variant::SS, 100).file(&path)).err().unwrap();
+    /// let m = Map::open(&Options::of(Variant::II, 100).file(&path))?;
+    /// let err = Map::open(&Options::of(Variant::SS, 100).file(&path)).err().unwrap();
     /// assert_eq!(err.kind(), ErrorKind::Format);
     /// assert_eq!(err.to_string(), format!("{}: variant mismatch (file=3, expected=10)", path.display()));
     /// m.unlink();
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn open(o: &Options) -> Result<Map> {
+        let variant = o.check()?;
         let spec = Spec { backing: o.backing, path: o.path.clone(), fd: o.fd, file_mode: o.file_mode };
         let params = Params {
-            variant: o.variant,
+            variant,
             max_entries: o.max_entries,
             max_size: o.max_size,
             ttl: o.ttl,
@@ -472,9 +319,9 @@ impl Map {
     /// marks the entry accessed (no lock taken either way).
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SS, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::SS, 100))?;
     /// m.put(In::Str(b"caf\xc3\xa9", true), In::Str(b"bytes \xff", false))?;
     /// // Out borrows the handle's buffer; to_value() makes an owned copy.
     /// assert_eq!(m.get(In::Str(b"caf\xc3\xa9", true))?, Some(Out::Str(b"bytes \xff", false)));
@@ -644,9 +491,9 @@ impl Map {
     /// expired entry is revived.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::I16, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::I16, 100))?;
     /// assert!(m.put(In::Int(70_000), In::Int(-1))?);   // keys narrow to 16 bits
     /// assert_eq!(m.get(In::Int(4464))?, Some(Out::Int(-1)));
     /// # Ok::<(), hashmap_shared::Error>(())
@@ -665,9 +512,9 @@ impl Map {
     /// 4294967294 and more are clamped to 4294967293. Errors on a map without TTL.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SI, 100).ttl(60))?;
+    /// let mut m = Map::open(&Options::of(Variant::SI, 100).ttl(60))?;
     /// m.put(In::Str(b"default", false), In::Int(1))?;          // expires in 60 s
     /// m.put_ttl(In::Str(b"short", false), In::Int(2), 5)?;     // in 5 s
     /// m.put_ttl(In::Str(b"forever", false), In::Int(3), 0)?;   // never
@@ -849,9 +696,9 @@ impl Map {
     /// by bytes, the flag of `expected` ignored; the stored flag becomes `desired`'s).
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::IS, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::IS, 100))?;
     /// m.put(In::Int(1), In::Str(b"idle", false))?;
     /// assert!(m.cas(In::Int(1), In::Str(b"idle", false), In::Str(b"busy", false))?);
     /// assert!(!m.cas(In::Int(1), In::Str(b"idle", false), In::Str(b"busy", false))?);
@@ -905,9 +752,9 @@ impl Map {
     /// when a new key cannot be inserted.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SI32, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::SI32, 100))?;
     /// let k = In::Str(b"requests", false);
     /// assert_eq!(m.incr_by(k, 1)?, 1);
     /// assert_eq!(m.incr_by(k, 10)?, 11);
@@ -971,9 +818,9 @@ impl Map {
     /// Puts every pair under one write lock; returns how many were stored.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Value, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Value, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::II, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::II, 100))?;
     /// assert_eq!(m.set_multi(&[(In::Int(1), In::Int(10)), (In::Int(2), In::Int(20))])?, 2);
     /// assert_eq!(m.get_multi(&[In::Int(2), In::Int(3)])?, vec![Some(Value::Int(20)), None]);
     /// assert_eq!(m.remove_multi(&[In::Int(1), In::Int(3)])?, 1);
@@ -1152,10 +999,10 @@ impl Map {
     /// met first are reclaimed and skipped. None when empty.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Value, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Value, Variant}, Options};
     ///
     /// // On an LRU map, pop takes the least recently used entry: a FIFO queue.
-    /// let mut q = Map::open(&Options::new(Variant::II, 100).lru(100, 0))?;
+    /// let mut q = Map::open(&Options::of(Variant::II, 100).lru(100, 0))?;
     /// for job in [7, 8, 9] {
     ///     q.put(In::Int(job), In::Int(job * 100))?;
     /// }
@@ -1292,7 +1139,7 @@ impl Map {
         if self.sh.ro {
             return Ok(());
         }
-        self.sh.map.sync().map_err(|e| Error::new(ErrorKind::Io, crate::error::strerror(e)))
+        self.sh.map.sync().map_err(|e| Error::os(crate::error::strerror(e), e))
     }
 
     /// Removes the backing file (file maps); true on success. Never fails otherwise.
@@ -1369,9 +1216,9 @@ impl Map {
     /// string / 0 is passed instead).
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SI, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::SI, 100))?;
     /// m.put(In::Str(b"a", false), In::Int(1))?;
     /// m.put(In::Str(b"b", false), In::Int(2))?;
     /// let mut sum = 0;
@@ -1421,9 +1268,9 @@ impl Map {
     /// Statistics and geometry.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SS, 1000))?;
+    /// let mut m = Map::open(&Options::of(Variant::SS, 1000))?;
     /// m.put(In::Str(b"a key longer than seven bytes", false), In::Str(b"v", false))?;
     /// let st = m.stats();
     /// assert_eq!(st.size, 1);
@@ -1474,7 +1321,7 @@ impl Map {
         self.st.deferred = false;
         self.sh.lock.release_slot();
         self.sh.ro = true;
-        self.sh.map.sync().map_err(|e| Error::new(ErrorKind::Io, format!("msync: {}", crate::error::strerror(e))))
+        self.sh.map.sync().map_err(|e| Error::io("msync", e))
     }
 
     /// Runs `f` while holding this map's write lock (refused like a mutator on a frozen
@@ -2331,7 +2178,7 @@ mod tests {
 
     #[test]
     fn basic_ss() {
-        let mut m = Map::open(&Options::new(Variant::SS, 100)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::SS, 100)).unwrap();
         assert!(m.put(s(b"a"), s(b"1")).unwrap());
         assert!(m.put(s(b"long key here"), In::Str(b"long value here!", true)).unwrap());
         assert_eq!(m.get(s(b"a")).unwrap(), Some(Out::Str(b"1", false)));
@@ -2353,7 +2200,7 @@ mod tests {
     #[test]
     fn get_int_matches_get() {
         for v in [Variant::II, Variant::I16, Variant::I32] {
-            for o in [Options::new(v, 100), Options::new(v, 100).lru(50, 0), Options::new(v, 100).ttl(60)] {
+            for o in [Options::of(v, 100), Options::of(v, 100).lru(50, 0), Options::of(v, 100).ttl(60)] {
                 let mut m = Map::open(&o).unwrap();
                 for k in [0i64, -5, 7, 70000, i64::MIN] {
                     assert!(m.put(In::Int(k), In::Int(k ^ 3)).unwrap());
@@ -2371,14 +2218,14 @@ mod tests {
             }
         }
         for v in [Variant::IS, Variant::SI, Variant::SS] {
-            let mut m = Map::open(&Options::new(v, 100)).unwrap();
+            let mut m = Map::open(&Options::of(v, 100)).unwrap();
             assert!(m.get_int(1).is_err());
         }
     }
 
     #[test]
     fn counters_wrap() {
-        let mut m = Map::open(&Options::new(Variant::I16, 100)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::I16, 100)).unwrap();
         assert_eq!(m.incr_by(In::Int(70000), 1).unwrap(), 1);
         assert_eq!(m.get(In::Int(4464)).unwrap(), Some(Out::Int(1)));
         assert!(m.put(In::Int(1), In::Int(32767)).unwrap());
@@ -2387,14 +2234,14 @@ mod tests {
         assert_eq!(m.max(In::Int(2), 5).unwrap(), 5);
         assert_eq!(m.max(In::Int(2), 3).unwrap(), 5);
         assert_eq!(m.min(In::Int(2), 3).unwrap(), 3);
-        let mut ii = Map::open(&Options::new(Variant::II, 100)).unwrap();
+        let mut ii = Map::open(&Options::of(Variant::II, 100)).unwrap();
         ii.put(In::Int(0), In::Int(i64::MAX)).unwrap();
         assert_eq!(ii.incr_by(In::Int(0), 1).unwrap(), i64::MIN);
     }
 
     #[test]
     fn full_table_and_each() {
-        let mut m = Map::open(&Options::new(Variant::II, 10)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::II, 10)).unwrap();
         let max = m.stats().max_entries as i64;
         assert_eq!(max, 14);
         for i in 0..max {

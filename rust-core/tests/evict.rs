@@ -3,7 +3,7 @@
 //! proportional to the write; a write whose strings could not fit even in an empty map
 //! evicts nothing; maps without LRU never evict.
 
-use hashmap_shared::{In, Map, Options, Out, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
 
 fn s(b: &[u8]) -> In<'_> {
     In::Str(b, false)
@@ -22,7 +22,7 @@ fn page(i: u64) -> Vec<u8> {
 }
 
 fn lru_ss(entries: u64, max_size: u64, arena: u64) -> Map {
-    Map::open(&Options::new(Variant::SS, entries).lru(max_size, 0).arena_cap(arena)).unwrap()
+    Map::open(&Options::of(Variant::SS, entries).lru(max_size, 0).arena_cap(arena)).unwrap()
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn every_inserting_operation_evicts_for_space() {
         assert_eq!(m.verify(), Vec::<String>::new(), "{op}");
     }
     // A counter with a long new key (SI).
-    let mut m = Map::open(&Options::new(Variant::SI, 1000).lru(1000, 0).arena_cap(4096)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SI, 1000).lru(1000, 0).arena_cap(4096)).unwrap();
     for i in 0..500 {
         assert_eq!(m.incr_by(s(format!("a long counter name {i}").as_bytes()), 1).unwrap(), 1);
     }
@@ -192,7 +192,7 @@ fn every_inserting_operation_evicts_for_space() {
 
 #[test]
 fn maps_without_lru_never_evict() {
-    let mut m = Map::open(&Options::new(Variant::SS, 1000).arena_cap(16 * 1024)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 1000).arena_cap(16 * 1024)).unwrap();
     let mut stored = 0;
     for i in 0..100u64 {
         if m.put(s(format!("key {i}").as_bytes()), s(&page(i))).unwrap() {
@@ -208,7 +208,7 @@ fn maps_without_lru_never_evict() {
 fn expired_victims_count_as_expired() {
     use hashmap_shared::ttl::ManualClock;
     use std::sync::Arc;
-    let mut m = Map::open(&Options::new(Variant::SS, 100).lru(100, 0).ttl(10).arena_cap(8 * 1024)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 100).lru(100, 0).ttl(10).arena_cap(8 * 1024)).unwrap();
     let c = Arc::new(ManualClock::new(m.ttl_epoch() + 10));
     m.set_clock(c.clone());
     for i in 0..7u64 {

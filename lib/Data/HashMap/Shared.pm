@@ -1341,19 +1341,33 @@ problems found by C<verify>), 2 an error.
 
 =head1 RUST API
 
-The engine is a Rust crate (F<rust-core/>, library C<hashmap_shared>) with a
-safe, documented Rust API on the same files, so a Rust service and Perl workers
-can share one map:
+The engine is a Rust crate (F<rust-core/>, crate C<hashmap-shared>) with a
+typed, documented Rust API on the same files, so a Rust service and Perl
+workers can share one map. A Rust program chooses the key and value types at
+compile time; each pair is one of the ten classes (C<< Map<Bytes, i64> >> is SI,
+C<< Map<i64, Bytes> >> is IS, C<< Map<Bytes, Bytes> >> is SS, ...), and a file of
+another class is refused with the same "variant mismatch" words as C<new>:
 
-    use hashmap_shared::{In, Map, Options, Variant};
-    let mut hits = Map::open(&Options::new(Variant::SI, 100_000).file("/dev/shm/hits"))?;
-    hits.incr_by(In::Str(b"/index.html", false), 1)?;
+    use hashmap_shared::{Bytes, Map, Options};
+    let mut hits: Map<Bytes, i64> =
+        Map::open(&Options::new(100_000).file("/dev/shm/hits"))?;
+    hits.incr("/index.html", 1)?;    // Perl: $hits->incr('/index.html')
+
+Strings cross over with their UTF-8 flag: a Rust C<&str> arrives in Perl as a
+character string, a byte slice as a byte string, and a string Perl stored comes
+back to Rust as its bytes with the flag beside them. Counters, LRU and TTL
+maps, shard sets (C<Options::sharded>), memfds and frozen maps work the same
+from both languages.
 
 In the distribution (see L</FILES IN THE DISTRIBUTION>), C<cargo doc --no-deps
--p hashmap-shared --open> shows its documentation, with examples that run as
-tests. F<rust-core/interop/src/main.rs> is a complete
-program; F<t/rust-interop.t> has it write maps that Perl reads, read maps that
-Perl writes, and count into one map together with Perl.
+-p hashmap-shared --open> shows the documentation (a
+guide to variants, LRU, TTL, sharding and sharing with Perl, with examples
+that run as tests); F<rust-core/examples/> has a counter shared with Perl, an
+LRU cache and a sharded set. F<rust-core/interop/src/main.rs> is a complete
+program; F<t/rust-interop.t> has it write maps that Perl reads, read and copy
+maps that Perl writes (every UTF-8 flag kept), and count into one map together
+with Perl. C<cargo bench -p hashmap-shared --bench api> compares the Rust API
+with Rust's own concurrent maps and with Perl on the same map.
 
 =head1 BENCHMARKS
 
