@@ -6,6 +6,7 @@
 #define HM_XS_OPS_IMPL_H
 
 #include <unistd.h>
+#include "xs/ctor_args.h"
 
 /* Convert arguments 1..n of the call. kinds[i] is 'k' (key of the variant), 'v'
  * (value of the variant), 'i' (plain integer) or 'u' (unsigned integer, e.g. a TTL:
@@ -815,30 +816,15 @@ static SSize_t hm_ctor_finish(pTHX_ OpCtx *c, HV *stash, const HmOpen *o) {
     return hm_ctor_bless(aTHX_ c, stash, hm_open(o));
 }
 
-/* sizing arguments from stack position `from` on: max_entries, max_size, ttl,
- * lru_skip, arena_cap (read as unsigned; api 3.1) */
-static void hm_ctor_sizes(pTHX_ OpCtx *c, HmOpen *o, SSize_t from) {
-    HmConv cv;
-    cv.epoch = 0;
-    o->max_entries = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from));
-    if (c->items > from + 1) o->max_size  = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 1));
-    if (c->items > from + 2) o->ttl       = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 2));
-    if (c->items > from + 3) o->lru_skip  = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 3));
-    if (c->items > from + 4) o->arena_cap = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 4));
-}
-
 static SSize_t op_new(pTHX_ OpCtx *c) {
     HmOpen o;
     HV *stash = hm_ctor_stash(aTHX_ c);
-    HmConv cv;
     Zero(&o, 1, HmOpen);
-    cv.epoch = 0;
     o.variant = (uint32_t)c->v->id;
     o.fd = -1;
     o.path = hm_ctor_str(aTHX_ c, HM_ARG(c, 1), "new", "path");
     o.backing = o.path ? HM_BACK_FILE : HM_BACK_ANON;
-    hm_ctor_sizes(aTHX_ c, &o, 2);
-    o.file_mode = c->items > 7 ? (uint32_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 7)) : 0600;
+    hm_ctor_args(aTHX_ c, &o, 2, 1);
     return hm_ctor_finish(aTHX_ c, stash, &o);
 }
 
@@ -850,8 +836,7 @@ static SSize_t op_new_memfd(pTHX_ OpCtx *c) {
     o.fd = -1;
     o.backing = HM_BACK_MEMFD;
     o.path = hm_ctor_str(aTHX_ c, HM_ARG(c, 1), "new_memfd", "name");
-    hm_ctor_sizes(aTHX_ c, &o, 2);
-    o.file_mode = 0600;
+    hm_ctor_args(aTHX_ c, &o, 2, 0);
     return hm_ctor_finish(aTHX_ c, stash, &o);
 }
 
@@ -881,8 +866,7 @@ static SSize_t op_new_sharded(pTHX_ OpCtx *c) {
     o.backing = HM_BACK_FILE;
     o.path = hm_ctor_str(aTHX_ c, HM_ARG(c, 1), "new_sharded", "path_prefix");
     shards = (uint64_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 2));
-    hm_ctor_sizes(aTHX_ c, &o, 3);
-    o.file_mode = c->items > 8 ? (uint32_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 8)) : 0600;
+    hm_ctor_args(aTHX_ c, &o, 3, 1);
     return hm_ctor_bless(aTHX_ c, stash, hm_open_sharded(&o, shards));
 }
 

@@ -35,7 +35,7 @@
 //! Then, on small maps that fit in the caches: the engine's own cost per call (II, SS
 //! short and long strings, through the C ABI the XS glue calls, incr, put).
 
-use hashmap_shared::{In, Map, Options, Out, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -195,14 +195,14 @@ fn at_size(n: usize, steps: usize, rounds: usize) -> Summary {
     // -- II inserts: empty map (growth), reserved map ---------------------------------
     let mut m = None;
     let ins = best(ins_rounds, n, || {
-        let mut x = Map::open(&Options::new(Variant::II, n as u64)).unwrap();
+        let mut x = Map::open(&Options::of(Variant::II, n as u64)).unwrap();
         for i in 0..n {
             assert!(x.put(In::Int(keys[i]), In::Int(keys[next[i] as usize])).unwrap());
         }
         m = Some(x);
     });
     let ins_res = best(ins_rounds, n, || {
-        let mut x = Map::open(&Options::new(Variant::II, n as u64)).unwrap();
+        let mut x = Map::open(&Options::of(Variant::II, n as u64)).unwrap();
         assert!(x.reserve(n as u64).unwrap());
         for i in 0..n {
             assert!(x.put(In::Int(keys[i]), In::Int(keys[next[i] as usize])).unwrap());
@@ -406,8 +406,8 @@ fn small_maps() {
     let n = 1000usize;
     let reps = 20_000_000usize;
     println!("small maps ({n} entries, in cache), {reps} calls each:");
-    let mut ii = Map::open(&Options::new(Variant::II, n as u64)).unwrap();
-    let mut ss = Map::open(&Options::new(Variant::SS, n as u64)).unwrap();
+    let mut ii = Map::open(&Options::of(Variant::II, n as u64)).unwrap();
+    let mut ss = Map::open(&Options::of(Variant::SS, n as u64)).unwrap();
     let skeys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i}").into_bytes()).collect();
     let lkeys: Vec<Vec<u8>> = (0..n).map(|i| format!("a longer key of some {i} bytes").into_bytes()).collect();
     for i in 0..n {

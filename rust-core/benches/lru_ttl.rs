@@ -6,7 +6,7 @@
 //! HM_BENCH_ROUNDS = rounds, default 7; the best round is reported; HM_BENCH_KINDS =
 //! a comma-separated subset of plain,lru,ttl,lru+ttl).
 
-use hashmap_shared::{In, Map, Options, Variant};
+use hashmap_shared::{raw::{In, Map, Variant}, Options};
 use std::time::Instant;
 
 fn splitmix(mut x: u64) -> u64 {
@@ -28,10 +28,10 @@ fn main() {
         order.swap(i, (s % (i as u64 + 1)) as usize);
     }
     let kinds: Vec<(&str, Options)> = vec![
-        ("plain", Options::new(Variant::II, n as u64)),
-        ("lru", Options::new(Variant::II, n as u64).lru(n as u64, 0)),
-        ("ttl", Options::new(Variant::II, n as u64).ttl(3600)),
-        ("lru+ttl", Options::new(Variant::II, n as u64).lru(n as u64, 0).ttl(3600)),
+        ("plain", Options::of(Variant::II, n as u64)),
+        ("lru", Options::of(Variant::II, n as u64).lru(n as u64, 0)),
+        ("ttl", Options::of(Variant::II, n as u64).ttl(3600)),
+        ("lru+ttl", Options::of(Variant::II, n as u64).lru(n as u64, 0).ttl(3600)),
     ];
     let only = std::env::var("HM_BENCH_KINDS").ok();
     let mut maps: Vec<(&str, Map)> = kinds
@@ -55,7 +55,7 @@ fn main() {
                 match *op {
                     "get" => {
                         for &k in &order {
-                            if let Some(hashmap_shared::Out::Int(v)) = m.get(In::Int(k)).unwrap() {
+                            if let Some(hashmap_shared::raw::Out::Int(v)) = m.get(In::Int(k)).unwrap() {
                                 acc += v;
                             }
                         }

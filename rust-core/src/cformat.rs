@@ -40,7 +40,7 @@
 //! at the least-recent end, in slot order ([`CFile::lru_intact`] tells which happened).
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::map::Value;
+use crate::value::Value;
 use crate::variant::{Kind, Variant};
 
 /// The C implementation's magic, u32 at offset 0 (bytes `31 4D 48 53`).

@@ -20,7 +20,8 @@
 //! until `reset` or a successful `seek`.
 
 use crate::error::Result;
-use crate::map::{In, Map, Out};
+use crate::map::Map;
+use crate::value::{In, Out};
 
 /// Where a cursor is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

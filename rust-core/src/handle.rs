@@ -12,7 +12,9 @@
 
 use crate::cursor::Cursor;
 use crate::error::{Error, ErrorKind, Result};
-use crate::map::{In, Map, Options, Out, Stats};
+use crate::map::{Change, Map, Stats, Upserted};
+use crate::options::Options;
+use crate::value::{In, Out, Value};
 use crate::shard::{self, ShardSet};
 use crate::variant::{Kind, Variant};
 use std::ffi::CStr;
@@ -75,7 +77,7 @@ impl Handle {
     /// Opens (creates or attaches) the single map `o` describes: a file path that is a
     /// Redis URL opens a map in Redis.
     pub fn open(o: &Options) -> Result<Handle> {
-        if o.backing == crate::Backing::File {
+        if o.backing == crate::backing::Backing::File {
             if let Some(url) = remote_url(o.path.as_deref())? {
                 return rem::open(url, o);
             }
@@ -123,6 +125,33 @@ impl Handle {
     #[inline]
     pub fn val_kind(&self) -> Kind {
         self.vk
+    }
+
+    /// The LRU bound of each shard (0: no LRU), without asking a server.
+    pub fn max_size(&self) -> u64 {
+        match &self.t {
+            #[cfg(feature = "redis")]
+            Target::Remote(r) => r.max_size(),
+            _ => self.first().stats().max_size,
+        }
+    }
+
+    /// The default TTL in seconds (0: no TTL), without asking a server.
+    pub fn default_ttl(&self) -> u64 {
+        match &self.t {
+            #[cfg(feature = "redis")]
+            Target::Remote(r) => r.default_ttl(),
+            _ => self.first().stats().ttl,
+        }
+    }
+
+    /// Is this handle read-only (opened read-only, or it froze the map)?
+    pub fn readonly(&self) -> bool {
+        match &self.t {
+            #[cfg(feature = "redis")]
+            Target::Remote(r) => r.readonly(),
+            _ => self.first().readonly(),
+        }
     }
 
     /// The file's path, or the prefix of a shard set; None for anonymous, memfd and fd
@@ -219,6 +248,20 @@ impl Handle {
             // SAFETY: forwarded contract.
             Some(m) => unsafe { m.get_to(key, dst, cap) },
             None => unreachable!("local"),
+        }
+    }
+
+    /// Read-modify-write of `key` with one lookup, under the write lock of the map
+    /// that holds it (see [`Map::upsert_with`]).
+    /// On a map in Redis the closure runs between a read and a conditional write, and
+    /// the call fails with [`ErrorKind::Conflict`] when another handle changed the
+    /// entry in between ([`crate::remote::Remote::upsert_with`]).
+    pub fn upsert_with(&mut self, key: In<'_>, f: impl FnOnce(Option<Out<'_>>) -> Change) -> Result<(Upserted, Option<Value>)> {
+        match &mut self.t {
+            Target::One(m) => m.upsert_with(key, f),
+            Target::Set(s) => s.route_mut(key).upsert_with(key, f),
+            #[cfg(feature = "redis")]
+            Target::Remote(r) => r.upsert_with(key, f),
         }
     }
 
@@ -357,8 +400,8 @@ impl Handle {
     }
 
     /// Every inconsistency found (shard sets: prefixed "shard N: "); empty when sound.
-    pub fn verify(&mut self) -> Vec<String> {
-        match &mut self.t {
+    pub fn verify(&self) -> Vec<String> {
+        match &self.t {
             #[cfg(feature = "redis")]
             Target::Remote(r) => r.verify(),
             Target::One(m) => m.verify(),
@@ -373,8 +416,8 @@ impl Handle {
 
     /// Statistics (shard sets: aggregated as api.md 6.8 says). Only a remote map can
     /// fail (its server cannot be reached).
-    pub fn stats(&mut self) -> Result<Stats> {
-        Ok(shard::aggregate(match &mut self.t {
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(shard::aggregate(match &self.t {
             Target::One(m) => std::slice::from_ref(m),
             Target::Set(s) => s.maps(),
             #[cfg(feature = "redis")]
@@ -519,7 +562,7 @@ fn remote_url(path: Option<&CStr>) -> Result<Option<&str>> {
 mod rem {
     use super::{Handle, Target};
     use crate::error::Result;
-    use crate::map::Options;
+    use crate::options::Options;
     use crate::remote::Remote;
     use crate::variant::Variant;
     pub fn open(url: &str, o: &Options) -> Result<Handle> {
@@ -537,7 +580,7 @@ mod rem {
 mod rem {
     use super::Handle;
     use crate::error::Result;
-    use crate::map::Options;
+    use crate::options::Options;
     use crate::variant::Variant;
     pub fn open(_: &str, _: &Options) -> Result<Handle> {
         unreachable!("no Redis support")

@@ -20,10 +20,14 @@
 //! - counters take the write lock (they promote and refresh the expiry).
 //! - expiry is lazy: readers skip expired entries; writers that meet one reclaim it
 //!   (counted in `stat_expired`), or revive it in place (`put`, `put_ttl`, `set_multi`).
-//! - every insert of a new key into an LRU map at `max_size` evicts one entry first.
+//! - every insert of a new key into an LRU map at `max_size` evicts one entry first,
+//!   and a write that finds no string space evicts until its strings fit
+//!   ([`evict`]: decisions 17).
 
+mod evict;
 pub(crate) mod format;
 mod repair;
+mod upsert;
 
 use self::format::{Info, MapFormat};
 use crate::arena::Arena;
@@ -42,164 +46,9 @@ use std::ffi::{CStr, CString};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::{Relaxed, Release}};
 use std::sync::Arc;
 
-/// A key or value passed in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum In<'a> {
-    /// For integer keys/values (narrowed to the variant width).
-    Int(i64),
-    /// For string keys/values: bytes and Perl's UTF-8 flag.
-    Str(&'a [u8], bool),
-}
-
-/// A key or value returned, borrowing the handle's buffers (valid until the next call).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Out<'a> {
-    /// An integer (sign-extended from the variant width).
-    Int(i64),
-    /// Bytes and the stored UTF-8 flag.
-    Str(&'a [u8], bool),
-}
-
-/// An owned key or value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Value {
-    /// An integer.
-    Int(i64),
-    /// Bytes and the stored UTF-8 flag.
-    Str(Vec<u8>, bool),
-}
-
-impl Out<'_> {
-    /// An owned copy.
-    pub fn to_value(self) -> Value {
-        match self {
-            Out::Int(v) => Value::Int(v),
-            Out::Str(b, u) => Value::Str(b.to_vec(), u),
-        }
-    }
-}
-
-impl Value {
-    /// Borrowed as an argument.
-    pub fn as_in(&self) -> In<'_> {
-        match self {
-            Value::Int(v) => In::Int(*v),
-            Value::Str(b, u) => In::Str(b, *u),
-        }
-    }
-}
-
-/// How to open a map.
-#[derive(Clone, Debug)]
-///
-/// ```
-/// use hashmap_shared::{Map, Options, Variant};
-///
-/// // Anonymous (shared with children forked later), room for 10_000 entries, an LRU
-/// // bound of 5_000 entries with 10% of promotions skipped, entries expiring after 60 s.
-/// let m = Map::open(&Options::new(Variant::SS, 10_000).lru(5_000, 10).ttl(60))?;
-/// assert!(m.has_lru() && m.has_ttl());
-/// assert!(m.stats().max_entries >= 10_000);
-/// # Ok::<(), hashmap_shared::Error>(())
-/// ```
-pub struct Options {
-    /// Variant.
-    pub variant: Variant,
-    /// Backing kind.
-    pub backing: Backing,
-    /// File: the path; Memfd: the name (None = "hashmap").
-    pub path: Option<CString>,
-    /// Fd backing: the descriptor to duplicate (the caller keeps its own).
-    pub fd: i32,
-    /// Sizing hint: the map guarantees at least this many entries (up to 2^31*7/8).
-    pub max_entries: u64,
-    /// LRU bound: at most this many entries, the least recently used evicted first
-    /// (0 = no LRU).
-    pub max_size: u64,
-    /// Default TTL in seconds given to new entries (0 = no TTL support at all).
-    pub ttl: u64,
-    /// Percentage (0..=99) of LRU promotions skipped (less write traffic on hot keys).
-    pub lru_skip: u64,
-    /// Arena bytes (0 = 128 per requested entry); clamped to 4096..=2^32-1.
-    pub arena_cap: u64,
-    /// Permission bits of a newly created file (default 0600).
-    pub file_mode: u32,
-    /// Set by shard.rs for the files of a shard set: the index, count and routing
-    /// seed a newly created shard file records (None: a plain map, shard 0 of 1).
-    pub(crate) shard: Option<layout::ShardTag>,
-}
-
-impl Options {
-    /// Anonymous map of `variant` with room for `max_entries`.
-    pub fn new(variant: Variant, max_entries: u64) -> Options {
-        Options {
-            variant,
-            backing: Backing::Anon,
-            path: None,
-            fd: -1,
-            max_entries,
-            max_size: 0,
-            ttl: 0,
-            lru_skip: 0,
-            arena_cap: 0,
-            file_mode: 0o600,
-            shard: None,
-        }
-    }
-    /// Backed by the file at `path` (created or attached).
-    pub fn file(mut self, path: impl AsRef<std::path::Path>) -> Options {
-        use std::os::unix::ffi::OsStrExt;
-        self.backing = Backing::File;
-        self.path = CString::new(path.as_ref().as_os_str().as_bytes()).ok();
-        self
-    }
-    /// Backed by a new memfd named `name`.
-    ///
-    /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
-    ///
-    /// let mut a = Map::open(&Options::new(Variant::II, 100).memfd("example"))?;
-    /// a.put(In::Int(1), In::Int(10))?;
-    /// // Another handle on the same memory, through the descriptor (which could also be
-    /// // inherited by a child process or sent over a Unix socket).
-    /// let mut b = Map::open(&Options::new(Variant::II, 100).from_fd(a.memfd()))?;
-    /// assert_eq!(b.get(In::Int(1))?, Some(Out::Int(10)));
-    /// # Ok::<(), hashmap_shared::Error>(())
-    /// ```
-    pub fn memfd(mut self, name: &str) -> Options {
-        self.backing = Backing::Memfd;
-        self.path = CString::new(name).ok();
-        self
-    }
-    /// Attached through a duplicate of descriptor `fd`.
-    pub fn from_fd(mut self, fd: i32) -> Options {
-        self.backing = Backing::Fd;
-        self.fd = fd;
-        self
-    }
-    /// String arena capacity.
-    pub fn arena_cap(mut self, bytes: u64) -> Options {
-        self.arena_cap = bytes;
-        self
-    }
-    /// Mode of a newly created file.
-    pub fn file_mode(mut self, mode: u32) -> Options {
-        self.file_mode = mode;
-        self
-    }
-    /// An LRU map holding at most `max_size` entries; `lru_skip` percent of promotions
-    /// are skipped.
-    pub fn lru(mut self, max_size: u64, lru_skip: u64) -> Options {
-        self.max_size = max_size;
-        self.lru_skip = lru_skip;
-        self
-    }
-    /// A TTL map whose new entries expire `secs` seconds after they are written.
-    pub fn ttl(mut self, secs: u64) -> Options {
-        self.ttl = secs;
-        self
-    }
-}
+pub use crate::options::Options;
+pub use crate::value::{In, Out, Value};
+pub use self::upsert::{Change, Upserted};
 
 /// Counters and geometry (api.md 6.8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -335,20 +184,21 @@ impl Map {
     /// the variant, which must match. Errors are those the Perl constructors report:
     ///
     /// ```
-    /// use hashmap_shared::{ErrorKind, Map, Options, Variant};
+    /// use hashmap_shared::{raw::{Map, Variant}, ErrorKind, Options};
     ///
     /// let path = std::env::temp_dir().join(format!("hm-doc-open-{}.shm", std::process::id()));
-    /// let m = Map::open(&Options::new(Variant::II, 100).file(&path))?;
-    /// let err = Map::open(&Options::new(Variant::SS, 100).file(&path)).err().unwrap();
+    /// let m = Map::open(&Options::of(Variant::II, 100).file(&path))?;
+    /// let err = Map::open(&Options::of(Variant::SS, 100).file(&path)).err().unwrap();
     /// assert_eq!(err.kind(), ErrorKind::Format);
     /// assert_eq!(err.to_string(), format!("{}: variant mismatch (file=3, expected=10)", path.display()));
     /// m.unlink();
     /// # Ok::<(), hashmap_shared::Error>(())
     /// ```
     pub fn open(o: &Options) -> Result<Map> {
+        let variant = o.check()?;
         let spec = Spec { backing: o.backing, path: o.path.clone(), fd: o.fd, file_mode: o.file_mode };
         let params = Params {
-            variant: o.variant,
+            variant,
             max_entries: o.max_entries,
             max_size: o.max_size,
             ttl: o.ttl,
@@ -469,9 +319,9 @@ impl Map {
     /// marks the entry accessed (no lock taken either way).
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SS, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::SS, 100))?;
     /// m.put(In::Str(b"caf\xc3\xa9", true), In::Str(b"bytes \xff", false))?;
     /// // Out borrows the handle's buffer; to_value() makes an owned copy.
     /// assert_eq!(m.get(In::Str(b"caf\xc3\xa9", true))?, Some(Out::Str(b"bytes \xff", false)));
@@ -633,14 +483,17 @@ impl Map {
     }
 
     /// Inserts or overwrites. False when a new key finds the table or the arena full,
-    /// or an overwrite finds no arena room (the old value is kept). An overwrite
+    /// or an overwrite finds no arena room (the old value is kept); on an LRU map a
+    /// full arena evicts least recently used entries instead, and only a write whose
+    /// strings could not fit even in an empty map (or, rarely, beyond the eviction
+    /// bound of a very large write: map/evict.rs) fails. An overwrite
     /// promotes (LRU) and resets a non-permanent expiry to the default (TTL); an
     /// expired entry is revived.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::I16, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::I16, 100))?;
     /// assert!(m.put(In::Int(70_000), In::Int(-1))?);   // keys narrow to 16 bits
     /// assert_eq!(m.get(In::Int(4464))?, Some(Out::Int(-1)));
     /// # Ok::<(), hashmap_shared::Error>(())
@@ -659,9 +512,9 @@ impl Map {
     /// 4294967294 and more are clamped to 4294967293. Errors on a map without TTL.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SI, 100).ttl(60))?;
+    /// let mut m = Map::open(&Options::of(Variant::SI, 100).ttl(60))?;
     /// m.put(In::Str(b"default", false), In::Int(1))?;          // expires in 60 s
     /// m.put_ttl(In::Str(b"short", false), In::Int(2), 5)?;     // in 5 s
     /// m.put_ttl(In::Str(b"forever", false), In::Int(3), 0)?;   // never
@@ -734,7 +587,7 @@ impl Map {
         let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.find_live(&t, h, &k, now) {
-            Some(i) if sh.replace_val(&t, i, &v) => {
+            Some(i) if sh.replace_val(&t, i, &v, now) => {
                 sh.hit(st, i, e, now);
                 true
             }
@@ -755,7 +608,7 @@ impl Map {
         let got = match sh.probe_live(&t, h, &k, now) {
             Probe::Found(i) => {
                 let old = sh.read_val(&t, i, &mut st.vbuf);
-                let ok = sh.replace_val(&t, i, &v);
+                let ok = sh.replace_val(&t, i, &v, now);
                 if ok {
                     sh.hit(st, i, Exp::Default, now);
                 }
@@ -843,9 +696,9 @@ impl Map {
     /// by bytes, the flag of `expected` ignored; the stored flag becomes `desired`'s).
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::IS, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::IS, 100))?;
     /// m.put(In::Int(1), In::Str(b"idle", false))?;
     /// assert!(m.cas(In::Int(1), In::Str(b"idle", false), In::Str(b"busy", false))?);
     /// assert!(!m.cas(In::Int(1), In::Str(b"idle", false), In::Str(b"busy", false))?);
@@ -862,7 +715,7 @@ impl Map {
         let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.find_live(&t, h, &k, now) {
-            Some(i) if sh.val_eq(&t, i, &e) && sh.replace_val(&t, i, &d) => {
+            Some(i) if sh.val_eq(&t, i, &e) && sh.replace_val(&t, i, &d, now) => {
                 sh.hit(st, i, Exp::Default, now);
                 true
             }
@@ -899,9 +752,9 @@ impl Map {
     /// when a new key cannot be inserted.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SI32, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::SI32, 100))?;
     /// let k = In::Str(b"requests", false);
     /// assert_eq!(m.incr_by(k, 1)?, 1);
     /// assert_eq!(m.incr_by(k, 10)?, 11);
@@ -965,9 +818,9 @@ impl Map {
     /// Puts every pair under one write lock; returns how many were stored.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Value, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Value, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::II, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::II, 100))?;
     /// assert_eq!(m.set_multi(&[(In::Int(1), In::Int(10)), (In::Int(2), In::Int(20))])?, 2);
     /// assert_eq!(m.get_multi(&[In::Int(2), In::Int(3)])?, vec![Some(Value::Int(20)), None]);
     /// assert_eq!(m.remove_multi(&[In::Int(1), In::Int(3)])?, 1);
@@ -1146,10 +999,10 @@ impl Map {
     /// met first are reclaimed and skipped. None when empty.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Value, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Value, Variant}, Options};
     ///
     /// // On an LRU map, pop takes the least recently used entry: a FIFO queue.
-    /// let mut q = Map::open(&Options::new(Variant::II, 100).lru(100, 0))?;
+    /// let mut q = Map::open(&Options::of(Variant::II, 100).lru(100, 0))?;
     /// for job in [7, 8, 9] {
     ///     q.put(In::Int(job), In::Int(job * 100))?;
     /// }
@@ -1286,7 +1139,7 @@ impl Map {
         if self.sh.ro {
             return Ok(());
         }
-        self.sh.map.sync().map_err(|e| Error::new(ErrorKind::Io, crate::error::strerror(e)))
+        self.sh.map.sync().map_err(|e| Error::os(crate::error::strerror(e), e))
     }
 
     /// Removes the backing file (file maps); true on success. Never fails otherwise.
@@ -1363,9 +1216,9 @@ impl Map {
     /// string / 0 is passed instead).
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Out, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SI, 100))?;
+    /// let mut m = Map::open(&Options::of(Variant::SI, 100))?;
     /// m.put(In::Str(b"a", false), In::Int(1))?;
     /// m.put(In::Str(b"b", false), In::Int(2))?;
     /// let mut sum = 0;
@@ -1415,9 +1268,9 @@ impl Map {
     /// Statistics and geometry.
     ///
     /// ```
-    /// use hashmap_shared::{In, Map, Options, Variant};
+    /// use hashmap_shared::{raw::{In, Map, Variant}, Options};
     ///
-    /// let mut m = Map::open(&Options::new(Variant::SS, 1000))?;
+    /// let mut m = Map::open(&Options::of(Variant::SS, 1000))?;
     /// m.put(In::Str(b"a key longer than seven bytes", false), In::Str(b"v", false))?;
     /// let st = m.stats();
     /// assert_eq!(st.size, 1);
@@ -1468,7 +1321,7 @@ impl Map {
         self.st.deferred = false;
         self.sh.lock.release_slot();
         self.sh.ro = true;
-        self.sh.map.sync().map_err(|e| Error::new(ErrorKind::Io, format!("msync: {}", crate::error::strerror(e))))
+        self.sh.map.sync().map_err(|e| Error::io("msync", e))
     }
 
     /// Runs `f` while holding this map's write lock (refused like a mutator on a frozen
@@ -1823,24 +1676,6 @@ impl Shared {
         }
     }
 
-    /// Evicts one entry by second chance (LRU maps); an expired victim counts as
-    /// expired, any other as an eviction.
-    fn evict_one(&self, t: &Table, now: u64) {
-        let Some(l) = self.lru_view() else { return };
-        let Some(v) = l.victim() else { return };
-        if v >= t.cap || !t.ctrl(v).is_full() {
-            // A damaged list (a dead writer's half-done relink): rebuild it; nothing is
-            // evicted this time.
-            self.repair_lru();
-            return;
-        }
-        let expired = self.expired(v, now);
-        self.remove_at(t, v);
-        // Relaxed load/store under the write lock (see h32).
-        let c = self.h64(if expired { off::EXPIRED } else { off::EVICTIONS });
-        c.store(c.load(Relaxed) + 1, Relaxed);
-    }
-
     /// Reclaims the expired entries of slots start..end; returns how many.
     fn flush_range(&self, t: &Table, start: usize, end: usize, now: u64) -> u64 {
         let mut n = 0;
@@ -2025,15 +1860,27 @@ impl Shared {
         }
     }
 
-    /// Stores a string: inline, or in a new arena block (None when the arena is full).
-    fn store_str(&self, b: &[u8], utf8: bool) -> Option<StrRef> {
-        if b.len() <= MAX_INLINE {
-            return Some(StrRef::inline(b, utf8));
-        }
+    /// Stores the strings of one write (an entry's key and / or value): inline, or in
+    /// new arena blocks, which on an LRU map may evict other entries to make room
+    /// (evict.rs; `keep`: the slot an overwrite writes). The references come back in
+    /// the same positions (`StrRef(0)` for an absent string). None when there is no
+    /// room: nothing was stored then.
+    fn store_strs(&self, t: &Table, strs: [Option<(&[u8], bool)>; 2], keep: Option<usize>, now: u64) -> Option<[StrRef; 2]> {
+        let long = |s: Option<(&[u8], bool)>| s.map_or(0, |(b, _)| if b.len() > MAX_INLINE { b.len() } else { 0 });
+        let lens = [long(strs[0]), long(strs[1])];
+        let offs = if lens == [0, 0] { [0; 2] } else { self.alloc_evicting(t, lens, keep, now)? };
         let a = self.arena();
-        let o = a.alloc(b.len())?;
-        a.write(o, b);
-        Some(StrRef::arena(o, b.len(), utf8))
+        let mut refs = [StrRef(0); 2];
+        for i in 0..2 {
+            let Some((b, u)) = strs[i] else { continue };
+            refs[i] = if lens[i] == 0 {
+                StrRef::inline(b, u)
+            } else {
+                a.write(offs[i], b);
+                StrRef::arena(offs[i], b.len(), u)
+            };
+        }
+        Some(refs)
     }
 
     fn free_str(&self, r: StrRef) {
@@ -2042,13 +1889,14 @@ impl Shared {
         }
     }
 
-    /// Overwrites slot `i`'s value; false (old value kept) when the arena is full.
-    fn replace_val(&self, t: &Table, i: usize, v: &V) -> bool {
+    /// Overwrites slot `i`'s value; false (old value kept) when there is no string
+    /// space for it (on an LRU map: not even after evicting, evict.rs).
+    fn replace_val(&self, t: &Table, i: usize, v: &V, now: u64) -> bool {
         match *v {
             V::Int(x) => t.set_val_word(i, x as u64),
             V::Str(b, u) => {
                 let old = StrRef(t.val_word(i));
-                let Some(new) = self.store_str(b, u) else { return false };
+                let Some([_, new]) = self.store_strs(t, [None, Some((b, u))], Some(i), now) else { return false };
                 // Crash order (repair.rs): the new string is written before the slot
                 // points to it, and the old one is freed only once nothing points to it.
                 fence(Release);
@@ -2066,7 +1914,7 @@ impl Shared {
         let t = self.table()?;
         Ok(match self.probe(&t, h, k) {
             Probe::Found(i) => {
-                let ok = self.replace_val(&t, i, v);
+                let ok = self.replace_val(&t, i, v, now);
                 if ok && self.extra {
                     self.hit(st, i, e, now);
                 }
@@ -2080,7 +1928,8 @@ impl Shared {
     /// Inserts an absent key whose probe found `vacant`: on an LRU map at max_size one
     /// entry is evicted first; grows or compacts when needed. The new entry goes to the
     /// LRU head with expiry `e` (Default: the default TTL). None when the map holds
-    /// max_entries already or the arena is full.
+    /// max_entries already or there is no string space (on an LRU map: not even after
+    /// evicting, evict.rs).
     #[allow(clippy::too_many_arguments)]
     fn insert_new(&self, st: &State, t: Table, vacant: usize, k: &K, h: u64, v: &V, e: Exp, now: u64) -> Option<usize> {
         // Relaxed loads under the write lock (see h32).
@@ -2099,22 +1948,24 @@ impl Shared {
             t = self.make_room(st, t, size as usize);
             slot = t.find_insert_slot(h)?;
         }
+        let ks = match *k {
+            K::Short(_, b, u) | K::Long(b, u) => Some((b, u)),
+            K::Int(_) => None,
+        };
+        let vs = match *v {
+            V::Str(b, u) => Some((b, u)),
+            V::Int(_) => None,
+        };
+        // On an LRU map this may evict (evict.rs); `slot` stays a valid place for the
+        // key, as for evict_one above.
+        let [kr, vr] = self.store_strs(&t, [ks, vs], None, now)?;
         let kw = match *k {
             K::Int(x) => x as u64,
-            K::Short(_, b, u) => StrRef::inline(b, u).0,
-            K::Long(b, u) => self.store_str(b, u)?.0,
+            _ => kr.0,
         };
         let vw = match *v {
             V::Int(x) => x as u64,
-            V::Str(b, u) => match self.store_str(b, u) {
-                Some(r) => r.0,
-                None => {
-                    if !self.kk.is_int() {
-                        self.free_str(StrRef(kw));
-                    }
-                    return None;
-                }
-            },
+            V::Str(..) => vr.0,
         };
         t.set_key_word(slot, kw);
         t.set_val_word(slot, vw);
@@ -2327,7 +2178,7 @@ mod tests {
 
     #[test]
     fn basic_ss() {
-        let mut m = Map::open(&Options::new(Variant::SS, 100)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::SS, 100)).unwrap();
         assert!(m.put(s(b"a"), s(b"1")).unwrap());
         assert!(m.put(s(b"long key here"), In::Str(b"long value here!", true)).unwrap());
         assert_eq!(m.get(s(b"a")).unwrap(), Some(Out::Str(b"1", false)));
@@ -2349,7 +2200,7 @@ mod tests {
     #[test]
     fn get_int_matches_get() {
         for v in [Variant::II, Variant::I16, Variant::I32] {
-            for o in [Options::new(v, 100), Options::new(v, 100).lru(50, 0), Options::new(v, 100).ttl(60)] {
+            for o in [Options::of(v, 100), Options::of(v, 100).lru(50, 0), Options::of(v, 100).ttl(60)] {
                 let mut m = Map::open(&o).unwrap();
                 for k in [0i64, -5, 7, 70000, i64::MIN] {
                     assert!(m.put(In::Int(k), In::Int(k ^ 3)).unwrap());
@@ -2367,14 +2218,14 @@ mod tests {
             }
         }
         for v in [Variant::IS, Variant::SI, Variant::SS] {
-            let mut m = Map::open(&Options::new(v, 100)).unwrap();
+            let mut m = Map::open(&Options::of(v, 100)).unwrap();
             assert!(m.get_int(1).is_err());
         }
     }
 
     #[test]
     fn counters_wrap() {
-        let mut m = Map::open(&Options::new(Variant::I16, 100)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::I16, 100)).unwrap();
         assert_eq!(m.incr_by(In::Int(70000), 1).unwrap(), 1);
         assert_eq!(m.get(In::Int(4464)).unwrap(), Some(Out::Int(1)));
         assert!(m.put(In::Int(1), In::Int(32767)).unwrap());
@@ -2383,14 +2234,14 @@ mod tests {
         assert_eq!(m.max(In::Int(2), 5).unwrap(), 5);
         assert_eq!(m.max(In::Int(2), 3).unwrap(), 5);
         assert_eq!(m.min(In::Int(2), 3).unwrap(), 3);
-        let mut ii = Map::open(&Options::new(Variant::II, 100)).unwrap();
+        let mut ii = Map::open(&Options::of(Variant::II, 100)).unwrap();
         ii.put(In::Int(0), In::Int(i64::MAX)).unwrap();
         assert_eq!(ii.incr_by(In::Int(0), 1).unwrap(), i64::MIN);
     }
 
     #[test]
     fn full_table_and_each() {
-        let mut m = Map::open(&Options::new(Variant::II, 10)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::II, 10)).unwrap();
         let max = m.stats().max_entries as i64;
         assert_eq!(max, 14);
         for i in 0..max {

@@ -31,10 +31,12 @@
 //! croaks "PREFIX.i: missing from a shard set upgraded from the C implementation
 //! (upgrade every PREFIX.N file, then open the set)".
 
-use crate::error::{errno, Error, ErrorKind, Result};
+use crate::error::{errno, Error, Result};
 use crate::hash::{hash_bytes, hash_int, shard_of};
 use crate::layout::{self, off, ShardTag, FLAG_C_ROUTING, HEADER_SIZE, MAX_SHARDS};
-use crate::map::{In, Map, Options, Out};
+use crate::map::Map;
+use crate::options::Options;
+use crate::value::{In, Out};
 use crate::variant::Kind;
 use std::ffi::{CStr, CString};
 use std::os::fd::AsRawFd;
@@ -123,7 +125,7 @@ impl ShardSet {
                 )));
             }
             let mut so = o.clone();
-            so.backing = crate::Backing::File;
+            so.backing = crate::backing::Backing::File;
             so.path = Some(cpath);
             so.shard = Some(ShardTag {
                 index: i,
@@ -348,13 +350,9 @@ fn adopt_c_shard(path: &CStr, i: u32, n: u32) -> Result<()> {
     // SAFETY: writing the first STATIC_END bytes of head, a valid buffer, at offset 0.
     let w = unsafe { libc::pwrite(raw, head.as_ptr().cast(), off::STATIC_END, 0) };
     if w != off::STATIC_END as isize {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!(
-                "{}: cannot record its shard index: {}",
-                String::from_utf8_lossy(path.to_bytes()),
-                crate::error::strerror(errno())
-            ),
+        return Err(Error::io(
+            format!("{}: cannot record its shard index", String::from_utf8_lossy(path.to_bytes())),
+            errno(),
         ));
     }
     Ok(())

@@ -11,7 +11,7 @@
 //! The clock is `CLOCK_REALTIME_COARSE` (read through the vDSO: no system call, a few
 //! nanoseconds), behind the [`Clock`] trait so that tests (or a Rust program that wants
 //! simulated time) can drive expiry without sleeping: see
-//! [`crate::Map::set_clock`] and [`ManualClock`].
+//! [`crate::map::Map::set_clock`] and [`ManualClock`].
 //!
 //! Only the write-lock holder stores expiries; optimistic readers load them with the
 //! rest of the entry and the seqlock validates the combination (see map.rs).

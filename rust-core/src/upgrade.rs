@@ -61,7 +61,9 @@ use crate::backing::fstat;
 use crate::cformat::{self, CEntry, CFile};
 use crate::error::{errno, strerror, Error, ErrorKind, Result};
 use crate::layout::off;
-use crate::map::{Map, Options, Value};
+use crate::map::Map;
+use crate::options::Options;
+use crate::value::Value;
 use crate::variant::Variant;
 use std::ffi::{CString, OsString};
 use std::io::Read;
@@ -99,10 +101,14 @@ pub struct Report {
     pub arena_cap: u64,
 }
 
-/// Converts the C-format file at `path` into our format in place. Returns true when it
-/// was converted, false when it already was in our format. See the module docs.
-pub fn upgrade_file(path: &Path) -> Result<bool> {
-    Ok(matches!(upgrade(path)?, Outcome::Converted(_)))
+/// Converts the map file at `path` written by the C implementation of
+/// Data::HashMap::Shared (its on-disk formats 9 and 10, releases 0.09 to 0.17) into
+/// this crate's format, in place and atomically, keeping every entry, expiry, the LRU
+/// order and the statistics. Returns true when it was converted, false when it already
+/// was in our format. No process may use the file meanwhile (a file in use is
+/// refused). On an error the file is unchanged.
+pub fn upgrade_file(path: impl AsRef<Path>) -> Result<bool> {
+    Ok(matches!(upgrade(path.as_ref())?, Outcome::Converted(_)))
 }
 
 /// `PATH.upgrade-tmp`.
@@ -118,7 +124,7 @@ fn cstr(p: &Path) -> Result<CString> {
 }
 
 fn io_err(what: String, e: i32) -> Error {
-    Error::new(ErrorKind::Io, format!("{what}: {}", strerror(e)))
+    Error::io(what, e)
 }
 
 /// Removes the temporary file unless disarmed.
@@ -189,7 +195,7 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
         if e == libc::EEXIST {
             m.push_str(" (left by an interrupted upgrade, or another upgrade is running: remove it and retry)");
         }
-        return Err(Error::new(ErrorKind::Io, m));
+        return Err(Error::os(m, e));
     }
     // SAFETY: tfd was just opened and is owned by nobody else.
     let tfd = unsafe { OwnedFd::from_raw_fd(tfd) };
@@ -286,7 +292,7 @@ fn build(c: &CFile, live: &[(&CEntry, u64)], tmp: &Path, tfd: RawFd, disp: &str)
     let mut cap = if c.variant.has_arena() { c.header.arena_cap.max(need.div_ceil(16) * 16).min(limit) } else { 0 };
     let h = &c.header;
     loop {
-        let mut o = Options::new(c.variant, c.max_entries_for_ours()).file(tmp).arena_cap(cap).file_mode(0o600);
+        let mut o = Options::new(c.max_entries_for_ours()).with_variant(c.variant).file(tmp).arena_cap(cap).file_mode(0o600);
         o.max_size = h.max_size as u64;
         o.ttl = h.default_ttl as u64;
         o.lru_skip = c.lru_skip_percent() as u64;

@@ -2,7 +2,7 @@
 //! shrinking and compacting the table: a reader must never see a torn value, a value
 //! that was never stored, or miss a key that is always present.
 
-use hashmap_shared::{In, Map, Options, Out, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ fn consistent(v: &[u8]) -> bool {
 
 #[test]
 fn readers_never_see_torn_values() {
-    let mut w = Map::open(&Options::new(Variant::SS, 50_000).memfd("concurrent")).unwrap();
+    let mut w = Map::open(&Options::of(Variant::SS, 50_000).memfd("concurrent")).unwrap();
     let fd = w.memfd();
     let stable: Vec<Vec<u8>> = (0..64).map(|i| format!("stable key {i}").into_bytes()).collect();
     for (i, k) in stable.iter().enumerate() {
@@ -33,7 +33,7 @@ fn readers_never_see_torn_values() {
     for r in 0..2 {
         let stop = stop.clone();
         let stable = stable.clone();
-        let mut m = Map::open(&Options::new(Variant::SS, 0).from_fd(fd)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::SS, 0).from_fd(fd)).unwrap();
         readers.push(std::thread::spawn(move || {
             let mut n = 0u64;
             // Relaxed: a stop flag; nothing else is published through it.
@@ -76,11 +76,11 @@ fn readers_never_see_torn_values() {
 
 #[test]
 fn counters_from_threads_are_exact() {
-    let m = Map::open(&Options::new(Variant::I32, 1000).memfd("counters")).unwrap();
+    let m = Map::open(&Options::of(Variant::I32, 1000).memfd("counters")).unwrap();
     let fd = m.memfd();
     let threads: Vec<_> = (0..3)
         .map(|t| {
-            let mut h = Map::open(&Options::new(Variant::I32, 0).from_fd(fd)).unwrap();
+            let mut h = Map::open(&Options::of(Variant::I32, 0).from_fd(fd)).unwrap();
             std::thread::spawn(move || {
                 for i in 0..100_000 {
                     h.incr_by(In::Int(i % 10), 1).unwrap();

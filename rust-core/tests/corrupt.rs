@@ -24,7 +24,7 @@
 
 use hashmap_shared::layout::off;
 use hashmap_shared::ttl::ManualClock;
-use hashmap_shared::{In, Map, Options, Out, Value, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Value, Variant}, Options};
 use std::fmt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -117,7 +117,7 @@ fn build_template(dir: &Path, v: Variant, lru_ttl: bool) -> Template {
     let p = dir.join(format!("template-{name}.shm"));
     let _ = std::fs::remove_file(&p);
     let mut rng = Rng::new(v.id() as u64 * 1000 + lru_ttl as u64);
-    let mut o = Options::new(v, 200).file(&p);
+    let mut o = Options::of(v, 200).file(&p);
     if lru_ttl {
         o = o.lru(190, 0).ttl(3600);
     }
@@ -647,7 +647,7 @@ fn run_case(temps: &[Template], c: &Case, path: &Path) -> i32 {
     }
     std::fs::write(path, &bytes).unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let o = Options::new(t.variant, 10).file(path);
+        let o = Options::of(t.variant, 10).file(path);
         let mut m = match Map::open(&o) {
             Ok(m) => m,
             Err(_) => return Ok(u64::MAX), // refused: fine
@@ -764,7 +764,7 @@ fn templates_are_valid() {
     for t in &temps {
         let p = tmpdir("valid").join(format!("check-{}.shm", t.name));
         std::fs::write(&p, &t.bytes).unwrap();
-        let mut m = Map::open(&Options::new(t.variant, 10).file(&p)).unwrap();
+        let mut m = Map::open(&Options::of(t.variant, 10).file(&p)).unwrap();
         let st = m.stats();
         assert!(st.size > 100, "{}: {st:?}", t.name);
         if t.variant.has_arena() {
@@ -879,7 +879,7 @@ fn lock_words_naming_impossible_or_live_pids() {
     for (n, (name, words)) in cases.iter().enumerate() {
         let p = dir.join(format!("lw-{n}.shm"));
         let _ = std::fs::remove_file(&p);
-        drop(Map::open(&Options::new(Variant::II, 100).file(&p)).unwrap());
+        drop(Map::open(&Options::of(Variant::II, 100).file(&p)).unwrap());
         // SAFETY: see fork_case.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -893,7 +893,7 @@ fn lock_words_naming_impossible_or_live_pids() {
                 b[o..o + 4].copy_from_slice(&v.to_le_bytes());
             }
             std::fs::write(&p, &b).unwrap();
-            let ok = Map::open(&Options::new(Variant::II, 100).file(&p))
+            let ok = Map::open(&Options::of(Variant::II, 100).file(&p))
                 .map(|mut m| {
                     let _ = m.each(); // a read lock: claims a reader slot
                     let _ = m.put(In::Int(1), In::Int(2));

@@ -2,7 +2,7 @@
 //! interrupted creates, every header error, C-format files, memfd / fd / anonymous
 //! maps, sync, unlink, page release.
 
-use hashmap_shared::{Backing, ErrorKind, In, Map, Options, Out, Variant};
+use hashmap_shared::{raw::{Backing, In, Map, Out, Variant}, ErrorKind, Options};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -30,20 +30,20 @@ fn s(b: &[u8]) -> In<'_> {
 fn create_then_attach_ignores_sizing() {
     let p = tmp("attach.shm");
     {
-        let mut m = Map::open(&Options::new(Variant::SS, 1000).file(&p)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::SS, 1000).file(&p)).unwrap();
         assert_eq!(m.backing(), Backing::File);
         assert_eq!(m.memfd(), -1);
         assert_eq!(m.path().unwrap().to_bytes(), p.as_os_str().as_encoded_bytes());
         assert!(m.put(s(b"k"), s(b"a value longer than seven")).unwrap());
     }
-    let mut m = Map::open(&Options::new(Variant::SS, 5).file(&p).arena_cap(1 << 20)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 5).file(&p).arena_cap(1 << 20)).unwrap();
     let st = m.stats();
     assert_eq!(st.max_entries, 1792);
     assert_eq!(st.arena_cap, 128_000);
     assert_eq!(st.mmap_size, std::fs::metadata(&p).unwrap().len());
     assert_eq!(m.get(s(b"k")).unwrap(), Some(Out::Str(b"a value longer than seven", false)));
     // Two handles in one process see each other's writes.
-    let mut m2 = Map::open(&Options::new(Variant::SS, 0).file(&p)).unwrap();
+    let mut m2 = Map::open(&Options::of(Variant::SS, 0).file(&p)).unwrap();
     assert!(m2.put(s(b"k2"), s(b"v2")).unwrap());
     assert_eq!(m.get(s(b"k2")).unwrap(), Some(Out::Str(b"v2", false)));
     assert!(m.unlink());
@@ -57,13 +57,13 @@ fn file_mode_is_exact() {
     // SAFETY: umask only affects this process's file creation mode mask.
     let old = unsafe { libc::umask(0o077) };
     let p = tmp("mode.shm");
-    drop(Map::open(&Options::new(Variant::II, 10).file(&p).file_mode(0o640)).unwrap());
+    drop(Map::open(&Options::of(Variant::II, 10).file(&p).file_mode(0o640)).unwrap());
     assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o640);
     // Attaching never changes the mode.
-    drop(Map::open(&Options::new(Variant::II, 10).file(&p).file_mode(0o666)).unwrap());
+    drop(Map::open(&Options::of(Variant::II, 10).file(&p).file_mode(0o666)).unwrap());
     assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o640);
     let p2 = tmp("mode-default.shm");
-    drop(Map::open(&Options::new(Variant::II, 10).file(&p2)).unwrap());
+    drop(Map::open(&Options::of(Variant::II, 10).file(&p2)).unwrap());
     assert_eq!(std::fs::metadata(&p2).unwrap().permissions().mode() & 0o7777, 0o600);
     // SAFETY: restores the mask.
     unsafe { libc::umask(old) };
@@ -73,7 +73,7 @@ fn file_mode_is_exact() {
 fn zero_length_file_is_initialised() {
     let p = tmp("empty.shm");
     std::fs::File::create(&p).unwrap();
-    let mut m = Map::open(&Options::new(Variant::II, 100).file(&p)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 100).file(&p)).unwrap();
     assert!(m.put(In::Int(1), In::Int(2)).unwrap());
     assert_eq!(m.stats().max_entries, 112);
 }
@@ -87,7 +87,7 @@ fn foreign_empty_file_is_refused() {
     let p = tmp("foreign.shm");
     std::fs::File::create(&p).unwrap();
     std::os::unix::fs::chown(&p, Some(4242), None).unwrap();
-    let e = open_err(&Options::new(Variant::II, 100).file(&p));
+    let e = open_err(&Options::of(Variant::II, 100).file(&p));
     assert_eq!(e, format!("{}: refusing to initialize file not owned by us", p.display()));
 }
 
@@ -95,9 +95,9 @@ fn foreign_empty_file_is_refused() {
 fn header_errors() {
     let p = tmp("hdr.shm");
     let pd = p.display().to_string();
-    drop(Map::open(&Options::new(Variant::SS, 100).file(&p)).unwrap());
+    drop(Map::open(&Options::of(Variant::SS, 100).file(&p)).unwrap());
     let good = std::fs::read(&p).unwrap();
-    let o = |v| Options::new(v, 100).file(&p);
+    let o = |v| Options::of(v, 100).file(&p);
 
     assert_eq!(open_err(&o(Variant::II)), format!("{pd}: variant mismatch (file=10, expected=3)"));
 
@@ -139,10 +139,10 @@ fn header_errors() {
     // Validation also covers fd-attached maps, with the "fd" prefix.
     let f = std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
     use std::os::fd::AsRawFd;
-    let e = open_err(&Options::new(Variant::SS, 0).from_fd(f.as_raw_fd()));
+    let e = open_err(&Options::of(Variant::SS, 0).from_fd(f.as_raw_fd()));
     assert!(e.starts_with("fd: file was written by the C implementation (format v9)"), "{e}");
     std::fs::write(&p, &good).unwrap();
-    let e = open_err(&Options::new(Variant::II, 0).from_fd(f.as_raw_fd()));
+    let e = open_err(&Options::of(Variant::II, 0).from_fd(f.as_raw_fd()));
     assert_eq!(e, "fd: variant mismatch (file=10, expected=3)");
 }
 
@@ -157,7 +157,7 @@ fn real_c_fixture_files_are_recognised() {
         // Open a copy: attaching takes an exclusive flock and needs write access.
         let q = tmp(&format!("c-{ver}-{file}"));
         std::fs::copy(&p, &q).unwrap();
-        let e = open_err(&Options::new(Variant::II, 0).file(&q));
+        let e = open_err(&Options::of(Variant::II, 0).file(&q));
         let n = &ver[1..];
         assert_eq!(
             e,
@@ -173,7 +173,7 @@ fn real_c_fixture_files_are_recognised() {
 #[test]
 fn interrupted_create_recovery() {
     let p = tmp("interrupted.shm");
-    let o = Options::new(Variant::IS, 500).file(&p);
+    let o = Options::of(Variant::IS, 500).file(&p);
     let size = {
         let m = Map::open(&o).unwrap();
         m.stats().mmap_size
@@ -219,7 +219,7 @@ fn special_files_are_refused_without_blocking() {
     for (p, kind) in [(&fifo, "a FIFO"), (&sock, "a socket"), (&null, "a character device")] {
         let want = format!("{}: not a regular file ({kind})", p.display());
         let q = p.clone();
-        let e = within(format!("open {kind}"), Box::new(move || open_err(&Options::new(Variant::II, 10).file(&q))));
+        let e = within(format!("open {kind}"), Box::new(move || open_err(&Options::of(Variant::II, 10).file(&q))));
         assert_eq!(e, want);
         let q = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
         let e = within(
@@ -230,10 +230,10 @@ fn special_files_are_refused_without_blocking() {
     }
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO is left alone");
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let e = open_err(&Options::new(Variant::II, 10).from_fd(a.as_raw_fd()));
+    let e = open_err(&Options::of(Variant::II, 10).from_fd(a.as_raw_fd()));
     assert_eq!(e, "fd: not a regular file (a socket)");
     let f = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
-    let e = open_err(&Options::new(Variant::II, 10).from_fd(f.as_raw_fd()));
+    let e = open_err(&Options::of(Variant::II, 10).from_fd(f.as_raw_fd()));
     assert_eq!(e, "fd: not a regular file (a FIFO)");
 }
 
@@ -241,37 +241,29 @@ fn special_files_are_refused_without_blocking() {
 fn open_errors() {
     let p = tmp("link.shm");
     let target = tmp("link-target.shm");
-    drop(Map::open(&Options::new(Variant::II, 10).file(&target)).unwrap());
+    drop(Map::open(&Options::of(Variant::II, 10).file(&target)).unwrap());
     std::os::unix::fs::symlink(&target, &p).unwrap();
-    let e = open_err(&Options::new(Variant::II, 10).file(&p));
+    let e = open_err(&Options::of(Variant::II, 10).file(&p));
     assert_eq!(e, format!("open({}): Too many levels of symbolic links", p.display()));
     let d = tmp("a-dir");
     std::fs::create_dir_all(&d).unwrap();
-    let e = open_err(&Options::new(Variant::II, 10).file(&d));
+    let e = open_err(&Options::of(Variant::II, 10).file(&d));
     assert_eq!(e, format!("{}: not a regular file (a directory)", d.display()));
-    let e = open_err(&Options::new(Variant::II, 10).file("/nonexistent-dir/x.shm"));
+    let e = open_err(&Options::of(Variant::II, 10).file("/nonexistent-dir/x.shm"));
     assert_eq!(e, "create(/nonexistent-dir/x.shm): No such file or directory");
-    let e = open_err(&Options::new(Variant::II, 10).file(""));
+    let e = open_err(&Options::of(Variant::II, 10).file(""));
     assert_eq!(e, "create(): No such file or directory");
 }
 
 #[test]
 fn argument_checks() {
-    let mut o = Options::new(Variant::SS, 4_294_967_296);
+    let o = Options::of(Variant::SS, 4_294_967_296);
     assert_eq!(open_err(&o), "max_entries 4294967296 exceeds the maximum of 4294967295");
-    o.max_entries = 10;
-    o.max_size = u64::MAX;
-    assert_eq!(open_err(&o), "lru_max 18446744073709551615 exceeds the maximum of 4294967295");
-    o.max_size = 0;
-    o.ttl = 1 << 33;
-    assert_eq!(open_err(&o), "ttl_default 8589934592 exceeds the maximum of 4294967295");
-    o.ttl = 0;
-    o.lru_skip = 1 << 32;
-    assert_eq!(open_err(&o), "lru_skip 4294967296 exceeds the maximum of 4294967295");
-    o.lru_skip = 0;
-    o.max_size = 10;
-    o.ttl = 60;
-    let m = Map::open(&o).expect("LRU + TTL map");
+    let o = Options::of(Variant::SS, 10);
+    assert_eq!(open_err(&o.clone().lru(u64::MAX, 0)), "lru_max 18446744073709551615 exceeds the maximum of 4294967295");
+    assert_eq!(open_err(&o.clone().ttl(1 << 33)), "ttl_default 8589934592 exceeds the maximum of 4294967295");
+    assert_eq!(open_err(&o.clone().lru(0, 1 << 32)), "lru_skip 4294967296 exceeds the maximum of 4294967295");
+    let m = Map::open(&o.lru(10, 0).ttl(60)).expect("LRU + TTL map");
     assert!(m.has_lru() && m.has_ttl());
     assert_eq!((m.stats().max_size, m.stats().ttl), (10, 60));
 }
@@ -284,7 +276,7 @@ fn not_enough_space() {
     }
     let p = dir.join(format!("hm-space-{}.shm", std::process::id()));
     let _ = std::fs::remove_file(&p);
-    let e = open_err(&Options::new(Variant::SS, 4_294_967_295).file(&p));
+    let e = open_err(&Options::of(Variant::SS, 4_294_967_295).file(&p));
     let _ = std::fs::remove_file(&p);
     assert!(e.starts_with(&format!("{}: not enough space for the map (need ", p.display())), "{e}");
     assert!(e.ends_with(" available)"), "{e}");
@@ -292,7 +284,7 @@ fn not_enough_space() {
 
 #[test]
 fn memfd_and_fd() {
-    let mut m = Map::open(&Options::new(Variant::SI, 100).memfd("test-map")).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SI, 100).memfd("test-map")).unwrap();
     let fd = m.memfd();
     assert!(fd >= 0);
     assert!(m.path().is_none());
@@ -304,18 +296,18 @@ fn memfd_and_fd() {
     // SAFETY: F_GET_SEALS on our memfd.
     let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
     assert_eq!(seals & (libc::F_SEAL_SHRINK | libc::F_SEAL_GROW), libc::F_SEAL_SHRINK | libc::F_SEAL_GROW);
-    let mut m2 = Map::open(&Options::new(Variant::SI, 0).from_fd(fd)).unwrap();
+    let mut m2 = Map::open(&Options::of(Variant::SI, 0).from_fd(fd)).unwrap();
     assert_ne!(m2.memfd(), fd);
     assert!(m2.memfd() >= 0);
     assert_eq!(m2.incr_by(s(b"hits"), 1).unwrap(), 6);
     assert_eq!(m.get(s(b"hits")).unwrap(), Some(Out::Int(6)));
-    let e = open_err(&Options::new(Variant::SS, 0).from_fd(fd));
+    let e = open_err(&Options::of(Variant::SS, 0).from_fd(fd));
     assert_eq!(e, "fd: variant mismatch (file=9, expected=10)");
-    assert_eq!(open_err(&Options::new(Variant::SS, 0).from_fd(-1)), "fcntl: Bad file descriptor");
+    assert_eq!(open_err(&Options::of(Variant::SS, 0).from_fd(-1)), "fcntl: Bad file descriptor");
     // An empty memfd is no map.
     // SAFETY: memfd_create with a NUL-terminated name.
     let raw = unsafe { libc::memfd_create(c"empty".as_ptr(), libc::MFD_CLOEXEC) };
-    assert_eq!(open_err(&Options::new(Variant::SS, 0).from_fd(raw)), "fd: file too small (0 bytes, need 4096)");
+    assert_eq!(open_err(&Options::of(Variant::SS, 0).from_fd(raw)), "fd: file too small (0 bytes, need 4096)");
     // SAFETY: closing the descriptor we created.
     unsafe { libc::close(raw) };
     m.sync().unwrap();
@@ -323,7 +315,7 @@ fn memfd_and_fd() {
 
 #[test]
 fn anonymous_map_is_shared_with_forked_children() {
-    let mut m = Map::open(&Options::new(Variant::II, 1000)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 1000)).unwrap();
     assert!(m.path().is_none());
     assert_eq!(m.memfd(), -1);
     m.put(In::Int(1), In::Int(10)).unwrap();
@@ -346,7 +338,7 @@ fn anonymous_map_is_shared_with_forked_children() {
 #[test]
 fn pages_are_released() {
     let p = tmp("release.shm");
-    let mut m = Map::open(&Options::new(Variant::SS, 20_000).file(&p).arena_cap(128 << 20)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 20_000).file(&p).arena_cap(128 << 20)).unwrap();
     let blocks = || std::fs::metadata(&p).unwrap().blocks() * 512;
     let base = blocks();
     let big = vec![b'x'; 3000];
@@ -376,7 +368,7 @@ fn pages_are_released() {
 
 #[test]
 fn string_sizes_and_arena_full() {
-    let mut m = Map::open(&Options::new(Variant::SS, 10).arena_cap(4096)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 10).arena_cap(4096)).unwrap();
     assert_eq!(m.stats().arena_cap, 4096);
     assert!(m.put(s(b""), s(b"")).unwrap());
     assert_eq!(m.get(s(b"")).unwrap(), Some(Out::Str(b"", false)));
@@ -402,6 +394,6 @@ fn failed_create_leaves_no_file() {
     }
     let p = dir.join(format!("hm-nofile-{}.shm", std::process::id()));
     let _ = std::fs::remove_file(&p);
-    assert!(Map::open(&Options::new(Variant::SS, 4_294_967_295).file(&p)).is_err());
+    assert!(Map::open(&Options::of(Variant::SS, 4_294_967_295).file(&p)).is_err());
     assert!(!p.exists());
 }

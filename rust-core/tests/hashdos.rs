@@ -19,7 +19,7 @@
 
 use hashmap_shared::hash::{hash_bytes, hash_int};
 use hashmap_shared::layout::off;
-use hashmap_shared::{In, Map, Options, Out, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
@@ -139,7 +139,7 @@ fn probes(path: &PathBuf, v: Variant) -> Probes {
 }
 
 fn fill(path: &PathBuf, v: Variant, keys: &[In<'_>]) -> Map {
-    let mut m = Map::open(&Options::new(v, N as u64).file(path)).unwrap();
+    let mut m = Map::open(&Options::of(v, N as u64).file(path)).unwrap();
     for (i, k) in keys.iter().enumerate() {
         let val = if v.val_kind().is_int() { In::Int(i as i64) } else { In::Str(b"v", false) };
         assert!(m.put(*k, val).unwrap(), "insert {i}");
@@ -236,7 +236,7 @@ fn string_keys_colliding_unseeded_cost_like_random_keys() {
 fn time_keys(v: Variant, keys: &[In<'_>]) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..5 {
-        let mut m = Map::open(&Options::new(v, N as u64)).unwrap();
+        let mut m = Map::open(&Options::of(v, N as u64)).unwrap();
         let t = Instant::now();
         for k in keys {
             m.put(*k, In::Int(1)).unwrap();
@@ -277,11 +277,11 @@ fn maps_get_different_random_seeds() {
     let mut seeds = Vec::new();
     for i in 0..4 {
         let p = tmp(&format!("seed-{i}.shm"));
-        drop(Map::open(&Options::new(Variant::SS, 100).file(&p)).unwrap());
+        drop(Map::open(&Options::of(Variant::SS, 100).file(&p)).unwrap());
         let b = std::fs::read(&p).unwrap();
         seeds.push(rd64(&b, off::SEED));
         // the seed is kept when the file is attached again
-        drop(Map::open(&Options::new(Variant::SS, 100).file(&p)).unwrap());
+        drop(Map::open(&Options::of(Variant::SS, 100).file(&p)).unwrap());
         assert_eq!(rd64(&std::fs::read(&p).unwrap(), off::SEED), seeds[i], "reattach keeps the seed");
         let _ = std::fs::remove_file(&p);
     }

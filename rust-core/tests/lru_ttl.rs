@@ -5,7 +5,7 @@
 //! injected clock: nothing here sleeps.
 
 use hashmap_shared::ttl::{Clock, ManualClock};
-use hashmap_shared::{In, Map, Options, Out, Value, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Value, Variant}, Options};
 use std::sync::Arc;
 
 fn ii(n: i64) -> In<'static> {
@@ -33,7 +33,7 @@ fn with_clock(m: &mut Map) -> Arc<ManualClock> {
 #[test]
 fn lru_skip_fractions() {
     for pct in [0u64, 50, 99] {
-        let mut m = Map::open(&Options::new(Variant::II, 100).lru(100, pct)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::II, 100).lru(100, pct)).unwrap();
         let n = 20_000;
         let mut skipped = 0;
         for _ in 0..n {
@@ -60,7 +60,7 @@ fn lru_skip_fractions() {
 /// Every percentage counts (decisions 6), 1..=49 included.
 #[test]
 fn lru_skip_low_values_matter() {
-    let mut m = Map::open(&Options::new(Variant::II, 100).lru(100, 10)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 100).lru(100, 10)).unwrap();
     let mut skipped = 0;
     let n = 20_000;
     for _ in 0..n {
@@ -77,7 +77,7 @@ fn lru_skip_low_values_matter() {
 
 #[test]
 fn eviction_order_and_second_chance() {
-    let mut m = Map::open(&Options::new(Variant::II, 100).lru(4, 0)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 100).lru(4, 0)).unwrap();
     for k in 1..=4 {
         assert!(m.put(ii(k), ii(k)).unwrap());
     }
@@ -115,7 +115,7 @@ fn eviction_order_and_second_chance() {
 
 #[test]
 fn expired_victims_count_as_expired() {
-    let mut m = Map::open(&Options::new(Variant::SS, 100).lru(2, 0).ttl(10)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 100).lru(2, 0).ttl(10)).unwrap();
     let c = with_clock(&mut m);
     let s = |x: &'static str| In::Str(x.as_bytes(), false);
     m.put_ttl(s("a"), s("1"), 1).unwrap();
@@ -134,7 +134,7 @@ fn expired_victims_count_as_expired() {
 #[test]
 fn resizes_keep_order_and_bits() {
     let n = 3000i64;
-    let mut m = Map::open(&Options::new(Variant::SI, 20_000).lru(20_000, 0).ttl(1000)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SI, 20_000).lru(20_000, 0).ttl(1000)).unwrap();
     let c = with_clock(&mut m);
     let key = |i: i64| format!("key {i:05} with a tail").into_bytes();
     for i in 0..n {
@@ -190,7 +190,7 @@ fn resizes_keep_order_and_bits() {
 /// shrink, then evict.
 #[test]
 fn clock_bits_survive_rehashes() {
-    let mut m = Map::open(&Options::new(Variant::II, 1000).lru(12, 0)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 1000).lru(12, 0)).unwrap();
     for k in 0..12 {
         m.put(ii(k), ii(k)).unwrap();
     }
@@ -230,12 +230,12 @@ fn expiry_survives_reopening() {
     let p = dir.join("reopen.shm");
     let _ = std::fs::remove_file(&p);
     {
-        let mut m = Map::open(&Options::new(Variant::II, 100).ttl(60).file(&p)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::II, 100).ttl(60).file(&p)).unwrap();
         assert!(m.put_ttl(ii(1), ii(1), 3600).unwrap());
         assert!(m.put(ii(2), ii(2)).unwrap());
         assert!(m.put_ttl(ii(3), ii(3), 0).unwrap());
     }
-    let mut m = Map::open(&Options::new(Variant::II, 0).file(&p)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 0).file(&p)).unwrap();
     assert_eq!(m.stats().ttl, 60, "the header wins");
     let left = m.ttl_remaining(ii(1)).unwrap().unwrap();
     assert!((3598..=3600).contains(&left), "about an hour left after reopening: {left}");
@@ -255,7 +255,7 @@ fn expiry_survives_reopening() {
 
 #[test]
 fn flush_expired_partial_cursor() {
-    let mut m = Map::open(&Options::new(Variant::II, 1000).ttl(100)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 1000).ttl(100)).unwrap();
     let c = with_clock(&mut m);
     for k in 0..200 {
         m.put_ttl(ii(k), ii(k), if k % 2 == 0 { 5 } else { 0 }).unwrap();
@@ -296,14 +296,14 @@ fn flush_expired_partial_cursor() {
     assert_eq!(m.len(), 0);
     assert_eq!(m.stats().capacity, 16);
     // a map without TTL
-    let mut p = Map::open(&Options::new(Variant::II, 10)).unwrap();
+    let mut p = Map::open(&Options::of(Variant::II, 10)).unwrap();
     assert_eq!(p.flush_expired_partial(5).unwrap(), (0, true));
     assert_eq!(p.flush_expired().unwrap(), 0);
 }
 
 #[test]
 fn pop_shift_without_lru() {
-    let mut m = Map::open(&Options::new(Variant::II, 1000).ttl(100)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 1000).ttl(100)).unwrap();
     let c = with_clock(&mut m);
     for k in 0..50 {
         m.put_ttl(ii(k), ii(k * 10), if k % 3 == 0 { 1 } else { 0 }).unwrap();
@@ -330,7 +330,7 @@ fn pop_shift_without_lru() {
 
 #[test]
 fn pop_shift_drain_lru() {
-    let mut m = Map::open(&Options::new(Variant::IS, 100).lru(10, 0)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::IS, 100).lru(10, 0)).unwrap();
     for k in 1..=6 {
         m.put(ii(k), In::Str(format!("value {k} long enough").as_bytes(), k % 2 == 0)).unwrap();
     }
@@ -351,7 +351,7 @@ fn pop_shift_drain_lru() {
 fn ttl_table_int_and_string() {
     // api.md 7.4, one row at a time, for an int-value and a string-value variant
     for v in [Variant::II, Variant::SS] {
-        let mut m = Map::open(&Options::new(v, 100).ttl(100)).unwrap();
+        let mut m = Map::open(&Options::of(v, 100).ttl(100)).unwrap();
         let c = with_clock(&mut m);
         let (k, x, y) = if v == Variant::II {
             (vec![In::Int(1), In::Int(2), In::Int(3)], In::Int(10), In::Int(20))
@@ -511,7 +511,7 @@ fn y_value(y: In<'_>) -> Value {
 
 #[test]
 fn ttl_only_operations_on_plain_maps() {
-    let mut m = Map::open(&Options::new(Variant::SS, 10)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 10)).unwrap();
     let k = In::Str(b"k", false);
     m.put(k, k).unwrap();
     let msg = "operation requires a TTL-enabled map (pass ttl > 0 to constructor)";
@@ -524,7 +524,7 @@ fn ttl_only_operations_on_plain_maps() {
     assert_eq!(m.ttl_remaining(k).unwrap(), None);
     assert_eq!(m.get_with_ttl(k).unwrap().map(|(_, t)| t), Some(None));
     // touch works on an LRU map without TTL
-    let mut l = Map::open(&Options::new(Variant::SS, 10).lru(5, 0)).unwrap();
+    let mut l = Map::open(&Options::of(Variant::SS, 10).lru(5, 0)).unwrap();
     l.put(k, k).unwrap();
     assert!(l.touch(k).unwrap());
     assert!(!l.persist(k).unwrap());
@@ -532,7 +532,7 @@ fn ttl_only_operations_on_plain_maps() {
 
 #[test]
 fn ttl_argument_clamping() {
-    let mut m = Map::open(&Options::new(Variant::II, 10).ttl(5)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::II, 10).ttl(5)).unwrap();
     let c = with_clock(&mut m);
     m.put_ttl(ii(1), ii(1), u32::MAX).unwrap();
     m.put_ttl(ii(2), ii(1), u32::MAX - 1).unwrap();
@@ -553,11 +553,11 @@ fn ttl_argument_clamping() {
 #[test]
 fn concurrent_handles_share_one_lru() {
     let max = 500u64;
-    let m0 = Map::open(&Options::new(Variant::II, 10_000).lru(max, 0).memfd("lru")).unwrap();
+    let m0 = Map::open(&Options::of(Variant::II, 10_000).lru(max, 0).memfd("lru")).unwrap();
     let fd = m0.memfd();
     let threads: Vec<_> = (0..4i64)
         .map(|t| {
-            let mut m = Map::open(&Options::new(Variant::II, 0).from_fd(fd)).unwrap();
+            let mut m = Map::open(&Options::of(Variant::II, 0).from_fd(fd)).unwrap();
             std::thread::spawn(move || {
                 let mut inserted = 0u64;
                 for i in 0..20_000i64 {
@@ -596,10 +596,10 @@ fn concurrent_handles_share_one_lru() {
 /// Plain maps allocate no LRU or TTL memory; LRU and TTL maps add exactly their arrays.
 #[test]
 fn plain_maps_have_no_side_arrays() {
-    let plain = Map::open(&Options::new(Variant::II, 100_000)).unwrap();
-    let lru = Map::open(&Options::new(Variant::II, 100_000).lru(10, 0)).unwrap();
-    let ttl = Map::open(&Options::new(Variant::II, 100_000).ttl(10)).unwrap();
-    let both = Map::open(&Options::new(Variant::II, 100_000).lru(10, 0).ttl(10)).unwrap();
+    let plain = Map::open(&Options::of(Variant::II, 100_000)).unwrap();
+    let lru = Map::open(&Options::of(Variant::II, 100_000).lru(10, 0)).unwrap();
+    let ttl = Map::open(&Options::of(Variant::II, 100_000).ttl(10)).unwrap();
+    let both = Map::open(&Options::of(Variant::II, 100_000).lru(10, 0).ttl(10)).unwrap();
     let (p, l, t, b) = (plain.layout(), lru.layout(), ttl.layout(), both.layout());
     assert_eq!((p.lru_off, p.ttl_off, p.flags), (0, 0, 0));
     assert!(!plain.has_lru() && !plain.has_ttl());
@@ -615,8 +615,8 @@ fn plain_maps_have_no_side_arrays() {
 /// A get through one handle marks the entry for the evictions another handle does.
 #[test]
 fn marks_from_other_handles() {
-    let mut w = Map::open(&Options::new(Variant::II, 1000).lru(4, 0).memfd("x")).unwrap();
-    let mut r = Map::open(&Options::new(Variant::II, 0).from_fd(w.memfd())).unwrap();
+    let mut w = Map::open(&Options::of(Variant::II, 1000).lru(4, 0).memfd("x")).unwrap();
+    let mut r = Map::open(&Options::of(Variant::II, 0).from_fd(w.memfd())).unwrap();
     for k in 1..=4 {
         w.put(ii(k), ii(k)).unwrap();
     }
@@ -643,14 +643,14 @@ fn readers_never_see_mixed_values_under_eviction() {
     fn consistent(k: u64, v: &[u8]) -> bool {
         v.len() >= 8 && v[v.len() - 8..] == k.to_le_bytes() && v[..v.len() - 8].iter().all(|&x| x == (k % 251) as u8)
     }
-    let mut w = Map::open(&Options::new(Variant::SS, 20_000).lru(3000, 30).ttl(2).memfd("mixed")).unwrap();
+    let mut w = Map::open(&Options::of(Variant::SS, 20_000).lru(3000, 30).ttl(2).memfd("mixed")).unwrap();
     let c = with_clock(&mut w);
     let fd = w.memfd();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2u64)
         .map(|r| {
             let stop = stop.clone();
-            let mut m = Map::open(&Options::new(Variant::SS, 0).from_fd(fd)).unwrap();
+            let mut m = Map::open(&Options::of(Variant::SS, 0).from_fd(fd)).unwrap();
             std::thread::spawn(move || {
                 let (mut n, mut hits) = (0u64, 0u64);
                 // Relaxed: a stop flag only.

@@ -2,7 +2,7 @@
 //! counters (read-lock fast path and write-lock inserts) while others insert enough
 //! keys to force resizes: the totals must be exact and no insert may be lost.
 
-use hashmap_shared::{In, Map, Options, Out, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
 
 const CHILDREN: usize = 4;
 const ROUNDS: i64 = 20_000;
@@ -17,8 +17,8 @@ fn key(i: usize) -> Vec<u8> {
 }
 
 fn child(path: &std::path::Path, ii_path: &std::path::Path, c: usize) -> bool {
-    let Ok(mut m) = Map::open(&Options::new(Variant::SI, 0).file(path)) else { return false };
-    let Ok(mut ii) = Map::open(&Options::new(Variant::II, 0).file(ii_path)) else { return false };
+    let Ok(mut m) = Map::open(&Options::of(Variant::SI, 0).file(path)) else { return false };
+    let Ok(mut ii) = Map::open(&Options::of(Variant::II, 0).file(ii_path)) else { return false };
     for r in 0..ROUNDS {
         for i in 0..KEYS {
             if m.incr_by(In::Str(&key(i), false), 1).is_err() {
@@ -52,8 +52,8 @@ fn forked_children_count_exactly() {
     let ii_path = dir.join(format!("hm-mp-ii-{}.shm", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(&ii_path);
-    let mut m = Map::open(&Options::new(Variant::SI, 100_000).file(&path)).unwrap();
-    let mut ii = Map::open(&Options::new(Variant::II, 100_000).file(&ii_path)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SI, 100_000).file(&path)).unwrap();
+    let mut ii = Map::open(&Options::of(Variant::II, 100_000).file(&ii_path)).unwrap();
     // Start barrier: children block reading the pipe until the parent closes it.
     let mut fds = [0; 2];
     // SAFETY: fds is a valid array of two descriptors to fill.

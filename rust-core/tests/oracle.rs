@@ -2,7 +2,7 @@
 //! variant, through many grows, shrinks, compactions and clears; narrowing, strings of
 //! all lengths and bytes, UTF-8 flags, full tables.
 
-use hashmap_shared::{ErrorKind, In, Kind, Map, Options, Out, Value, Variant};
+use hashmap_shared::{raw::{In, Kind, Map, Out, Value, Variant}, ErrorKind, Options};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -183,7 +183,7 @@ fn block(len: usize) -> u64 {
 }
 
 fn run(variant: Variant, max_entries: u64, ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut map = Map::open(&Options::new(variant, max_entries).arena_cap(8 << 20)).unwrap();
+    let mut map = Map::open(&Options::of(variant, max_entries).arena_cap(8 << 20)).unwrap();
     let st = map.stats();
     let mut md = Model {
         kk: variant.key_kind(),
@@ -442,7 +442,7 @@ oracle_test!(oracle_ss, Variant::SS);
 #[test]
 fn many_resizes() {
     for v in [Variant::II, Variant::SS, Variant::I16S, Variant::SI] {
-        let mut m = Map::open(&Options::new(v, 50_000).arena_cap(64 << 20)).unwrap();
+        let mut m = Map::open(&Options::of(v, 50_000).arena_cap(64 << 20)).unwrap();
         let kk = v.key_kind();
         let mut oracle: HashMap<OK, Value> = HashMap::new();
         for round in 0..4u32 {
@@ -734,7 +734,7 @@ fn ok_of(v: &Value) -> OK {
 }
 
 fn run_lru_ttl(variant: Variant, max_size: u64, ttl: u64, ops: &[LOp]) -> Result<(), TestCaseError> {
-    let opts = Options::new(variant, 40).arena_cap(8 << 20).lru(max_size, 0).ttl(ttl);
+    let opts = Options::of(variant, 40).arena_cap(8 << 20).lru(max_size, 0).ttl(ttl);
     let mut map = Map::open(&opts).unwrap();
     let epoch = map.ttl_epoch();
     let clock = Arc::new(ManualClock::new(epoch + 100));

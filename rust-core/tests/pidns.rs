@@ -7,7 +7,7 @@
 //! runs as root. Children report through their exit code and leave with `_exit`.
 #![cfg(not(loom))]
 
-use hashmap_shared::{In, Map, Options, Out, Variant};
+use hashmap_shared::{raw::{In, Map, Out, Variant}, Options};
 use std::path::{Path, PathBuf};
 
 fn tmp(name: &str) -> PathBuf {
@@ -50,7 +50,7 @@ fn in_new_pidns(f: impl FnOnce() -> i32) -> Option<i32> {
 }
 
 fn open(p: &Path) -> hashmap_shared::Result<Map> {
-    Map::open(&Options::new(Variant::II, 100).file(p))
+    Map::open(&Options::of(Variant::II, 100).file(p))
 }
 
 #[test]

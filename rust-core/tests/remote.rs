@@ -6,7 +6,8 @@
 
 mod redis_server;
 
-use hashmap_shared::{ErrorKind, In, Map, Options, Out, Remote, RemoteCursor, Value, Variant};
+use hashmap_shared::raw::{In, Map, Out, Remote, RemoteCursor, Value, Variant};
+use hashmap_shared::{ErrorKind, Options};
 use redis_server::Server;
 
 /// A small deterministic generator (xorshift64*).
@@ -72,11 +73,11 @@ fn rand_val(r: &mut Rng, v: Variant) -> Value {
 
 /// Runs the same random calls on a local map and a Redis map and compares every answer.
 pub fn compare(url: &str, name: &str, o: &Options, seed: u64, steps: usize) {
-    let v = o.variant;
     let mut local = Map::open(o).unwrap();
     let mut remote = Remote::open(url, o).unwrap();
+    let v = local.variant();
     let mut r = Rng(seed);
-    let lru = o.max_size > 0;
+    let lru = local.stats().max_size > 0;
     for step in 0..steps {
         let k = rand_key(&mut r, v);
         let x = rand_val(&mut r, v);
@@ -180,10 +181,10 @@ fn every_operation_answers_as_a_local_map() {
         .enumerate()
     {
         // Small enough that inserts meet the max_entries limit (28 entries).
-        compare(&srv.unix_url(&format!("plain{i}"), ""), &format!("plain{i}"), &Options::new(v, 20), 1 + i as u64, 3000);
-        compare(&srv.unix_url(&format!("lru{i}"), ""), &format!("lru{i}"), &Options::new(v, 100).lru(12, 0), 100 + i as u64, 3000);
-        compare(&srv.unix_url(&format!("ttl{i}"), ""), &format!("ttl{i}"), &Options::new(v, 100).ttl(3600), 200 + i as u64, 1500);
-        compare(&srv.unix_url(&format!("both{i}"), ""), &format!("both{i}"), &Options::new(v, 100).lru(10, 0).ttl(3600), 300 + i as u64, 1500);
+        compare(&srv.unix_url(&format!("plain{i}"), ""), &format!("plain{i}"), &Options::of(v, 20), 1 + i as u64, 3000);
+        compare(&srv.unix_url(&format!("lru{i}"), ""), &format!("lru{i}"), &Options::of(v, 100).lru(12, 0), 100 + i as u64, 3000);
+        compare(&srv.unix_url(&format!("ttl{i}"), ""), &format!("ttl{i}"), &Options::of(v, 100).ttl(3600), 200 + i as u64, 1500);
+        compare(&srv.unix_url(&format!("both{i}"), ""), &format!("both{i}"), &Options::of(v, 100).lru(10, 0).ttl(3600), 300 + i as u64, 1500);
     }
 }
 
@@ -191,14 +192,14 @@ fn every_operation_answers_as_a_local_map() {
 fn every_operation_answers_as_a_local_map_on_a_cluster_too() {
     let Some(c) = redis_server::Cluster::start(3, 0) else { return };
     for (i, v) in [Variant::SI, Variant::SS].into_iter().enumerate() {
-        compare(&c.url(&format!("both{i}"), ""), "cluster", &Options::new(v, 100).lru(10, 0).ttl(3600), 400 + i as u64, 1500);
+        compare(&c.url(&format!("both{i}"), ""), "cluster", &Options::of(v, 100).lru(10, 0).ttl(3600), 400 + i as u64, 1500);
     }
 }
 
 #[test]
 fn int64_counters_wrap_exactly_and_never_pass_through_a_double() {
     let Some(srv) = Server::unix(&[]) else { return };
-    let mut m = Remote::open(&srv.unix_url("wrap", ""), &Options::new(Variant::II, 100)).unwrap();
+    let mut m = Remote::open(&srv.unix_url("wrap", ""), &Options::of(Variant::II, 100)).unwrap();
     let k = In::Int(1);
     assert!(m.put(k, In::Int(9_007_199_254_740_993)).unwrap());
     assert_eq!(m.get(k).unwrap(), Some(Out::Int(9_007_199_254_740_993)), "2^53 + 1 survives");
@@ -217,11 +218,11 @@ fn int64_counters_wrap_exactly_and_never_pass_through_a_double() {
     assert_eq!(m.min(k, -9_007_199_254_740_992).unwrap(), -9_007_199_254_740_993);
     assert!(m.cas(k, In::Int(-9_007_199_254_740_993), In::Int(7)).unwrap());
     assert!(!m.cas(k, In::Int(-9_007_199_254_740_992), In::Int(8)).unwrap());
-    let mut s = Remote::open(&srv.unix_url("wrap16", ""), &Options::new(Variant::SI16, 100)).unwrap();
+    let mut s = Remote::open(&srv.unix_url("wrap16", ""), &Options::of(Variant::SI16, 100)).unwrap();
     assert_eq!(s.incr_by(In::Str(b"c", false), 32767).unwrap(), 32767);
     assert_eq!(s.incr_by(In::Str(b"c", false), 1).unwrap(), -32768);
     assert_eq!(s.incr_by(In::Str(b"c", false), 70000).unwrap(), -32768 + 4464, "delta narrowed");
-    let mut s32 = Remote::open(&srv.unix_url("wrap32", ""), &Options::new(Variant::I32, 100)).unwrap();
+    let mut s32 = Remote::open(&srv.unix_url("wrap32", ""), &Options::of(Variant::I32, 100)).unwrap();
     assert_eq!(s32.incr_by(In::Int(1), i32::MAX as i64).unwrap(), i32::MAX as i64);
     assert_eq!(s32.incr_by(In::Int(1), 2).unwrap(), i32::MIN as i64 + 1);
 }
@@ -229,7 +230,7 @@ fn int64_counters_wrap_exactly_and_never_pass_through_a_double() {
 #[test]
 fn utf8_flags_round_trip_on_keys_and_values() {
     let Some(srv) = Server::unix(&[]) else { return };
-    let mut m = Remote::open(&srv.unix_url("utf8", ""), &Options::new(Variant::SS, 100).lru(50, 0)).unwrap();
+    let mut m = Remote::open(&srv.unix_url("utf8", ""), &Options::of(Variant::SS, 100).lru(50, 0)).unwrap();
     assert!(m.put(In::Str(b"caf\xc3\xa9", true), In::Str(b"\xe2\x82\xac", true)).unwrap());
     assert!(m.put(In::Str(b"plain", false), In::Str(b"bytes \xff", false)).unwrap());
     // The key's identity is its bytes: the flag of a later put does not change it.
@@ -256,25 +257,25 @@ fn utf8_flags_round_trip_on_keys_and_values() {
 fn reopening_checks_variant_and_shape_with_the_file_words() {
     let Some(srv) = Server::unix(&[]) else { return };
     let url = srv.unix_url("shape", "");
-    let mut a = Remote::open(&url, &Options::new(Variant::II, 1000).ttl(60)).unwrap();
+    let mut a = Remote::open(&url, &Options::of(Variant::II, 1000).ttl(60)).unwrap();
     a.put(In::Int(1), In::Int(2)).unwrap();
-    let e = Remote::open(&url, &Options::new(Variant::SS, 1000)).err().unwrap();
+    let e = Remote::open(&url, &Options::of(Variant::SS, 1000)).err().unwrap();
     assert_eq!(e.to_string(), format!("{url}: variant mismatch (file=3, expected=10)"));
     // Attaching ignores the sizing arguments: the stored ones win.
-    let mut b = Remote::open(&url, &Options::new(Variant::II, 5)).unwrap();
+    let mut b = Remote::open(&url, &Options::of(Variant::II, 5)).unwrap();
     assert_eq!(b.stats().unwrap().ttl, 60);
     assert_eq!(b.get(In::Int(1)).unwrap(), Some(Out::Int(2)));
-    let e = Remote::open_sharded(&url, 4, &Options::new(Variant::II, 10)).err().unwrap();
+    let e = Remote::open_sharded(&url, 4, &Options::of(Variant::II, 10)).err().unwrap();
     assert_eq!(e.to_string(), format!("{url}: shard set has 1 shards, opened with 4"));
     let surl = srv.unix_url("set", "");
-    let mut s = Remote::open_sharded(&surl, 3, &Options::new(Variant::SI, 100)).unwrap();
+    let mut s = Remote::open_sharded(&surl, 3, &Options::of(Variant::SI, 100)).unwrap();
     assert_eq!(s.shard_count(), 4);
     for i in 0..200 {
         assert_eq!(s.incr_by(In::Str(format!("k{i}").as_bytes(), false), i).unwrap(), i);
     }
-    let e = Remote::open_sharded(&surl, 8, &Options::new(Variant::SI, 100)).err().unwrap();
+    let e = Remote::open_sharded(&surl, 8, &Options::of(Variant::SI, 100)).err().unwrap();
     assert_eq!(e.to_string(), format!("{surl}: shard set has 4 shards, opened with 8"));
-    let mut s2 = Remote::open_sharded(&surl, 4, &Options::new(Variant::SI, 100)).unwrap();
+    let mut s2 = Remote::open_sharded(&surl, 4, &Options::of(Variant::SI, 100)).unwrap();
     assert_eq!(s2.get(In::Str(b"k77", false)).unwrap(), Some(Out::Int(77)), "same routing seed");
     assert_eq!(s2.len().unwrap(), 200);
     let e = Remote::open_readonly(&url, Variant::II).err().unwrap();
@@ -283,7 +284,7 @@ fn reopening_checks_variant_and_shape_with_the_file_words() {
     assert!(a.readonly());
     assert_eq!(b.put(In::Int(3), In::Int(3)).unwrap_err().kind(), ErrorKind::Frozen, "every handle refuses");
     assert_eq!(b.freeze().unwrap_err().to_string(), "cannot freeze a read-only handle");
-    let e = Remote::open(&url, &Options::new(Variant::II, 5)).err().unwrap();
+    let e = Remote::open(&url, &Options::of(Variant::II, 5)).err().unwrap();
     assert!(e.to_string().ends_with("is frozen (read-only); open it with new_readonly"), "{e}");
     let mut ro = Remote::open_readonly(&url, Variant::II).unwrap();
     assert_eq!(ro.get(In::Int(1)).unwrap(), Some(Out::Int(2)));
@@ -296,7 +297,7 @@ fn reopening_checks_variant_and_shape_with_the_file_words() {
 #[test]
 fn cursors_and_each_visit_every_entry_across_shards() {
     let Some(srv) = Server::unix(&[]) else { return };
-    let mut s = Remote::open_sharded(&srv.unix_url("walk", ""), 4, &Options::new(Variant::II, 10_000)).unwrap();
+    let mut s = Remote::open_sharded(&srv.unix_url("walk", ""), 4, &Options::of(Variant::II, 10_000)).unwrap();
     let pairs: Vec<(In, In)> = (0..1000).map(|i| (In::Int(i), In::Int(i * 3))).collect();
     assert_eq!(s.set_multi(&pairs).unwrap(), 1000);
     let mut c = RemoteCursor::default();
@@ -323,4 +324,69 @@ fn cursors_and_each_visit_every_entry_across_shards() {
     assert_eq!(drained.len(), 10);
     s.clear().unwrap();
     assert_eq!(s.len().unwrap(), 0);
+}
+
+#[test]
+fn the_typed_api_opens_a_redis_url_with_every_operation() {
+    use hashmap_shared::{Bytes, Map as TypedMap};
+    let Some(srv) = Server::unix(&[]) else { return };
+    let url = srv.unix_url("typed", "");
+    let opts = Options::new(1000).file(&url);
+    let mut hits: TypedMap<Bytes, i64> = TypedMap::open(&opts).unwrap();
+    assert_eq!(hits.incr("/index.html", 1).unwrap(), 1);
+    assert_eq!(hits.incr("/index.html", 41).unwrap(), 42);
+    // Another handle on the same URL sees it, as another process on another machine would.
+    let mut other: TypedMap<Bytes, i64> = TypedMap::open(&opts).unwrap();
+    assert_eq!(other.get("/index.html").unwrap(), Some(42));
+    assert_eq!(other.len(), 1);
+    assert_eq!(other.try_len().unwrap(), 1);
+    assert!(!other.has_lru() && !other.has_ttl() && !other.is_frozen() && !other.is_readonly());
+    // The variant recorded in Redis is checked with the file words.
+    let err = TypedMap::<i64, i64>::open(&opts).unwrap_err();
+    assert_eq!(err.to_string(), format!("{}: variant mismatch (file=9, expected=3)", url));
+    // Read-modify-write with closures.
+    assert_eq!(hits.update_with("/index.html", |n| n * 2).unwrap(), Some(84));
+    assert_eq!(hits.update_with("/missing", |_| unreachable!("absent")).unwrap(), None);
+    assert_eq!(hits.get_or_insert_with("/about", || 7).unwrap(), 7);
+    assert_eq!(hits.get_or_insert_with("/about", || unreachable!("present")).unwrap(), 7);
+    assert_eq!(hits.alter("/about", |n| n.filter(|&n| n > 7)).unwrap(), None);
+    assert!(!hits.contains_key("/about").unwrap());
+    // A write by another handle between the read and the write is a conflict: nothing
+    // written, the other handle's value kept.
+    let err = hits
+        .update_with("/index.html", |n| {
+            other.put("/index.html", 1000).unwrap();
+            n + 1
+        })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(hits.get("/index.html").unwrap(), Some(1000));
+    // Iteration, batches, removal.
+    assert_eq!(hits.put_many(&[("a", 1), ("b", 2), ("c", 3)]).unwrap(), 3);
+    let mut all: Vec<(Bytes, i64)> = hits.iter().collect();
+    all.sort();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0], (Bytes::from("/index.html"), 1000));
+    let mut it = hits.iter();
+    assert_eq!(it.by_ref().count(), 4);
+    assert!(it.take_error().is_none(), "a complete walk");
+    drop(it);
+    assert_eq!(hits.delete_many(&["a", "b", "zz"]).unwrap(), 2);
+    assert_eq!(hits.len(), 2);
+    // A sharded set in Redis through Options::sharded.
+    let mut set: TypedMap<i64, Bytes> = TypedMap::open(&Options::new(100).sharded(srv.unix_url("typedset", ""), 4)).unwrap();
+    for i in 0..50 {
+        set.put(i, format!("v{i}")).unwrap();
+    }
+    assert_eq!(set.len(), 50);
+    assert_eq!(set.get(17).unwrap().unwrap(), "v17");
+    assert!(set.unlink() && hits.unlink());
+    // A server that cannot be reached: try_len says so, an iteration ends with the error.
+    let mut gone: TypedMap<i64, i64> = TypedMap::open(&Options::new(10).file(srv.unix_url("gone", ""))).unwrap();
+    gone.put(1, 1).unwrap();
+    drop(srv);
+    assert_eq!(gone.try_len().unwrap_err().kind(), ErrorKind::Io);
+    let mut it = gone.iter();
+    assert_eq!(it.next(), None);
+    assert_eq!(it.take_error().map(|e| e.kind()), Some(ErrorKind::Io));
 }

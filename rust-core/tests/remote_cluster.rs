@@ -4,14 +4,15 @@
 
 mod redis_server;
 
-use hashmap_shared::{In, Options, Out, Remote, Value, Variant};
+use hashmap_shared::raw::{In, Out, Remote, Value, Variant};
+use hashmap_shared::{Options};
 use redis_server::Cluster;
 
 #[test]
 fn a_sharded_map_spreads_over_the_masters_and_follows_ask_and_moved() {
     let Some(c) = Cluster::start(3, 0) else { return };
     let url = c.url("big", "");
-    let mut m = Remote::open_sharded(&url, 16, &Options::new(Variant::II, 100_000)).unwrap();
+    let mut m = Remote::open_sharded(&url, 16, &Options::of(Variant::II, 100_000)).unwrap();
     let pairs: Vec<(In, In)> = (0..3000).map(|i| (In::Int(i), In::Int(-i))).collect();
     assert_eq!(m.set_multi(&pairs).unwrap(), 3000);
     for (i, n) in c.nodes.iter().enumerate() {
@@ -23,7 +24,7 @@ fn a_sharded_map_spreads_over_the_masters_and_follows_ask_and_moved() {
     assert!(got.iter().enumerate().all(|(i, v)| *v == Some(Value::Int(-(i as i64)))));
     assert_eq!(m.len().unwrap(), 3000);
     // A plain map (one slot) works the same.
-    let mut p = Remote::open(&c.url("plain", ""), &Options::new(Variant::SI, 1000)).unwrap();
+    let mut p = Remote::open(&c.url("plain", ""), &Options::of(Variant::SI, 1000)).unwrap();
     assert_eq!(p.incr_by(In::Str(b"hits", false), 3).unwrap(), 3);
 
     // Move the slot of the shard holding key 7 to another master, keys first (the slot
@@ -62,7 +63,7 @@ fn a_sharded_map_spreads_over_the_masters_and_follows_ask_and_moved() {
     // Now the source answers MOVED and the client's slot map follows.
     assert_eq!(m.incr_by(In::Int(7), 10).unwrap(), 13);
     assert_eq!(m.get(In::Int(8)).unwrap(), Some(Out::Int(-8)));
-    let mut fresh = Remote::open_sharded(&url, 16, &Options::new(Variant::II, 1)).unwrap();
+    let mut fresh = Remote::open_sharded(&url, 16, &Options::of(Variant::II, 1)).unwrap();
     assert_eq!(fresh.get(In::Int(7)).unwrap(), Some(Out::Int(13)));
     assert_eq!(fresh.items().unwrap().len(), 3000);
     assert!(fresh.verify().is_empty());

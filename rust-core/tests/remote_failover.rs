@@ -8,14 +8,15 @@
 
 mod redis_server;
 
-use hashmap_shared::{In, Options, Out, Remote, Variant};
+use hashmap_shared::raw::{In, Out, Remote, Variant};
+use hashmap_shared::{Options};
 use redis_server::Cluster;
 use std::time::{Duration, Instant};
 
 fn failover(how: &str) {
     let Some(c) = Cluster::start(3, 1) else { return };
     let url = c.url("fo", "timeout=0.5&failover_timeout=20");
-    let mut m = Remote::open(&url, &Options::new(Variant::SI, 1000)).unwrap();
+    let mut m = Remote::open(&url, &Options::of(Variant::SI, 1000)).unwrap();
     let k = In::Str(b"counter", false);
     // Warm up, and find the master of the map's slot.
     for _ in 0..1000 {
@@ -71,7 +72,7 @@ fn failover(how: &str) {
         c.nodes[victim].signal(libc::SIGCONT);
     }
     let rec = recovered.expect("calls resumed after the failover");
-    let mut fresh = Remote::open(&url, &Options::new(Variant::SI, 1000)).unwrap();
+    let mut fresh = Remote::open(&url, &Options::of(Variant::SI, 1000)).unwrap();
     let Some(Out::Int(fin)) = fresh.get(k).unwrap() else { panic!("counter gone") };
     let lost = (acked - fin).max(0);
     let extra = (fin - acked).max(0);

@@ -5,7 +5,8 @@
 
 mod redis_server;
 
-use hashmap_shared::{ErrorKind, In, Options, Out, Remote, Variant};
+use hashmap_shared::raw::{In, Out, Remote, Variant};
+use hashmap_shared::{ErrorKind, Options};
 use redis_server::Server;
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,7 @@ fn fork_children(n: usize, mut f: impl FnMut(usize) -> bool) -> Vec<bool> {
 fn several_processes_count_exactly_and_a_child_never_uses_the_parents_connection() {
     let Some(srv) = Server::unix(&[]) else { return };
     let url = srv.unix_url("counters", "");
-    let mut m = Remote::open(&url, &Options::new(Variant::SI, 1000)).unwrap();
+    let mut m = Remote::open(&url, &Options::of(Variant::SI, 1000)).unwrap();
     // The parent's connection exists before the fork...
     assert_eq!(m.incr_by(In::Str(b"parent", false), 1).unwrap(), 1);
     let clients_before: usize = srv.cli(&["CLIENT", "LIST"]).lines().count();
@@ -70,14 +71,14 @@ fn several_processes_count_exactly_and_a_child_never_uses_the_parents_connection
 fn a_restarted_server_is_reconnected_on_the_next_call() {
     let Some(mut srv) = Server::tcp(&[]) else { return };
     let url = srv.tcp_url("restart", "");
-    let mut m = Remote::open(&url, &Options::new(Variant::II, 100)).unwrap();
+    let mut m = Remote::open(&url, &Options::of(Variant::II, 100)).unwrap();
     m.put(In::Int(1), In::Int(1)).unwrap();
     srv.restart();
     // The data is gone (no persistence configured): the map is gone with it, and the
     // first call after the restart says so, not "outcome unknown" or a broken pipe.
     let e = m.incr_by(In::Int(1), 1).unwrap_err();
     assert!(e.to_string().contains("map no longer exists"), "{e}");
-    let mut m = Remote::open(&url, &Options::new(Variant::II, 100)).unwrap();
+    let mut m = Remote::open(&url, &Options::of(Variant::II, 100)).unwrap();
     assert_eq!(m.incr_by(In::Int(1), 5).unwrap(), 5);
     // A server that is down: a clear error naming it, and no password anywhere.
     srv.stop(false);
@@ -92,7 +93,7 @@ fn a_restarted_server_is_reconnected_on_the_next_call() {
 fn a_read_timeout_never_lets_a_late_reply_answer_the_next_call() {
     let Some(srv) = Server::unix(&[]) else { return };
     let url = srv.unix_url("slow", "timeout=0.3");
-    let mut m = Remote::open(&url, &Options::new(Variant::II, 100)).unwrap();
+    let mut m = Remote::open(&url, &Options::of(Variant::II, 100)).unwrap();
     m.put(In::Int(1), In::Int(10)).unwrap();
     m.put(In::Int(2), In::Int(20)).unwrap();
     let mut sleeper = srv.cli_bg(&["DEBUG", "SLEEP", "1"]);
@@ -119,7 +120,7 @@ fn a_read_timeout_never_lets_a_late_reply_answer_the_next_call() {
 #[test]
 fn a_flushed_script_cache_is_reloaded_transparently() {
     let Some(srv) = Server::unix(&[]) else { return };
-    let mut m = Remote::open(&srv.unix_url("flush", ""), &Options::new(Variant::SS, 100)).unwrap();
+    let mut m = Remote::open(&srv.unix_url("flush", ""), &Options::of(Variant::SS, 100)).unwrap();
     m.put(In::Str(b"a", false), In::Str(b"1", false)).unwrap();
     assert_eq!(srv.cli(&["SCRIPT", "FLUSH"]).trim(), "OK");
     assert!(m.add(In::Str(b"b", false), In::Str(b"2", false)).unwrap());
@@ -129,7 +130,7 @@ fn a_flushed_script_cache_is_reloaded_transparently() {
 #[test]
 fn redis_out_of_memory_is_the_soft_failure_of_a_full_map() {
     let Some(srv) = Server::unix(&["--maxmemory-policy", "noeviction"]) else { return };
-    let mut m = Remote::open(&srv.unix_url("oom", ""), &Options::new(Variant::SS, 1_000_000).lru(500_000, 0).ttl(3600)).unwrap();
+    let mut m = Remote::open(&srv.unix_url("oom", ""), &Options::of(Variant::SS, 1_000_000).lru(500_000, 0).ttl(3600)).unwrap();
     let big = vec![b'x'; 4096];
     m.put(In::Str(b"kept", false), In::Str(b"v", false)).unwrap();
     let used: u64 = srv
@@ -156,7 +157,7 @@ fn redis_out_of_memory_is_the_soft_failure_of_a_full_map() {
     assert!(m.verify().is_empty(), "{:?}", m.verify());
     assert!(m.put(In::Str(b"after", false), In::Str(&big, false)).unwrap());
     // Counters that cannot insert fail with the Full kind (Perl: "increment failed").
-    let mut n = Remote::open(&srv.unix_url("oomi", ""), &Options::new(Variant::SI, 100)).unwrap();
+    let mut n = Remote::open(&srv.unix_url("oomi", ""), &Options::of(Variant::SI, 100)).unwrap();
     srv.cli(&["CONFIG", "SET", "maxmemory", "1"]);
     assert_eq!(n.incr_by(In::Str(b"c", false), 1).unwrap_err().kind(), ErrorKind::Full);
     srv.cli(&["CONFIG", "SET", "maxmemory", "0"]);
@@ -166,7 +167,7 @@ fn redis_out_of_memory_is_the_soft_failure_of_a_full_map() {
 #[test]
 fn entries_expire_by_the_servers_clock_with_the_file_rules() {
     let Some(srv) = Server::unix(&[]) else { return };
-    let mut m = Remote::open(&srv.unix_url("ttl", ""), &Options::new(Variant::SI, 100).ttl(2)).unwrap();
+    let mut m = Remote::open(&srv.unix_url("ttl", ""), &Options::of(Variant::SI, 100).ttl(2)).unwrap();
     let k = |s: &'static str| In::Str(s.as_bytes(), false);
     m.put(k("short"), In::Int(1)).unwrap();
     m.put_ttl(k("forever"), In::Int(2), 0).unwrap();
@@ -203,7 +204,7 @@ fn entries_expire_by_the_servers_clock_with_the_file_rules() {
     assert_eq!(st.expired, 3, "b reclaimed by add (the revived a not counted)");
     assert_eq!(m.flush_expired_partial(10).unwrap(), (1, true), "the counter");
     assert_eq!(m.flush_expired_partial(10).unwrap(), (0, true));
-    let mut plain = Remote::open(&srv.unix_url("nottl", ""), &Options::new(Variant::SI, 100)).unwrap();
+    let mut plain = Remote::open(&srv.unix_url("nottl", ""), &Options::of(Variant::SI, 100)).unwrap();
     let e = plain.put_ttl(k("x"), In::Int(1), 5).unwrap_err();
     assert_eq!(e.to_string(), "operation requires a TTL-enabled map (pass ttl > 0 to constructor)");
     assert!(!plain.set_ttl(k("x"), 5).unwrap());
@@ -214,19 +215,19 @@ fn entries_expire_by_the_servers_clock_with_the_file_rules() {
 fn no_password_in_path_errors_or_stats() {
     let Some(srv) = Server::tcp(&["--requirepass", "s3cr3t-word"]) else { return };
     let url = format!("redis://:s3cr3t-word@127.0.0.1:{}/auth", srv.port);
-    let mut m = Remote::open(&url, &Options::new(Variant::II, 100)).unwrap();
+    let mut m = Remote::open(&url, &Options::of(Variant::II, 100)).unwrap();
     assert_eq!(m.path().to_str().unwrap(), format!("redis://127.0.0.1:{}/auth", srv.port));
     m.put(In::Int(1), In::Int(1)).unwrap();
     let bad = format!("redis://:wrong-word@127.0.0.1:{}/auth", srv.port);
-    let e = Remote::open(&bad, &Options::new(Variant::II, 100)).err().unwrap().to_string();
+    let e = Remote::open(&bad, &Options::of(Variant::II, 100)).err().unwrap().to_string();
     assert!(e.contains("WRONGPASS") || e.contains("invalid password"), "{e}");
     assert!(!e.contains("wrong-word") && !e.contains("s3cr3t"), "{e}");
     // ACL users.
     srv.cli(&["ACL", "SETUSER", "app", "on", ">app-pass", "~*", "+@all"]);
     let url = format!("redis://app:app-pass@127.0.0.1:{}/auth", srv.port);
-    let mut a = Remote::open(&url, &Options::new(Variant::II, 100)).unwrap();
+    let mut a = Remote::open(&url, &Options::of(Variant::II, 100)).unwrap();
     assert_eq!(a.get(In::Int(1)).unwrap(), Some(Out::Int(1)));
     assert_eq!(a.path().to_str().unwrap(), format!("redis://app@127.0.0.1:{}/auth", srv.port));
-    let e = Remote::open(&format!("redis://app:nope@127.0.0.1:{}/auth", srv.port), &Options::new(Variant::II, 1)).err().unwrap();
+    let e = Remote::open(&format!("redis://app:nope@127.0.0.1:{}/auth", srv.port), &Options::of(Variant::II, 1)).err().unwrap();
     assert!(!e.to_string().contains("nope"), "{e}");
 }

@@ -4,7 +4,8 @@
 
 mod redis_server;
 
-use hashmap_shared::{In, Options, Out, Remote, Variant};
+use hashmap_shared::raw::{In, Out, Remote, Variant};
+use hashmap_shared::{Options};
 use redis_server::Server;
 use std::path::Path;
 use std::process::Command;
@@ -46,16 +47,16 @@ fn rediss_checks_the_servers_certificate() {
         return;
     };
     let url = format!("rediss://localhost:{port}/secure?tls_ca={ca}");
-    let mut m = Remote::open(&url, &Options::new(Variant::SS, 100)).unwrap();
+    let mut m = Remote::open(&url, &Options::of(Variant::SS, 100)).unwrap();
     assert!(m.put(In::Str(b"k", false), In::Str(b"over TLS", false)).unwrap());
     assert_eq!(m.get(In::Str(b"k", false)).unwrap(), Some(Out::Str(b"over TLS", false)));
     assert_eq!(srv.cli(&["HGET", "hms:{secure}:d", "k"]).trim(), "0over TLS");
     // A certificate that does not chain to the CAs we trust is refused.
     let bad = format!("rediss://localhost:{port}/secure?tls_ca={}", f("other.crt"));
-    let e = Remote::open(&bad, &Options::new(Variant::SS, 100)).err().unwrap().to_string();
+    let e = Remote::open(&bad, &Options::of(Variant::SS, 100)).err().unwrap().to_string();
     assert!(e.contains("TLS") && e.contains("certificate"), "{e}");
     // A plain client on the TLS port gets no answer it could take for one.
-    let e = Remote::open(&format!("redis://localhost:{port}/secure?timeout=0.5"), &Options::new(Variant::SS, 100)).err();
+    let e = Remote::open(&format!("redis://localhost:{port}/secure?timeout=0.5"), &Options::of(Variant::SS, 100)).err();
     assert!(e.is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,7 @@
 //! The Rust API of shard sets, cursors and frozen maps (the Perl suite covers the
 //! user-visible behaviour in depth: t/sharded.t, t/cursor.t, t/freeze.t).
 
-use hashmap_shared::{Cursor, ErrorKind, In, Map, Options, Out, ShardSet, Variant};
+use hashmap_shared::{raw::{Cursor, In, Map, Out, ShardSet, Variant}, ErrorKind, Options};
 use std::ffi::CString;
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ fn cs(p: &std::path::Path) -> CString {
 fn set_routes_every_key_to_one_shard_and_remembers_its_shape() {
     let d = dir("shape");
     let prefix = d.join("s");
-    let o = Options::new(Variant::II, 1000);
+    let o = Options::of(Variant::II, 1000);
     let mut set = ShardSet::open(&cs(&prefix), 3, &o).unwrap();
     assert_eq!(set.maps().len(), 4, "3 rounds up to 4");
     for k in 0..2000i64 {
@@ -55,9 +55,9 @@ fn set_routes_every_key_to_one_shard_and_remembers_its_shape() {
 fn frozen_map_refuses_writes_and_opens_read_only() {
     let d = dir("frozen");
     let p = d.join("f.shm");
-    let mut m = Map::open(&Options::new(Variant::SS, 100).file(&p)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 100).file(&p)).unwrap();
     m.put(In::Str(b"k", false), In::Str(b"v", false)).unwrap();
-    let mut other = Map::open(&Options::new(Variant::SS, 100).file(&p)).unwrap();
+    let mut other = Map::open(&Options::of(Variant::SS, 100).file(&p)).unwrap();
     assert!(Map::open_readonly(&cs(&p), Variant::SS).is_err(), "not frozen yet");
     m.freeze().unwrap();
     assert!(m.frozen() && m.readonly());

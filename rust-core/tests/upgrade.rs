@@ -11,7 +11,7 @@
 
 use hashmap_shared::cformat;
 use hashmap_shared::upgrade::{tmp_path, upgrade, upgrade_file, Outcome};
-use hashmap_shared::{In, Map, Options, Out, ShardSet, Value, Variant};
+use hashmap_shared::{raw::{In, Map, Out, ShardSet, Value, Variant}, Options};
 use serde_json::Value as J;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -271,7 +271,7 @@ fn upgrade_every_fixture() {
                     check_lru(&p, f, &dir);
                 }
                 let mut map =
-                    Map::open(&Options::new(variant, 1).file(&p)).unwrap_or_else(|e| panic!("{ver}/{fname}: {e}"));
+                    Map::open(&Options::of(variant, 1).file(&p)).unwrap_or_else(|e| panic!("{ver}/{fname}: {e}"));
                 let items = map.items().unwrap();
                 let st = map.stats();
                 let ttl_map = u(&h["default_ttl"]) > 0;
@@ -323,13 +323,13 @@ fn upgrade_every_fixture() {
                 let prefix = dir.join(named["prefix"].as_str().unwrap());
                 let n = u(&named["shards"]);
                 let cprefix = std::ffi::CString::new(prefix.as_os_str().as_encoded_bytes()).unwrap();
-                let mut set = ShardSet::open(&cprefix, n, &Options::new(variant, 0)).unwrap();
+                let mut set = ShardSet::open(&cprefix, n, &Options::of(variant, 0)).unwrap();
                 for (k, v) in jpairs(&f["entries"]) {
                     let got = set.route_mut(k.as_in()).get(k.as_in()).unwrap().map(Out::to_value);
                     assert_eq!(got.as_ref(), Some(&v), "{ver}/{name}: {k:?} through the C routing");
                 }
                 drop(set);
-                let e = ShardSet::open(&cprefix, n * 2, &Options::new(variant, 0)).err().unwrap();
+                let e = ShardSet::open(&cprefix, n * 2, &Options::of(variant, 0)).err().unwrap();
                 assert_eq!(e.message(), format!("{}.0: shard set has {n} shards, opened with {}", prefix.display(), n * 2));
             }
             let _ = std::fs::remove_dir_all(&dir);
@@ -378,14 +378,14 @@ fn check_ttl_entries(
 /// as the C implementation produced them.
 fn check_lru(p: &Path, f: &J, dir: &Path) {
     let pop = jpairs(&f["pop_order"]);
-    let mut m = Map::open(&Options::new(Variant::SS, 1).file(p)).unwrap();
+    let mut m = Map::open(&Options::of(Variant::SS, 1).file(p)).unwrap();
     let head_first: Vec<Value> = pop.iter().rev().map(|(k, _)| k.clone()).collect();
     assert_eq!(m.lru_keys().unwrap(), head_first, "LRU order");
     drop(m);
     let copy = |n: &str| {
         let q = dir.join(n);
         std::fs::copy(p, &q).unwrap();
-        Map::open(&Options::new(Variant::SS, 1).file(&q)).unwrap()
+        Map::open(&Options::of(Variant::SS, 1).file(&q)).unwrap()
     };
     let mut m = copy("pop.shm");
     let mut got = Vec::new();
@@ -574,7 +574,7 @@ fn paths_that_are_not_c_files() {
     // Our own format: already current, untouched.
     let ours = dir.join("ours.shm");
     {
-        let mut m = Map::open(&Options::new(Variant::SS, 10).file(&ours)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::SS, 10).file(&ours)).unwrap();
         m.put(In::Str(b"k", false), In::Str(b"v", true)).unwrap();
     }
     let before = std::fs::read(&ours).unwrap();
@@ -603,7 +603,7 @@ fn frozen_source_stays_frozen() {
     b[cformat::hoff::SEALED] = 1;
     std::fs::write(&p, &b).unwrap();
     assert!(upgrade_file(&p).unwrap());
-    let e = Map::open(&Options::new(Variant::IS, 1).file(&p)).err().expect("frozen").to_string();
+    let e = Map::open(&Options::of(Variant::IS, 1).file(&p)).err().expect("frozen").to_string();
     assert!(e.contains("frozen"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -642,7 +642,7 @@ fn random_damage() {
                 ok += 1;
                 let vid = u32::from_le_bytes(b[8..12].try_into().unwrap());
                 let v = Variant::from_id(vid).unwrap();
-                match Map::open(&Options::new(v, 1).file(&p)) {
+                match Map::open(&Options::of(v, 1).file(&p)) {
                     Ok(mut m) => {
                         m.items().unwrap();
                     }
@@ -689,7 +689,7 @@ fn ttl_expiries_are_carried_over() {
         };
         assert_eq!(rep.expired, 2);
         assert_eq!(rep.entries, c.entries.len() as u64 - 2);
-        let mut m = Map::open(&Options::new(Variant::II, 1).file(&p)).unwrap();
+        let mut m = Map::open(&Options::of(Variant::II, 1).file(&p)).unwrap();
         let st = m.stats();
         assert_eq!(st.expired, c.header.stat_expired + 2);
         assert_eq!(st.size, c.entries.len() as u64 - 2);
@@ -724,7 +724,7 @@ fn lru_skip_is_converted() {
         put32(&mut b, cformat::hoff::LRU_SKIP_MASK, mask);
         std::fs::write(&p, &b).unwrap();
         assert!(upgrade_file(&p).unwrap());
-        let m = Map::open(&Options::new(Variant::SS, 1).file(&p)).unwrap();
+        let m = Map::open(&Options::of(Variant::SS, 1).file(&p)).unwrap();
         assert_eq!(m.layout().lru_skip, pct, "mask {mask}");
         assert_eq!(m.stats().max_size, 16);
         assert_eq!(m.stats().evictions, 24);

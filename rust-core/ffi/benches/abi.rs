@@ -3,7 +3,7 @@
 //!
 //! `cargo bench -p hashmap-shared-ffi --bench abi` (`HMS_BENCH_N`, `HMS_BENCH_REPS`).
 
-use hashmap_shared::{Handle, In, Options, Out, Variant};
+use hashmap_shared::{raw::{Handle, In, Out, Variant}, Options};
 use hashmap_shared_ffi::*;
 use std::time::Instant;
 
@@ -47,7 +47,7 @@ fn main() {
         println!("hm_get (C ABI), II, {n} entries: {:.1} ns", t.elapsed().as_nanos() as f64 / reps as f64);
         hm_close(h);
     }
-    let mut m = Handle::open(&Options::new(Variant::II, n as u64)).expect("open");
+    let mut m = Handle::open(&Options::of(Variant::II, n as u64)).expect("open");
     for i in 0..n as i64 {
         m.put(In::Int(i), In::Int(i)).expect("put");
     }

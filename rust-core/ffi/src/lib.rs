@@ -15,7 +15,8 @@
 //! `HM_BLESS=1 cargo test -p hashmap-shared-ffi --release --test header_fresh` rewrites it.
 
 use hashmap_shared::strref::MAX_LEN;
-use hashmap_shared::{Backing, Cursor, Error, ErrorKind, Handle, In, Kind, Options, Out, Result, Variant};
+use hashmap_shared::raw::{Backing, Cursor, Handle, In, Kind, Out, Variant};
+use hashmap_shared::{Error, ErrorKind, Options, Result};
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -508,13 +509,12 @@ pub unsafe extern "C" fn hm_open(args: *const HmOpen) -> *mut HmMap {
             b => return Err(bad(format!("unknown backing {b}"))),
         };
         // SAFETY: per the contract.
-        let mut o = unsafe { options(a) }?;
-        if backing == Backing::File && o.path.is_none() {
+        let o = unsafe { options(a) }?;
+        if backing == Backing::File && o.path_cstr().is_none() {
             return Err(bad("a path is required"));
         }
-        o.backing = backing;
-        o.fd = a.fd;
-        Ok(boxed(Handle::open(&o)?))
+        let path = o.path_cstr().map(CStr::to_owned);
+        Ok(boxed(Handle::open(&o.backing(backing, path, a.fd))?))
     })
 }
 
@@ -524,16 +524,18 @@ pub unsafe extern "C" fn hm_open(args: *const HmOpen) -> *mut HmMap {
 /// `a.path` NULL or NUL-terminated.
 unsafe fn options(a: &HmOpen) -> Result<Options> {
     let variant = Variant::from_id(a.variant).ok_or_else(|| bad(format!("unknown variant {}", a.variant)))?;
-    let mut o = Options::new(variant, a.max_entries).file_mode(a.file_mode);
-    o.max_size = a.max_size;
-    o.ttl = a.ttl;
-    o.lru_skip = a.lru_skip;
-    o.arena_cap = a.arena_cap;
-    if !a.path.is_null() {
+    let path = if a.path.is_null() {
+        None
+    } else {
         // SAFETY: a non-NULL path is NUL-terminated (contract).
-        o.path = Some(unsafe { CStr::from_ptr(a.path) }.to_owned());
-    }
-    Ok(o)
+        Some(unsafe { CStr::from_ptr(a.path) }.to_owned())
+    };
+    Ok(Options::of(variant, a.max_entries)
+        .file_mode(a.file_mode)
+        .lru(a.max_size, a.lru_skip)
+        .ttl(a.ttl)
+        .arena_cap(a.arena_cap)
+        .backing(Backing::File, path, -1))
 }
 
 fn boxed(h: Handle) -> *mut HmMap {
@@ -553,7 +555,7 @@ pub unsafe extern "C" fn hm_open_sharded(args: *const HmOpen, shards: u64) -> *m
         let a = unsafe { args.as_ref() }.ok_or_else(|| bad("NULL arguments"))?;
         // SAFETY: per the contract.
         let o = unsafe { options(a) }?;
-        let prefix = o.path.clone().ok_or_else(|| bad("new_sharded requires a path_prefix"))?;
+        let prefix = o.path_cstr().map(CStr::to_owned).ok_or_else(|| bad("new_sharded requires a path_prefix"))?;
         Ok(boxed(Handle::open_sharded(&prefix, shards, &o)?))
     })
 }

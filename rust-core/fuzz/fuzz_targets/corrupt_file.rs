@@ -14,7 +14,7 @@
 #![no_main]
 
 use hashmap_shared::ttl::ManualClock;
-use hashmap_shared::{Map, Options, Value, Variant};
+use hashmap_shared::{raw::{Map, Value, Variant}, Options};
 use libfuzzer_sys::fuzz_target;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::FromRawFd;
@@ -47,7 +47,7 @@ fn templates() -> &'static Vec<Template> {
             for lt in [false, true] {
                 let p = std::env::temp_dir().join(format!("hm-fuzz-template-{}-{}-{lt}.shm", std::process::id(), v.name()));
                 let _ = std::fs::remove_file(&p);
-                let mut o = Options::new(v, 100).file(&p);
+                let mut o = Options::of(v, 100).file(&p);
                 if lt {
                     o = o.lru(90, 0).ttl(3600);
                 }
@@ -217,7 +217,7 @@ fuzz_target!(|data: &[u8]| {
     // SAFETY: fd is ours; the File closes it.
     let f = unsafe { std::fs::File::from_raw_fd(fd) };
     f.write_all_at(if after_open { &t.bytes } else { &bytes }, 0).unwrap();
-    let Ok(mut m) = Map::open(&Options::new(t.variant, 10).from_fd(fd)) else { return };
+    let Ok(mut m) = Map::open(&Options::of(t.variant, 10).from_fd(fd)) else { return };
     if after_open {
         f.write_all_at(&bytes, 0).unwrap();
     }

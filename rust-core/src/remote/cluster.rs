@@ -41,65 +41,91 @@ pub fn slot(key: &[u8]) -> u16 {
 }
 
 /// The servers of one URL and which one serves each slot.
+///
+/// The node list and slot map sit behind a mutex so that every call can go through
+/// `&self` (statistics and other whole-map reads of a handle take `&self`); a handle is
+/// used by one thread at a time, so the lock is never contended and is held for a
+/// lookup, or for the CLUSTER SLOTS round trip of a refresh.
 pub struct Topology {
     pub cluster: bool,
     seeds: Vec<Addr>,
     set: Settings,
-    /// Known nodes (masters first seen); `slots` index into it.
+    st: Mutex<State>,
+}
+
+/// Known nodes (masters first seen); `slots` index into them.
+struct State {
     nodes: Vec<Addr>,
     links: Vec<Arc<Mutex<Link>>>,
     slots: Vec<u16>,
+}
+
+impl State {
+    fn node_index(&mut self, a: &Addr, set: &Settings) -> u16 {
+        if let Some(i) = self.nodes.iter().position(|n| n == a) {
+            return i as u16;
+        }
+        self.nodes.push(a.clone());
+        self.links.push(conn::link(a, set));
+        (self.nodes.len() - 1) as u16
+    }
 }
 
 impl Topology {
     /// A single server (every slot on `addr`).
     pub fn single(addr: Addr, set: Settings) -> Topology {
         let l = conn::link(&addr, &set);
-        Topology { cluster: false, seeds: vec![addr.clone()], set, nodes: vec![addr], links: vec![l], slots: vec![0; 1] }
+        let st = State { nodes: vec![addr.clone()], links: vec![l], slots: vec![0; 1] };
+        Topology { cluster: false, seeds: vec![addr], set, st: Mutex::new(st) }
     }
 
     /// A cluster known by its seeds (the slot map is read on the first [`Topology::refresh`]).
     pub fn cluster(seeds: Vec<Addr>, set: Settings) -> Topology {
-        Topology { cluster: true, seeds, set, nodes: Vec::new(), links: Vec::new(), slots: vec![u16::MAX; SLOTS] }
+        let st = State { nodes: Vec::new(), links: Vec::new(), slots: vec![u16::MAX; SLOTS] };
+        Topology { cluster: true, seeds, set, st: Mutex::new(st) }
     }
 
-    fn node_index(&mut self, a: &Addr) -> u16 {
-        if let Some(i) = self.nodes.iter().position(|n| n == a) {
-            return i as u16;
-        }
-        self.nodes.push(a.clone());
-        self.links.push(conn::link(a, &self.set));
-        (self.nodes.len() - 1) as u16
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The link serving `slot` (None: a cluster slot no master serves as far as we know).
     pub fn link_for(&self, slot: u16) -> Option<(Addr, Arc<Mutex<Link>>)> {
-        let i = if self.cluster { *self.slots.get(slot as usize)? } else { 0 };
-        let l = self.links.get(i as usize)?;
-        Some((self.nodes[i as usize].clone(), l.clone()))
+        let st = self.state();
+        let i = if self.cluster { *st.slots.get(slot as usize)? } else { 0 };
+        let l = st.links.get(i as usize)?;
+        Some((st.nodes[i as usize].clone(), l.clone()))
+    }
+
+    /// Every known node's address and link (masters and whatever MOVED/ASK named).
+    pub fn nodes(&self) -> Vec<(Addr, Arc<Mutex<Link>>)> {
+        let st = self.state();
+        st.nodes.iter().cloned().zip(st.links.iter().cloned()).collect()
     }
 
     /// The link of `addr` (ASK targets, MOVED targets), added when new.
-    pub fn link_of(&mut self, addr: &Addr) -> Arc<Mutex<Link>> {
-        let i = self.node_index(addr);
-        self.links[i as usize].clone()
+    pub fn link_of(&self, addr: &Addr) -> Arc<Mutex<Link>> {
+        let mut st = self.state();
+        let i = st.node_index(addr, &self.set);
+        st.links[i as usize].clone()
     }
 
     /// MOVED: `slot` is now served by `addr`.
-    pub fn moved(&mut self, slot: u16, addr: &Addr) {
+    pub fn moved(&self, slot: u16, addr: &Addr) {
         if self.cluster {
-            let i = self.node_index(addr);
-            self.slots[slot as usize] = i;
+            let mut st = self.state();
+            let i = st.node_index(addr, &self.set);
+            st.slots[slot as usize] = i;
         }
     }
 
-    /// Re-reads the slot map from the first node that answers CLUSTER SLOTS (every node
+/// Re-reads the slot map from the first node that answers CLUSTER SLOTS (every node
     /// seen, then the seeds). Ok(false) when none answered.
-    pub fn refresh(&mut self) -> Result<bool> {
+    pub fn refresh(&self) -> Result<bool> {
         if !self.cluster {
             return Ok(true);
         }
-        let mut cands: Vec<Addr> = self.nodes.clone();
+        let mut cands: Vec<Addr> = self.state().nodes.clone();
         for s in &self.seeds {
             if !cands.contains(s) {
                 cands.push(s.clone());
@@ -127,12 +153,12 @@ impl Topology {
                                 Addr::Unix(_) => continue,
                             },
                         };
-                        let node = self.node_index(&Addr::Tcp(host, port as u16));
+                        let node = self.state().node_index(&Addr::Tcp(host, port as u16), &self.set);
                         for s in lo.max(0)..=hi.min(SLOTS as i64 - 1) {
                             slots[s as usize] = node;
                         }
                     }
-                    self.slots = slots;
+                    self.state().slots = slots;
                     return Ok(true);
                 }
                 Ok(Reply::Err(e)) => last = Some(conn::err(&a, e)),

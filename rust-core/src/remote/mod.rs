@@ -3,33 +3,26 @@
 //! The same [`crate::Options`] open them: a file path that is a Redis URL
 //! (`redis://[user:pass@]host:port[,host:port...]/NAME[?options]`,
 //! `redis+unix:///path/to/redis.sock?name=NAME`, `rediss://` with the `redis-tls`
-//! feature) makes [`crate::Handle::open`] open a map in Redis, with the same
+//! feature) makes [`crate::handle::Handle::open`] open a map in Redis, with the same
 //! operations and answers:
 //!
 //! ```no_run
-//! use hashmap_shared::{Handle, In, Options, Out, Variant};
+//! use hashmap_shared::{Bytes, Map, Options};
 //!
-//! let opts = Options::new(Variant::SI, 100_000).file("redis://10.0.0.1:6379/hits");
-//! let mut hits = Handle::open(&opts)?;          // on every machine: one map
-//! hits.incr_by(In::Str(b"/index.html", false), 1)?;
-//! assert!(matches!(hits.get(In::Str(b"/index.html", false))?, Some(Out::Int(_))));
-//!
-//! // A shard set spread over a cluster's masters.
-//! let big = Options::new(Variant::II, 1_000_000);
-//! let url = std::ffi::CString::new("redis://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000/big").unwrap();
-//! let mut set = Handle::open_sharded(&url, 16, &big)?;
-//! set.put(In::Int(1), In::Int(2))?;
+//! let opts = Options::new(100_000).file("redis://10.0.0.1:6379/hits");
+//! let mut hits: Map<Bytes, i64> = Map::open(&opts)?;   // on every machine: one map
+//! hits.incr("/index.html", 1)?;
 //! # Ok::<(), hashmap_shared::Error>(())
 //! ```
 //!
 //! [`Remote`] is the handle type behind it (also usable directly:
-//! [`Remote::open`]).
+//! [`Remote::open`], through the `internals` feature).
 //!
 //! A [`Remote`] is a handle on such a map: a set of shards (a plain map is a set of
 //! one), each kept in six Redis keys under one hash tag ([`model`]), every operation one
 //! Lua script or one command on one shard ([`lua/map.lua`](lua/map.lua)): atomic on
 //! the server and one round trip. Its methods have the names, signatures and answers
-//! of [`crate::Map`]'s (and of [`crate::ShardSet`]'s for whole-map operations), so the
+//! of [`crate::map::Map`]'s (and of [`crate::shard::ShardSet`]'s for whole-map operations), so the
 //! layers above dispatch to either; where an answer cannot be the same, the POD's
 //! "Differences on Redis" says what happens instead.
 //!
@@ -74,7 +67,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{hash_bytes, hash_int, random_seed, shard_of};
 use crate::layout::{self, Params};
 use crate::lru::Skipper;
-use crate::map::{In, Options, Out, Stats, Value};
+use crate::map::Stats;
+use crate::options::Options;
+use crate::value::{In, Out, Value};
 use crate::variant::{Kind, Variant};
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -179,13 +174,14 @@ impl Remote {
     /// Opens the frozen map (or shard set) at `url` read-only: refuses a map that is not
     /// frozen, changes nothing.
     pub fn open_readonly(url: &str, variant: Variant) -> Result<Remote> {
-        Remote::open_any(url, &Options::new(variant, 0), None, true)
+        Remote::open_any(url, &Options::new(0).with_variant(variant), None, true)
     }
 
     fn open_any(url: &str, o: &Options, count: Option<u32>, ro: bool) -> Result<Remote> {
+        let variant = o.check()?;
         let u = RemoteUrl::parse(url)?;
         let p = Params {
-            variant: o.variant,
+            variant,
             max_entries: o.max_entries,
             max_size: o.max_size,
             ttl: o.ttl,
@@ -200,7 +196,7 @@ impl Remote {
             None => cluster::detect(&u.hosts[0], &set).map_err(Fail::error)?,
         };
         let topo = if is_cluster {
-            let mut t = Topology::cluster(u.hosts.clone(), set);
+            let t = Topology::cluster(u.hosts.clone(), set);
             if !t.refresh()? {
                 return Err(conn::err(&u.hosts[0], "no cluster node answered CLUSTER SLOTS"));
             }
@@ -209,7 +205,7 @@ impl Remote {
             Topology::single(u.hosts[0].clone(), set)
         };
         let display = CString::new(u.display.clone()).map_err(|_| Error::arg("a Redis URL may not contain a NUL byte"))?;
-        let v = o.variant;
+        let v = variant;
         let seed = random_seed();
         let max_cap = layout::max_cap_for(o.max_entries);
         let mut r = Remote {
@@ -403,7 +399,7 @@ impl Remote {
         })
     }
 
-    fn script_sha(&mut self, slot: u16) -> Result<String> {
+    fn script_sha(&self, slot: u16) -> Result<String> {
         if let Some(s) = sha().get() {
             return Ok(s.clone());
         }
@@ -414,7 +410,7 @@ impl Remote {
 
     /// SCRIPT LOAD on the server of `slot` (after NOSCRIPT: a SCRIPT FLUSH, a restart, a
     /// replica promoted with an empty script cache).
-    fn load_script(&mut self, slot: u16) -> Result<String> {
+    fn load_script(&self, slot: u16) -> Result<String> {
         let r = self.run(slot, &[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()], true)?;
         match r {
             Reply::Bulk(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
@@ -424,13 +420,13 @@ impl Remote {
     }
 
     /// One call of the script on `shard` with `args` (op first).
-    fn eval(&mut self, shard: usize, args: &[&[u8]], idem: bool) -> Result<Reply> {
+    fn eval(&self, shard: usize, args: &[&[u8]], idem: bool) -> Result<Reply> {
         let sk = self.shards[shard].clone();
         self.eval_at(&sk, args, idem)
     }
 
     /// One call of the script on the shard whose keys are `sk`.
-    fn eval_at(&mut self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
+    fn eval_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
         let slot = sk.slot;
         let sha = self.script_sha(slot)?;
         let keys = self.declared(sk);
@@ -474,7 +470,7 @@ impl Remote {
 
     /// One command to the server of `slot`, following MOVED / ASK, retrying what did not
     /// run (and, when `idem`, what may have run) as the module docs say.
-    fn run(&mut self, slot: u16, args: &[&[u8]], idem: bool) -> Result<Reply> {
+    fn run(&self, slot: u16, args: &[&[u8]], idem: bool) -> Result<Reply> {
         let cluster = self.topo.cluster;
         let deadline = Instant::now() + if cluster { self.url.failover_timeout } else { Duration::ZERO };
         let mut backoff = Duration::from_millis(20);
@@ -578,7 +574,7 @@ impl Remote {
     /// calls in one write, then every reply is read (one round trip per server). A call
     /// that met a redirect or a connection failure is then run on its own (`idem`: may a
     /// call whose outcome is unknown be repeated?).
-    fn eval_many(&mut self, calls: Vec<(usize, Vec<Vec<u8>>)>, idem: bool) -> Result<Vec<Reply>> {
+    fn eval_many(&self, calls: Vec<(usize, Vec<Vec<u8>>)>, idem: bool) -> Result<Vec<Reply>> {
         if calls.len() == 1 {
             let (s, a) = &calls[0];
             let r = self.eval(*s, &a.iter().map(|x| x.as_slice()).collect::<Vec<_>>(), idem)?;
@@ -954,6 +950,68 @@ impl Remote {
         self.out_val(r)
     }
 
+    /// Read-modify-write with a closure (see [`crate::raw::Map::upsert_with`]), done
+    /// optimistically: the value is read, `f` decides in this process, and the change
+    /// is applied only if the entry is still what `f` saw (cas, cas_take, add, touch:
+    /// each one atomic script). When another handle changed it in between, nothing is
+    /// written and the call fails with [`ErrorKind::Conflict`] (`f` is `FnOnce`: it
+    /// cannot be run again here; the caller may retry).
+    pub fn upsert_with(
+        &mut self,
+        key: In<'_>,
+        f: impl FnOnce(Option<Out<'_>>) -> crate::map::Change,
+    ) -> Result<(crate::map::Upserted, Option<Value>)> {
+        use crate::map::{Change, Upserted};
+        self.writable()?;
+        let cur = self.get(key)?.map(Out::to_value);
+        let shown = cur.as_ref().map(|v| match v {
+            Value::Int(i) => Out::Int(*i),
+            Value::Str(b, u) => Out::Str(b, *u),
+        });
+        let change = f(shown);
+        let conflict = || Error::new(ErrorKind::Conflict, "the entry changed while the closure ran (a map in Redis): nothing was written");
+        let mut vb = Vec::new();
+        let mut eb = Vec::new();
+        match (cur, change) {
+            // Kept counts as a use (promotion, expiry reset), as for files; touch
+            // is that, and answers false when the entry went meanwhile. (A map with
+            // neither LRU nor TTL has nothing to touch.)
+            (Some(c), Change::Keep) if self.max_size == 0 && self.ttl == 0 => Ok((Upserted::Kept, Some(c))),
+            (Some(c), Change::Keep) => match self.touch(key)? {
+                true => Ok((Upserted::Kept, Some(c))),
+                false => Err(conflict()),
+            },
+            (Some(c), Change::Set(v)) => {
+                self.val_in(v.as_in(), "value")?;
+                enc_cmp(self.vk, c.as_in(), &mut eb);
+                enc_val(self.vk, v.as_in(), &mut vb);
+                let flag = self.flag();
+                match self.keyed(b"cas", key, &[&eb, &vb, flag], false).and_then(Remote::out_bool) {
+                    Ok(true) => Ok((Upserted::Updated, Some(v))),
+                    Ok(false) => Err(conflict()),
+                    Err(e) if e.kind() == ErrorKind::Full => Ok((Upserted::Full, None)),
+                    Err(e) => Err(e),
+                }
+            }
+            (Some(c), Change::Remove) => match self.cas_take(key, c.as_in())? {
+                Some(_) => Ok((Upserted::Removed, None)),
+                None => Err(conflict()),
+            },
+            (None, Change::Set(v)) => {
+                self.val_in(v.as_in(), "value")?;
+                enc_val(self.vk, v.as_in(), &mut vb);
+                let r = self.keyed(b"add", key, &[&vb, Remote::kf(key), b"d", b"0", b""], false);
+                match r.and_then(Remote::out_bool) {
+                    Ok(true) => Ok((Upserted::Inserted, Some(v))),
+                    Ok(false) => Err(conflict()),
+                    Err(e) if e.kind() == ErrorKind::Full => Ok((Upserted::Full, None)),
+                    Err(e) => Err(e),
+                }
+            }
+            (None, Change::Keep | Change::Remove) => Ok((Upserted::Kept, None)),
+        }
+    }
+
     /// Compare-and-swap (ints after narrowing, strings by bytes).
     pub fn cas(&mut self, key: In<'_>, expected: In<'_>, desired: In<'_>) -> Result<bool> {
         self.writable()?;
@@ -1162,7 +1220,7 @@ impl Remote {
     // -- whole-map operations -------------------------------------------------------------
 
     /// The same script on every shard (pipelined).
-    fn all_shards(&mut self, op: &[u8], extra: &[&[u8]], idem: bool) -> Result<Vec<Reply>> {
+    fn all_shards(&self, op: &[u8], extra: &[&[u8]], idem: bool) -> Result<Vec<Reply>> {
         let calls: Vec<(usize, Vec<Vec<u8>>)> = (0..self.shards.len())
             .map(|s| {
                 let mut a = self.args(op);
@@ -1311,7 +1369,7 @@ impl Remote {
 
     /// Statistics (api.md 6.8; capacity reports the entries the map may hold, the arena
     /// and mapping figures are 0: see "Differences on Redis").
-    pub fn stats(&mut self) -> Result<Stats> {
+    pub fn stats(&self) -> Result<Stats> {
         let n = self.shards.len() as u64;
         let mut st = Stats {
             capacity: layout::max_cap_for(self.req_max_entries) as u64 * n,
@@ -1336,12 +1394,12 @@ impl Remote {
     }
 
     /// Entries present (expired ones included, as for files).
-    pub fn len(&mut self) -> Result<u64> {
+    pub fn len(&self) -> Result<u64> {
         Ok(self.stats()?.size)
     }
 
     /// No entries?
-    pub fn is_empty(&mut self) -> Result<bool> {
+    pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
@@ -1370,7 +1428,7 @@ impl Remote {
     }
 
     /// Is the map sealed (by any handle)?
-    pub fn frozen(&mut self) -> Result<bool> {
+    pub fn frozen(&self) -> Result<bool> {
         Ok(self.stats()?.frozen != 0)
     }
 
@@ -1379,8 +1437,18 @@ impl Remote {
         self.ro
     }
 
+    /// The LRU bound of each shard (0: none).
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    /// The default TTL in seconds (0: no TTL).
+    pub fn default_ttl(&self) -> u64 {
+        self.ttl
+    }
+
     /// Describes every inconsistency between the map's Redis keys (empty when sound).
-    pub fn verify(&mut self) -> Vec<String> {
+    pub fn verify(&self) -> Vec<String> {
         let n = self.shards.len();
         match self.all_shards(b"verify", &[], true) {
             Err(e) => vec![e.to_string()],

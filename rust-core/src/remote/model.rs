@@ -22,7 +22,7 @@
 //! value is one flag byte (`0` or `1`: Perl's UTF-8 flag) followed by its bytes.
 
 use super::cluster::{slot, SLOTS};
-use crate::map::{In, Out};
+use crate::value::{In, Out};
 use crate::variant::Kind;
 
 /// Version of this layout, recorded in every meta hash.
