@@ -118,13 +118,24 @@ fn a_read_timeout_never_lets_a_late_reply_answer_the_next_call() {
 }
 
 #[test]
-fn a_flushed_script_cache_is_reloaded_transparently() {
+fn flushed_functions_are_reloaded_transparently() {
     let Some(srv) = Server::unix(&[]) else { return };
-    let mut m = Remote::open(&srv.unix_url("flush", ""), &Options::of(Variant::SS, 100)).unwrap();
+    let mut m = Remote::open(&srv.unix_url("flush", ""), &Options::of(Variant::SS, 100).lru(50, 0)).unwrap();
     m.put(In::Str(b"a", false), In::Str(b"1", false)).unwrap();
-    assert_eq!(srv.cli(&["SCRIPT", "FLUSH"]).trim(), "OK");
+    assert!(srv.cli(&["FUNCTION", "LIST"]).contains("hms_"), "the library is loaded on first use");
+    assert_eq!(srv.cli(&["FUNCTION", "FLUSH"]).trim(), "OK");
+    // A write, a marking read and a plain read each find the library gone and load it.
     assert!(m.add(In::Str(b"b", false), In::Str(b"2", false)).unwrap());
+    assert_eq!(srv.cli(&["FUNCTION", "FLUSH"]).trim(), "OK");
     assert_eq!(m.get(In::Str(b"b", false)).unwrap(), Some(Out::Str(b"2", false)));
+    assert_eq!(srv.cli(&["FUNCTION", "FLUSH"]).trim(), "OK");
+    assert!(m.exists(In::Str(b"a", false)).unwrap());
+    // Batches too (pipelined calls, each redone after the load).
+    assert_eq!(srv.cli(&["FUNCTION", "FLUSH"]).trim(), "OK");
+    assert_eq!(m.set_multi(&[(In::Str(b"c", false), In::Str(b"3", false))]).unwrap(), 1);
+    // The old script cache is not used at all.
+    assert_eq!(srv.cli(&["SCRIPT", "FLUSH"]).trim(), "OK");
+    assert_eq!(m.get(In::Str(b"c", false)).unwrap(), Some(Out::Str(b"3", false)));
 }
 
 #[test]

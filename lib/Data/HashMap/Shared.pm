@@ -1520,14 +1520,23 @@ share). C<new_memfd>, C<new_from_fd> and anonymous maps have no Redis form.
 
 =item Behaviour
 
-Every operation is one Lua script (or one command) on the server holding the
-key's shard: atomic there and one round trip, and it answers as a local map does
+Every operation is one call of a Lua function (or one command) on the server
+holding the key's shard: atomic there and one round trip, and it answers as a local map does
 for the same calls: the same narrowing and wrap-around of integers (64-bit values
 never pass through Lua's doubles), the same UTF-8 flags, TTL and LRU rules
 (default TTL, put_ttl family, lazy expiry, second-chance eviction at max_size,
 pop/shift/drain in LRU order), return values and error words. C<get_multi>,
-C<set_multi> and C<remove_multi> send one script per shard, pipelined (one round
+C<set_multi> and C<remove_multi> send one call per shard, pipelined (one round
 trip per server).
+
+The functions are a Redis Functions library named C<hms_>I<TAG> (I<TAG> a hash
+of its code, so that two versions of the module share a server without
+replacing each other's), which the module loads (C<FUNCTION LOAD>) on each
+master the first time it finds it missing there: after a restart without
+persistence, a C<FUNCTION FLUSH>, on a node added to a cluster. So the servers
+must be Redis 7.0 or later (or Valkey), and an ACL user needs C<FCALL> and
+C<FUNCTION LOAD> (C<+@scripting>) besides the hash, sorted set and set commands
+(C<+@hash +@sortedset +@set +@keyspace>).
 
 =item Connections and failures
 
@@ -1611,12 +1620,12 @@ an arena: a string map is never "arena full", only full at Redis' C<maxmemory>.
 B<Durability.> C<sync> does nothing: durability is the server's persistence
 (RDB/AOF) and replication. Replication is asynchronous: a write acknowledged by a
 master that dies before its replica has it is lost in the failover. No dead
-writer can leave a map half-written (every call is one script), so
+writer can leave a map half-written (every call is one function call), so
 C<stat_recoveries> stays 0.
 
 =item *
 
-B<C<freeze>> is enforced by our scripts: other Redis clients can still write the
+B<C<freeze>> is enforced by our functions: other Redis clients can still write the
 keys (use ACLs to stop them).
 
 =item *
@@ -2415,11 +2424,12 @@ slot is not assigned).
 
 =item redis: unexpected reply to I<WHAT>
 
-=item redis: SCRIPT LOAD: I<ERROR>
+=item redis: FUNCTION LOAD: I<ERROR>
 
 The server answered something the module did not expect or refused its
-script: a server older than 7.0, or a proxy that does not pass Lua scripts
-through.
+function library: a server older than 7.0 (no Redis Functions), an ACL user
+without C<FUNCTION LOAD> (C<+@scripting>), or a proxy that does not pass
+functions through.
 
 =back
 

@@ -97,12 +97,6 @@ impl Topology {
         Some((st.nodes[i as usize].clone(), l.clone()))
     }
 
-    /// Every known node's address and link (masters and whatever MOVED/ASK named).
-    pub fn nodes(&self) -> Vec<(Addr, Arc<Mutex<Link>>)> {
-        let st = self.state();
-        st.nodes.iter().cloned().zip(st.links.iter().cloned()).collect()
-    }
-
     /// The link of `addr` (ASK targets, MOVED targets), added when new.
     pub fn link_of(&self, addr: &Addr) -> Arc<Mutex<Link>> {
         let mut st = self.state();

@@ -20,7 +20,8 @@
 //!
 //! A [`Remote`] is a handle on such a map: a set of shards (a plain map is a set of
 //! one), each kept in six Redis keys under one hash tag ([`model`]), every operation one
-//! Lua script or one command on one shard ([`lua/map.lua`](lua/map.lua)): atomic on
+//! call of a Redis Functions library or one command on one shard
+//! ([`lua/map.lua`](lua/map.lua), loaded on each server that lacks it): atomic on
 //! the server and one round trip. Its methods have the names, signatures and answers
 //! of [`crate::map::Map`]'s (and of [`crate::shard::ShardSet`]'s for whole-map operations), so the
 //! layers above dispatch to either; where an answer cannot be the same, the POD's
@@ -28,7 +29,7 @@
 //!
 //! Keys are routed to shards with the engine's seeded hash ([`crate::hash::shard_of`],
 //! as for shard files), the seed recorded in Redis with the map. Batches
-//! (`set_multi`, `get_multi`, `remove_multi`, stats, clear) send one script per shard,
+//! (`set_multi`, `get_multi`, `remove_multi`, stats, clear) send one call per shard,
 //! pipelined: one round trip per server.
 //!
 //! # Connections and failures
@@ -78,8 +79,9 @@ use std::time::{Duration, Instant};
 
 pub use self::url::is_remote;
 
-/// The one script (every operation, dispatched on its first argument).
-pub const SCRIPT: &str = include_str!("lua/map.lua");
+/// The operations' Redis Functions library (every operation, dispatched on its first
+/// argument), with `@V@` where its version tag goes.
+pub const LIBRARY: &str = include_str!("lua/map.lua");
 
 /// Shards above this many entries are listed (keys/values/items) in scan steps rather
 /// than in one snapshot, so that one call never blocks the server for long.
@@ -89,9 +91,28 @@ const SCAN_COUNT: &str = "256";
 /// Expired entries reclaimed per flush_expired call to the server.
 const FLUSH_BATCH: u32 = 10_000;
 
-fn sha() -> &'static OnceLock<String> {
-    static S: OnceLock<String> = OnceLock::new();
-    &S
+/// The library as loaded: its code with the version tag (a hash of the text, so that
+/// two versions of the module on one server never replace each other's library) and
+/// the prefix of its functions' names (`hms_TAG_`, then the op).
+struct Lib {
+    code: String,
+    prefix: String,
+}
+
+fn lib() -> &'static Lib {
+    static L: OnceLock<Lib> = OnceLock::new();
+    L.get_or_init(|| {
+        // FNV-1a 64 of the text: a version tag, not a security measure.
+        let h = LIBRARY.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        let tag = format!("{:012x}", h >> 16);
+        Lib { code: LIBRARY.replace("@V@", &tag), prefix: format!("hms_{tag}_") }
+    })
+}
+
+/// Is this error reply one a library (re)load cures? (A restarted or flushed server,
+/// a new node, a replica promoted before the library reached it.)
+fn no_function(e: &str) -> bool {
+    e.starts_with("ERR Function not found")
 }
 
 /// A handle on a map in Redis (see the module docs).
@@ -399,49 +420,61 @@ impl Remote {
         })
     }
 
-    fn script_sha(&self, slot: u16) -> Result<String> {
-        if let Some(s) = sha().get() {
-            return Ok(s.clone());
-        }
-        let s = self.load_script(slot)?;
-        let _ = sha().set(s.clone());
-        Ok(s)
-    }
-
-    /// SCRIPT LOAD on the server of `slot` (after NOSCRIPT: a SCRIPT FLUSH, a restart, a
-    /// replica promoted with an empty script cache).
-    fn load_script(&self, slot: u16) -> Result<String> {
-        let r = self.run(slot, &[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()], true)?;
+    /// FUNCTION LOAD REPLACE of the library on the server of `slot` (after "Function not
+    /// found": first use of a server, FUNCTION FLUSH, a restart without persistence, a
+    /// node added to a cluster). REPLACE: another process may load the same library at
+    /// the same moment (the same tag is the same code).
+    fn load_library(&self, slot: u16) -> Result<()> {
+        let r = self.run(slot, &[b"FUNCTION", b"LOAD", b"REPLACE", lib().code.as_bytes()], true)?;
         match r {
-            Reply::Bulk(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            Reply::Err(e) => Err(Error::new(ErrorKind::Io, format!("redis: SCRIPT LOAD: {e}"))),
-            _ => Err(bad_reply("SCRIPT LOAD")),
+            Reply::Bulk(_) => Ok(()),
+            Reply::Err(e) => Err(Error::new(ErrorKind::Io, format!("redis: FUNCTION LOAD: {e}"))),
+            _ => Err(bad_reply("FUNCTION LOAD")),
         }
     }
 
-    /// One call of the script on `shard` with `args` (op first).
+    /// The library function of an operation (`args` as given to [`Remote::eval`], op
+    /// first): `hms_TAG_OP`; the LRU reads that mark their entry use the variant that
+    /// Redis lets write at maxmemory, and an open that only attaches the read-only one
+    /// (lua/map.lua).
+    fn function(&self, args: &[&[u8]], name: &mut Vec<u8>) {
+        name.clear();
+        name.extend_from_slice(lib().prefix.as_bytes());
+        name.extend_from_slice(args[0]);
+        let marks = |i: usize| self.max_size > 0 && args.get(i).copied() == Some(b"1".as_slice());
+        match args[0] {
+            b"get" | b"getx" if marks(3) => name.extend_from_slice(b"_m"),
+            b"mget" if marks(2) => name.extend_from_slice(b"_m"),
+            b"open" if args.last().copied() == Some(b"attach".as_slice()) => name.extend_from_slice(b"_r"),
+            _ => {}
+        }
+    }
+
+    /// One call of the library on `shard` with `args` (op first).
     fn eval(&self, shard: usize, args: &[&[u8]], idem: bool) -> Result<Reply> {
         let sk = self.shards[shard].clone();
         self.eval_at(&sk, args, idem)
     }
 
-    /// One call of the script on the shard whose keys are `sk`.
+    /// One call of the library on the shard whose keys are `sk`: FCALL, and on "Function
+    /// not found" a load of the library and the call again.
     fn eval_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
         let slot = sk.slot;
-        let sha = self.script_sha(slot)?;
         let keys = self.declared(sk);
         let nk = keys.len().to_string();
+        let mut name = Vec::new();
+        self.function(args, &mut name);
         let mut v: Vec<&[u8]> = Vec::with_capacity(9 + args.len());
-        v.extend_from_slice(&[b"EVALSHA", sha.as_bytes(), nk.as_bytes()]);
+        v.extend_from_slice(&[b"FCALL", &name, nk.as_bytes()]);
         v.extend(keys.iter().map(|k| k.as_slice()));
-        v.extend_from_slice(args);
+        v.extend_from_slice(&args[1..]);
         let mut reloads = 0;
         loop {
             let r = self.run(slot, &v, idem)?;
             match &r {
-                Reply::Err(e) if e.starts_with("NOSCRIPT") && reloads < 3 => {
+                Reply::Err(e) if no_function(e) && reloads < 3 => {
                     reloads += 1;
-                    self.load_script(slot)?;
+                    self.load_library(slot)?;
                 }
                 _ => return Ok(r),
             }
@@ -580,7 +613,6 @@ impl Remote {
             let r = self.eval(*s, &a.iter().map(|x| x.as_slice()).collect::<Vec<_>>(), idem)?;
             return Ok(vec![r]);
         }
-        let sha = self.script_sha(self.shards[0].slot)?;
         // Group the calls by server, in call order.
         let mut groups: Vec<Group> = Vec::new();
         let mut out: Vec<Option<Reply>> = vec![None; calls.len()];
@@ -595,9 +627,12 @@ impl Remote {
             };
             let keys = self.declared(&self.shards[*s]);
             let nk = keys.len().to_string();
-            let mut v: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), nk.as_bytes()];
+            let args: Vec<&[u8]> = a.iter().map(|x| x.as_slice()).collect();
+            let mut name = Vec::new();
+            self.function(&args, &mut name);
+            let mut v: Vec<&[u8]> = vec![b"FCALL", &name, nk.as_bytes()];
             v.extend(keys.iter().map(|k| k.as_slice()));
-            v.extend(a.iter().map(|x| x.as_slice()));
+            v.extend_from_slice(&args[1..]);
             resp::encode(&mut groups[gi].3, &v);
             groups[gi].2.push(ci);
         }
@@ -632,9 +667,10 @@ impl Remote {
             let redo = match &out[ci] {
                 None => true,
                 Some(Reply::Err(e)) => {
-                    ["NOSCRIPT", "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY"]
-                        .iter()
-                        .any(|w| e.starts_with(w))
+                    no_function(e)
+                        || ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "MASTERDOWN", "READONLY"]
+                            .iter()
+                            .any(|w| e.starts_with(w))
                 }
                 Some(_) => false,
             };
@@ -679,7 +715,12 @@ impl Remote {
         Ok(())
     }
 
-    /// The key's UTF-8 flag as the script's argument.
+    /// A map with neither TTL nor LRU (its writes need no expiry or promotion).
+    fn plain(&self) -> bool {
+        self.ttl == 0 && self.max_size == 0
+    }
+
+    /// The key's UTF-8 flag as the library's argument.
     fn kf(k: In<'_>) -> &'static [u8] {
         match k {
             In::Str(_, true) => b"1",
@@ -844,7 +885,11 @@ impl Remote {
             Some(s) => (b"s", s.min(crate::ttl::MAX_TTL_ARG).to_string(), b"needttl"),
         };
         let flag = self.flag();
-        let r = self.keyed(b"put", key, &[&vb, Remote::kf(key), mode, secs.as_bytes(), flag, tail], true);
+        // A map without TTL and LRU uses neither the expiry nor the promotion
+        // arguments: not sent (each argument costs the server per call).
+        let all: [&[u8]; 6] = [&vb, Remote::kf(key), mode, secs.as_bytes(), flag, tail];
+        let n = if self.plain() && ttl.is_none() { 2 } else { 6 };
+        let r = self.keyed(b"put", key, &all[..n], true);
         self.vb = vb;
         Remote::soft(r.and_then(Remote::out_bool), false)
     }
@@ -1057,7 +1102,9 @@ impl Remote {
         let w = (d ^ i64::MIN).to_string();
         let ds = d.to_string();
         let flag = self.flag();
-        let r = self.keyed(b"incr", key, &[ds.as_bytes(), w.as_bytes(), Remote::kf(key), flag], false)?;
+        let all: [&[u8]; 4] = [ds.as_bytes(), w.as_bytes(), Remote::kf(key), flag];
+        let n = if self.plain() { 3 } else { 4 };
+        let r = self.keyed(b"incr", key, &all[..n], false)?;
         Ok(self.vk.narrow(Remote::out_int(r)?))
     }
 
