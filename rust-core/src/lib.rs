@@ -67,7 +67,7 @@ macro_rules! internal_mods {
 }
 
 internal_mods! {
-    arena, backing, cformat, ctrl, cursor, handle, hash, layout, lock, lru, map, shard, strref,
+    arena, backing, cformat, ctrl, cursor, handle, hash, layout, liveness, lock, lru, map, shard, strref,
     table, ttl, upgrade,
 }
 // Only macros, exported at the crate root (declared outside `internal_mods!`: exported

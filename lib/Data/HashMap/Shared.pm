@@ -850,13 +850,17 @@ write whose call had returned is kept.
 
 =over
 
-=item * B<Dead lock holders.> A process that waits for a lock sleeps on it with a
-timeout (5 ms, then 50 ms) and then checks whether the holder still runs
-(C<kill 0>, and F</proc> for zombies); a dead holder's lock is taken over, about
-5 ms after the waiter started waiting in the usual case and never more than a
-fraction of a second. Spinning costs no system call. Lock words that no live
-process can have written (damage, or a file kept across a reboot whose lock
-names a pid that now belongs to this very process) are taken over the same way.
+=item * B<Dead lock holders.> Whether a lock holder is alive is the kernel's
+answer, not a guess from a pid: every read-write handle holds an open file
+description lock on a byte of the map file that stands for its reader slot, and
+the kernel releases it when the process dies, however it dies and in whatever PID
+namespace it runs. A process that waits for a lock spins briefly (no system
+call), then sleeps on it with a timeout (5 ms, then 50 ms) and asks the kernel
+whether the holder's lock is still held; a dead holder's lock is taken over,
+about 5 ms after the waiter started waiting in the usual case and within 50 ms
+plus scheduling delays at worst. A pid reused by another process changes
+nothing. Lock words that no live handle can have written (damage) are taken over
+the same way.
 
 =item * B<Repair.> The writer that takes over from a dead writer first repairs
 what it may have left half-done, then counts it in C<stat_recoveries>: a resize
@@ -869,10 +873,10 @@ it points to, so a killed writer loses at most its own unfinished write. Readers
 that find a dead writer make the lock usable and leave the repair to the next
 writer. C<verify> checks the result.
 
-=item * B<PID namespaces.> Liveness checks use pids, which mean nothing across
-PID namespaces, so a map cannot be opened while a process of another PID
-namespace has it open (C<new> croaks "in use by process N in another PID
-namespace"); one namespace after another is fine.
+=item * B<PID namespaces.> Processes in different PID namespaces (containers)
+share a map like any others: liveness does not depend on pids. A writer killed
+inside the lock in a container that then goes away is taken over like any dead
+writer.
 
 =item * B<Interrupted create.> A file left all zero by a creator that was killed
 is initialised by the next C<new>; a half-written header is refused with a
@@ -884,9 +888,15 @@ but safe answers, never a crash or an endless loop.
 
 =back
 
-The limit: a process that dies holding the lock while its pid is immediately
-reused by a new live process looks alive; its waiters wait until that process
-exits. F<doc/TESTING.md> describes the kill torture (F<t/crash-torture.t>, 300
+The limits: the map file must be on a file system with open file description
+locks (local file systems and tmpfs; C<new> croaks naming C<F_OFD_SETLK>
+otherwise), and no other code may take C<fcntl> record locks on map files. A
+forked child gets descriptions of its own (through F</proc/self/fd>); if that
+fails (no F</proc>, or out of descriptors), the child's handle croaks when it
+would lock, and waiters wait for the child as long as it lives if its parent
+dies holding the lock. Closing a handle's descriptor behind its back (a daemon
+closing every descriptor) does not make it look dead, but stops it from telling
+dead holders from live ones. F<doc/TESTING.md> describes the kill torture (F<t/crash-torture.t>, 300
 rounds in F<xt/crash-torture.t>), the corruption fuzzers, and how to run the suite
 under valgrind and the engine under AddressSanitizer.
 
@@ -951,8 +961,15 @@ strings (8 bytes and more) share its arena of at most 4294967295 bytes
 =item * TTL: up to 4294967293 seconds per entry; expiry has a resolution of one
 second. C<lru_skip>: 0-99.
 
-=item * Processes: any number may use a map; 1024 handles at a time can hold a
-reader slot of their own (the others share the slow path).
+=item * Handles: at most 1024 read-write handles (in any number of processes)
+can have one map open at a time; opening one more croaks "all 1024 reader slots
+are held by live handles". Read-only handles (C<new_readonly>) do not count.
+
+=item * Descriptors: every read-write handle keeps one file descriptor (its own
+open file description of the map, which holds its liveness lock); C<new_memfd>
+and C<new_from_fd> handles keep two (the one C<memfd> returns, and their own).
+A sharded set keeps one per shard: a set of 1024 shards needs more than the
+usual limit of 1024 open files (C<ulimit -n>).
 
 =item * Platform: Linux, 64-bit little-endian Perl. The files are not portable to
 big-endian machines.
@@ -1058,6 +1075,15 @@ keeps routing keys as the C implementation did, so every entry is found in the
 file it was in. The slots inside each shard use a seeded hash, as in every map.
 Such a set cannot grow shard files it does not have.
 
+Files written by this distribution's 0.17_01 development release (file format
+version 1, which kept the lock words on five cache lines and named lock holders by
+pid) are converted by the same C<upgrade_file> (and C<new> names it in its
+message, "file was written by format version 1 (0.17_01)"): the map is rebuilt
+with every entry, its remaining TTL, the LRU order, the statistics, the seal, the
+hash seed and the shard fields, after repairing what a writer killed in it may
+have left half done. It is refused while a process has the file open ("in use by
+process N").
+
 It croaks with C<< Data::HashMap::Shared->upgrade_file: PATH: ... >> and leaves
 the file untouched for a missing, foreign, truncated or corrupt file, an
 unknown format version ("unsupported source version 8 (migrates 9 -> 10
@@ -1139,18 +1165,25 @@ F<hashmap-shared-upgrade> script convert files of the C implementation (formats
 v9 and v10) into this format, keeping entries, UTF-8 flags, remaining TTLs, LRU
 order and statistics (see L</MIGRATING FROM THE C IMPLEMENTATION>).
 
-=item * B<Dead lock holders are found fast and cheaply>: a waiter notices that the
-holder of a lock died within about 5 ms typically and a fraction of a second at
-most, without a system call per spin (see L</CRASH SAFETY>).
+=item * B<Dead lock holders are found fast, cheaply and for sure>: a waiter
+notices that the holder of a lock died within about 5 ms typically and 50 ms at
+most (plus scheduling), without a system call per spin, and the kernel proves it
+(a lock of the holder's open file description), so a reused pid never keeps a
+dead holder alive (see L</CRASH SAFETY>).
 
 =item * B<Crashes lose nothing committed.> A process killed at any instruction,
 even in the middle of a resize, an arena allocation or an LRU relink, leaves a map
 the next writer repairs completely: every write that had returned is kept, the
 counts are consistent and no arena space leaks.
 
-=item * B<PID namespaces.> Processes in different PID namespaces either share a
-map safely or are refused at open; a live process in another namespace is never
-taken for a dead one.
+=item * B<PID namespaces.> Processes in different PID namespaces share a map
+safely: a live process in another namespace is never taken for a dead one, and a
+dead one is never taken for alive.
+
+=item * B<One hot cache line.> The write lock, the seqlock and every counter a
+write touches share one cache line of the header, so two processes writing one
+map pass one line back and forth instead of five (file format version 2; files
+of the 0.17_01 development release are converted by C<upgrade_file>).
 
 =item * B<A Rust API too.> The engine is a Rust library with a safe, documented
 API on the same files, so Rust programs and Perl workers share maps (see
