@@ -97,10 +97,11 @@ if ($stopped) {
     my $waiter = fork // die;
     if (!$waiter) { $m->put('x', 'y'); POSIX::_exit(0) }
     sleep 2;
-    my @st = do { open my $f, '<', "/proc/$waiter/stat" or die; split ' ', (<$f> =~ s/.*\) //r) };
-    my $tck = POSIX::sysconf(POSIX::_SC_CLK_TCK());
-    printf "a waiter blocked 2 s by a stopped holder used %.3f s of CPU (user %.3f, system %.3f)\n",
-        ($st[11] + $st[12]) / $tck, $st[11] / $tck, $st[12] / $tck;
+    # CPU time in ns (first field of schedstat), since the waiter was forked
+    my ($ns) = do { open my $f, '<', "/proc/$waiter/schedstat" or die; split ' ', <$f> };
+    my @st = do { open my $f, '<', "/proc/$waiter/status" or die; grep { /ctxt_switches/ } <$f> };
+    chomp @st;
+    printf "a waiter blocked 2 s by a stopped holder used %.3f ms of CPU (%s)\n", $ns / 1e6, join ', ', map { s/\s+/ /gr } @st;
     kill 'CONT', $holder;
     kill 'KILL', $holder;
     waitpid $holder, 0;
