@@ -306,7 +306,8 @@ fn all_zero(fd: RawFd, size: u64) -> std::result::Result<bool, i32> {
     Ok(true)
 }
 
-fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
+/// flock(LOCK_EX), retried on EINTR.
+pub(crate) fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
     loop {
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {

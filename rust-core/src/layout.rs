@@ -453,11 +453,21 @@ pub fn engine_version() -> u32 {
         | p(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
-fn rd32(h: &[u8], o: usize) -> u32 {
+/// The little-endian u32 at `o` of `h` (header bytes read from a file).
+pub fn rd32(h: &[u8], o: usize) -> u32 {
     u32::from_le_bytes(h[o..o + 4].try_into().unwrap())
 }
-fn rd64(h: &[u8], o: usize) -> u64 {
+/// The little-endian u64 at `o` of `h`.
+pub fn rd64(h: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(h[o..o + 8].try_into().unwrap())
+}
+/// Stores `v` little-endian at `o` of `h`.
+pub fn wr32(h: &mut [u8], o: usize, v: u32) {
+    h[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+/// Stores `v` little-endian at `o` of `h`.
+pub fn wr64(h: &mut [u8], o: usize, v: u64) {
+    h[o..o + 8].copy_from_slice(&v.to_le_bytes());
 }
 
 /// What a header validation decided.

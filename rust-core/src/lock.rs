@@ -2022,9 +2022,15 @@ mod loom_models {
                 cell: UnsafeCell::new((0, 0)),
             })
         }
+        /// A handle with its slot claimed, as an open does: a handle made before the
+        /// threads start claims sequentially; one made inside a thread claims while the
+        /// others run (the claim's high-water raise and bitmap bit against a writer's
+        /// drain, module docs).
         fn lock(&self) -> Lock {
             // SAFETY: every Lock is dropped before the Arc that owns this memory.
-            unsafe { Lock::new(&self.hot, &self.side, self.slots.as_ptr(), &self.bitmap, Liveness::none()) }
+            let l = unsafe { Lock::new(&self.hot, &self.side, self.slots.as_ptr(), &self.bitmap, Liveness::none()) };
+            l.attach().unwrap();
+            l
         }
         fn bump(&self) {
             // SAFETY: called under the write lock; loom reports any overlap.

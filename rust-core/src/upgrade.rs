@@ -178,7 +178,7 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
     if v1 {
         // Excludes version 1 openers (they flock while opening) until the rename, and
         // reads the file again under the lock: what we check is what we convert.
-        flock_ex(src.as_raw_fd()).map_err(|e| io_err(format!("flock {disp}"), e))?;
+        crate::backing::flock_ex(src.as_raw_fd()).map_err(|e| io_err(format!("flock {disp}"), e))?;
         bytes.clear();
         let mut f2 = std::fs::File::from(
             src.try_clone().map_err(|e| io_err(format!("dup {disp}"), e.raw_os_error().unwrap_or(0)))?,
@@ -233,19 +233,6 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
     guard.armed = false;
     sync_dir(path);
     Ok(Outcome::Converted(report))
-}
-
-fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
-            return Ok(());
-        }
-        let e = errno();
-        if e != libc::EINTR {
-            return Err(e);
-        }
-    }
 }
 
 /// Creates `PATH.upgrade-tmp` exclusively (never reusing or clobbering a file we did not

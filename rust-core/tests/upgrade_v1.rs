@@ -11,7 +11,7 @@
 //! to the version 1 places, is byte for byte what the 0.17_01 engine would have left
 //! for the same contents (checked by hand against files written by that engine).
 
-use hashmap_shared::layout::{self, off};
+use hashmap_shared::layout::{self, off, rd32, rd64, wr32, wr64};
 use hashmap_shared::upgrade::{tmp_path, upgrade, upgrade_file, Outcome};
 use hashmap_shared::{In, Map, Options, Out, Variant};
 use std::path::{Path, PathBuf};
@@ -29,18 +29,6 @@ const V1_ARENA_FREE: usize = 520; // u64
 const V1_LRU_HEAD: usize = 704;
 const V1_LRU_TAIL: usize = 708;
 
-fn rd32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn rd64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
-fn wr32(b: &mut [u8], o: usize, v: u32) {
-    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn wr64(b: &mut [u8], o: usize, v: u64) {
-    b[o..o + 8].copy_from_slice(&v.to_le_bytes());
-}
 
 /// A version 2 file (no handle open) rewritten as version 1.
 fn to_v1(p: &Path) {

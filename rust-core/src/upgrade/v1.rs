@@ -20,7 +20,7 @@
 
 use super::{io_err, pwrite_all, Report};
 use crate::error::{errno, Error, ErrorKind, Result};
-use crate::layout::{self, off, ShardTag, FLAG_C_ROUTING, HEADER_SIZE};
+use crate::layout::{self, off, rd32, rd64, wr32, wr64, ShardTag, FLAG_C_ROUTING, HEADER_SIZE};
 use crate::map::{Map, Options};
 use crate::variant::Variant;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -41,18 +41,6 @@ mod v1off {
     pub const LRU_TAIL: usize = 708;
 }
 
-fn rd32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn rd64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
-fn wr32(b: &mut [u8], o: usize, v: u32) {
-    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn wr64(b: &mut [u8], o: usize, v: u64) {
-    b[o..o + 8].copy_from_slice(&v.to_le_bytes());
-}
 
 /// Is `pid` a live process (version 1's own test: `kill(pid, 0)`, zombies dead)?
 fn alive(pid: u32) -> bool {
