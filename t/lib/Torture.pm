@@ -50,6 +50,9 @@ sub run {
             close $rd;
             if ($w < $NS) {    # pid 1 of a new PID namespace; SIGKILL to unshare kills it
                 fcntl($wr, POSIX::F_SETFD(), 0) or die "fcntl: $!";    # inherited by exec
+                # unshare 2.38 complains ("sigprocmask unblock failed") when its child is
+                # SIGKILLed; the worker reports through the pipe, not stderr
+                open STDERR, '>', '/dev/null';
                 { no warnings 'exec'; exec 'unshare', '--pid', '--fork', '--kill-child', '--mount-proc', $^X,
                     (map { "-I$_" } @INC), '-MTorture', '-e', 'Torture::worker_fd(@ARGV)',
                     $w, $gen, $W, $KEYS, $ss_path, $si_path, fileno $wr; }
