@@ -49,6 +49,7 @@
 //! slot, and one per liveness test (only after a waiter has waited ~5 ms); nothing on
 //! the lock fast paths. Under loom there are no descriptors: [`Liveness::none`].
 
+use crate::backing::fstat;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::*};
 
 /// What [`Liveness::test`] found about a byte.
@@ -255,15 +256,6 @@ fn setlk(fd: i32, kind: i32, off: u64) -> std::result::Result<bool, i32> {
     }
 }
 
-fn fstat(fd: i32) -> std::result::Result<libc::stat, i32> {
-    // SAFETY: an all-zero stat is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: st is a valid out pointer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(crate::error::errno());
-    }
-    Ok(st)
-}
 
 /// Is `n.fd` still a descriptor of the map's file?
 fn is_ours(n: &Inner) -> bool {

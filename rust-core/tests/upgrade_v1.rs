@@ -183,7 +183,21 @@ fn v1_file_in_use_is_refused() {
     to_v1(&p);
     let good = std::fs::read(&p).unwrap();
     let me = std::process::id();
-    for (what, at, v) in [("reader slot", 4096 + 3 * 64, me), ("writer word", V1_WRITER, 0x8000_0000 | me)] {
+    let pd = p.display();
+    for (what, at, v, want) in [
+        (
+            "reader slot",
+            4096 + 3 * 64,
+            me,
+            format!("{pd}: in use by process {me} (reader slot 3); close every handle on the map and retry"),
+        ),
+        (
+            "writer word",
+            V1_WRITER,
+            0x8000_0000 | me,
+            format!("{pd}: locked by a live writer (pid {me}); stop every process using the map and retry"),
+        ),
+    ] {
         let mut b = good.clone();
         wr32(&mut b, at, v);
         if what == "reader slot" {
@@ -191,11 +205,7 @@ fn v1_file_in_use_is_refused() {
         }
         std::fs::write(&p, &b).unwrap();
         let e = upgrade_file(&p).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            format!("{}: in use by process {me}; close every handle of the map before upgrading it", p.display()),
-            "{what}"
-        );
+        assert_eq!(e, want, "{what}");
         assert_eq!(std::fs::read(&p).unwrap(), b, "{what}: the file is left as it was");
         assert!(!tmp_path(&p).exists());
     }

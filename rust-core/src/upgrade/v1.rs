@@ -12,8 +12,9 @@
 //! first); the statistics, the seal, the hash seed and the shard fields are carried
 //! over; then the new file replaces PATH as for a C file.
 //!
-//! Refused while the file is in use: a version 1 handle's writer word or reader slot
-//! naming a live process (version 1 only knows pids; a handle in another PID namespace
+//! Refused while the file is in use (with the C conversion's words: "locked by a live
+//! writer (pid N)", "in use by process N (reader slot I)"): a version 1 handle's writer
+//! word or reader slot naming a live process (version 1 only knows pids; a handle in another PID namespace
 //! cannot be seen: close every handle before upgrading). The source's flock is held
 //! from the check to the rename, so a version 1 process that opens it meanwhile waits,
 //! then finds version 2 and refuses it.
@@ -57,17 +58,22 @@ fn alive(pid: u32) -> bool {
     !matches!(stat.rsplit_once(") ").map(|(_, r)| r.as_bytes().first()), Some(Some(b'Z' | b'X')))
 }
 
-/// A process that has the version 1 map open, if any.
-fn user(b: &[u8], readers: usize) -> Option<u32> {
+/// Why the version 1 map counts as in use (a live writer, or a live process's reader
+/// slot), in the words of the C conversion's refusals; None if nobody uses it.
+fn user(b: &[u8], readers: usize, disp: &str) -> Option<String> {
     let w = rd32(b, v1off::WRITER);
     if w & 0x8000_0000 != 0 && alive(w) {
-        return Some(w & 0x3FFF_FFFF);
+        let pid = w & 0x3FFF_FFFF;
+        return Some(format!("{disp}: locked by a live writer (pid {pid}); stop every process using the map and retry"));
     }
     let bitmap = readers + layout::READER_SLOTS as usize * layout::READER_SLOT_SIZE;
     (0..layout::READER_SLOTS as usize).find_map(|i| {
         let bit = b[bitmap + i / 8] >> (i % 8) & 1 != 0;
         let pid = rd32(b, readers + i * layout::READER_SLOT_SIZE);
-        (bit && alive(pid)).then_some(pid & 0x3FFF_FFFF)
+        (bit && alive(pid)).then(|| {
+            let pid = pid & 0x3FFF_FFFF;
+            format!("{disp}: in use by process {pid} (reader slot {i}); close every handle on the map and retry")
+        })
     })
 }
 
@@ -146,11 +152,8 @@ pub(super) fn build(bytes: &[u8], disp: &str, tmp: &std::path::Path) -> Result<(
     {
         return Err(corrupt());
     }
-    if let Some(pid) = user(bytes, readers) {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!("{disp}: in use by process {pid}; close every handle of the map before upgrading it"),
-        ));
+    if let Some(why) = user(bytes, readers, disp) {
+        return Err(Error::new(ErrorKind::Io, why));
     }
     let (img, sealed) = image(bytes.to_vec(), disp)?;
     let v = layout::validate(&img[..HEADER_SIZE], img.len() as u64, variant, disp)?;
@@ -163,7 +166,7 @@ pub(super) fn build(bytes: &[u8], disp: &str, tmp: &std::path::Path) -> Result<(
     src.with_write_lock(|| ())?;
     let problems = src.verify();
     if !problems.is_empty() {
-        return Err(Error::format(format!("{disp}: damaged map: {}", problems.join("; "))));
+        return Err(Error::format(format!("{disp}: damaged version 1 map: {}", problems.join("; "))));
     }
     // Entries, least recently used first on LRU maps (so the new list ends up in the
     // same order), with their remaining TTL (0 = permanent; expired ones are dropped).
@@ -197,12 +200,16 @@ pub(super) fn build(bytes: &[u8], disp: &str, tmp: &std::path::Path) -> Result<(
         if !ok {
             return Err(Error::new(
                 ErrorKind::Full,
-                format!("{disp}: {} entries do not fit in a new map of the same size", live.len()),
+                format!("{disp}: {} entries do not fit in a new map (arena capacity {})", live.len(), l.arena_cap),
             ));
         }
     }
     if m.len() != live.len() as u64 {
-        return Err(Error::format(format!("{disp}: corrupt table (duplicate keys)")));
+        return Err(Error::format(format!(
+            "{disp}: corrupt table (duplicate keys: {} live slots, {} distinct keys)",
+            live.len(),
+            m.len()
+        )));
     }
     m.sync()?;
     drop(m);
