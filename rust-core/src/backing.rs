@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, A
 pub enum Backing {
     /// A file at a path: created or attached.
     File,
-    /// Anonymous shared memory (a memfd whose descriptor is closed after mapping),
+    /// Anonymous shared memory (a memfd whose descriptor the handle keeps to itself),
     /// shared with children forked later.
     Anon,
     /// A memfd kept open (its descriptor can be passed to other processes).
@@ -30,12 +30,20 @@ pub enum Backing {
     Fd,
 }
 
-/// A shared read-write mapping of a whole map, plus the descriptor kept for it (memfd
-/// and fd backings; file and anonymous maps keep none). Unmapped and closed on drop.
+/// A shared read-write mapping of a whole map, plus the descriptors kept for it.
+/// Unmapped and closed on drop.
+///
+/// A read-write mapping keeps the open file description it was mapped through: the
+/// handle's own (liveness.rs: its byte locks prove the handle alive to other processes),
+/// opened for this mapping only and never shown to the caller. Memfd and descriptor
+/// backings also keep a *public* descriptor (`memfd()`), another description of the same
+/// file, which the caller may pass on: a descriptor other processes can hold must never
+/// carry our locks. Read-only mappings keep no descriptor.
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     fd: Option<OwnedFd>,
+    public: Option<OwnedFd>,
 }
 
 // SAFETY: the mapping is plain shared memory that every process and thread accesses
@@ -77,7 +85,7 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(errno());
         }
-        Ok(Mapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len, fd: None })
+        Ok(Mapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len, fd: None, public: None })
     }
 
     /// Base address.
@@ -94,9 +102,14 @@ impl Mapping {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// The descriptor this mapping keeps (memfd / fd backings), if any.
+    /// The handle's own description this read-write mapping was made through (the one
+    /// that holds its liveness locks); None for read-only mappings.
     pub fn fd(&self) -> Option<RawFd> {
         self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+    /// The descriptor the caller may see and pass on (memfd / fd backings), if any.
+    pub fn public_fd(&self) -> Option<RawFd> {
+        self.public.as_ref().map(|f| f.as_raw_fd())
     }
 
     atomic_at!(u16, AtomicU16, 2);
@@ -372,7 +385,8 @@ fn all_zero(fd: RawFd, size: u64) -> std::result::Result<bool, i32> {
     Ok(true)
 }
 
-fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
+/// flock(LOCK_EX), retried on EINTR.
+pub(crate) fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
     loop {
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
@@ -458,9 +472,19 @@ fn open_file<F: Format>(path: &CStr, spec: &Spec, f: &F) -> Result<(Mapping, F::
                 // SAFETY: path is NUL-terminated.
                 unsafe { libc::unlink(path.as_ptr()) };
             }
-            return r;
+            // On success the mapping keeps the descriptor; on failure it is closed after
+            // `_unlock` (declared later, dropped first) has released the flock.
+            return match r {
+                Ok((m, i)) => Ok((m.keeping(fd), i)),
+                Err(e) => Err(e),
+            };
         }
-        return attach_file(&fd, &p, spec, &st, f);
+        // The mapping keeps the descriptor: it is this handle's own description (the
+        // flock above is released explicitly by `_unlock`).
+        return match attach_file(&fd, &p, spec, &st, f) {
+            Ok((m, i)) => Ok((m.keeping(fd), i)),
+            Err(e) => Err(e),
+        };
     }
     Err(Error::new(crate::ErrorKind::Io, format!("open({p}): create/attach kept racing")))
 }
@@ -476,7 +500,7 @@ impl Drop for Unlock {
 }
 
 /// Sizes (unless `resize` is false: the file already has the right size), maps and
-/// initialises a new map in `fd`. File maps close the descriptor afterwards.
+/// initialises a new map in `fd` (which the caller then gives to the mapping).
 fn create_in<F: Format>(fd: &OwnedFd, p: &str, f: &F, resize: bool) -> Result<(Mapping, F::Info)> {
     let size = f.new_size();
     if resize {
@@ -518,7 +542,7 @@ fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f
 
 /// Opens a map file read-only (api.md 3.5): `O_RDONLY`, no flock (the file may belong
 /// to someone else and be mode 0444), checked by `f` as a read-only open, mapped
-/// PROT_READ.
+/// PROT_READ; the descriptor is closed (read-only handles never lock).
 pub fn open_readonly<F: Format>(path: &CStr, f: &F) -> Result<(Mapping, F::Info)> {
     let p = disp(path);
     let (fd, st) = open_regular(path, libc::O_RDONLY, 0).map_err(|f| f.error(format!("open({p})"), &p))?;
@@ -527,6 +551,21 @@ pub fn open_readonly<F: Format>(path: &CStr, f: &F) -> Result<(Mapping, F::Info)
     let (info, len) = f.check(&head, size, &p, true)?;
     let map = Mapping::map_prot(fd.as_raw_fd(), len, libc::PROT_READ).map_err(|e| Error::io(format!("mmap({p})"), e))?;
     Ok((map, info))
+}
+
+impl Mapping {
+    /// This mapping, keeping `fd` (the description it was mapped through).
+    fn keeping(mut self, fd: OwnedFd) -> Mapping {
+        self.fd = Some(fd);
+        self
+    }
+}
+
+/// A description of our own of the file behind `fd` (liveness.rs), as an owned descriptor.
+fn own_description(fd: &OwnedFd, what: &str) -> Result<OwnedFd> {
+    crate::liveness::reopen(fd.as_raw_fd()).map(owned).map_err(|e| {
+        Error::io(format!("{what}: opening a description of our own through /proc/self/fd"), e)
+    })
 }
 
 fn open_memfd<F: Format>(name: &CStr, f: &F, keep: bool) -> Result<(Mapping, F::Info)> {
@@ -550,13 +589,14 @@ fn open_memfd<F: Format>(name: &CStr, f: &F, keep: bool) -> Result<(Mapping, F::
         // SAFETY: fcntl on a descriptor we own.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) };
     }
+    // An anonymous map's memfd is ours alone: it is the handle's own description. A
+    // memfd map's is public (memfd()): the handle maps and locks through another one.
+    let (own, public) = if keep { (own_description(&fd, "memfd")?, Some(fd)) } else { (fd, None) };
     let mut map =
-        Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
+        Mapping::map_fd(own.as_raw_fd(), size).map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
     let info = f.init(&map);
-    if keep {
-        map.fd = Some(fd);
-    }
-    Ok((map, info))
+    map.public = public;
+    Ok((map.keeping(own), info))
 }
 
 fn open_fd<F: Format>(fd: RawFd, f: &F) -> Result<(Mapping, F::Info)> {
@@ -575,8 +615,18 @@ fn open_fd<F: Format>(fd: RawFd, f: &F) -> Result<(Mapping, F::Info)> {
     let size = st.st_size.max(0) as u64;
     let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io("fd: read", e))?;
     let (info, len) = f.check(&head, size, "fd", false)?;
-    let mut map = Mapping::map_fd(fd.as_raw_fd(), len).map_err(|e| Error::io("mmap", e))?;
+    // A read-write map needs a read-write descriptor (api.md 3.4: mapping a read-only one
+    // fails), even though our own description is opened anew below.
+    // SAFETY: fcntl(F_GETFL) on a descriptor we own.
+    let mode = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } & libc::O_ACCMODE;
+    if mode != libc::O_RDWR {
+        return Err(Error::io("mmap", libc::EACCES));
+    }
+    // The duplicate is public (memfd()): the handle maps and locks through a description
+    // of its own, never one the caller (or whoever passed the descriptor) shares.
+    let own = own_description(&fd, "fd")?;
+    let mut map = Mapping::map_fd(own.as_raw_fd(), len).map_err(|e| Error::io("mmap", e))?;
     f.check_mapped(&map, "this map")?;
-    map.fd = Some(fd);
-    Ok((map, info))
+    map.public = Some(fd);
+    Ok((map.keeping(own), info))
 }

@@ -36,7 +36,7 @@ use crate::ctrl::Ctrl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{hash_bytes, hash_int};
 use crate::layout::{self, off, Layout, Params};
-use crate::lock::{Lock, LockWords, ReadGuard, ReaderBitmap, ReaderSlot, SeqWord, WriteGuard};
+use crate::lock::{HotLine, Liveness, Lock, LockSide, ReadGuard, ReaderBitmap, ReaderSlot, WriteGuard};
 use crate::lru::{Lru, Skipper};
 use crate::strref::{StrRef, MAX_INLINE, MAX_LEN};
 use crate::table::{Journal, Probe, Relocate, Table};
@@ -221,15 +221,30 @@ impl Map {
     fn from_opened((map, info): (Mapping, Info), backing: Backing, path: Option<CString>, ro: bool) -> Result<Map> {
         let base = map.base();
         let l = info.layout;
+        let what = || match &path {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => "map".to_string(),
+        };
+        // Read-only handles never write the mapping, not even a reader slot, and never
+        // lock: they need no liveness. A read-write handle's own description (the one it
+        // mapped through) carries the byte lock of its reader slot (liveness.rs).
+        let live = match (ro, map.fd()) {
+            (true, _) => Liveness::none(),
+            (false, Some(fd)) => Liveness::new(fd, base, map.len(), l.readers_off as u64)
+                .map_err(|e| Error::io(format!("{}: fstat", what()), e))?,
+            // backing.rs keeps a descriptor for every read-write mapping
+            (false, None) => unreachable!("a read-write mapping without its descriptor"),
+        };
         // SAFETY: the four regions lie inside the mapping at the offsets fixed by the
         // format (validated header), are 64-byte aligned, and live as long as the
         // mapping, which outlives the lock (field order in Shared; release_slot in Drop).
         let mut lock = unsafe {
             Lock::new(
-                base.add(off::LOCK) as *const LockWords,
-                base.add(off::SEQ) as *const SeqWord,
+                base.add(off::LOCK) as *const HotLine,
+                base.add(off::LOCK_SIDE) as *const LockSide,
                 base.add(l.readers_off) as *const ReaderSlot,
                 base.add(l.readers_bitmap_off) as *const ReaderBitmap,
+                live,
             )
         };
         let epoch = map.u64(off::TTL_EPOCH).load(Relaxed);
@@ -237,19 +252,12 @@ impl Map {
         // process and the time), so that handles do not skip in lockstep.
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
         let skip_seed = info.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
-        // Read-only handles never write the mapping, not even a reader slot.
         if ro {
             lock.set_readonly();
         } else {
-            if let Err(pid) = lock.attach() {
-                let what = match &path {
-                    Some(p) => p.to_string_lossy().into_owned(),
-                    None => "map".to_string(),
-                };
-                return Err(Error::format(format!(
-                    "{what}: in use by process {pid} in another PID namespace (a map cannot be shared across PID namespaces)"
-                )));
-            }
+            // Claims this handle's reader slot now: every reason it cannot use the map is
+            // reported by the open.
+            lock.attach().map_err(|e| Error::format(format!("{}: {e}", what())))?;
         }
         Ok(Map {
             sh: Shared {
@@ -304,7 +312,7 @@ impl Map {
     }
     /// The descriptor kept by memfd / fd maps, else -1.
     pub fn memfd(&self) -> i32 {
-        self.sh.map.fd().unwrap_or(-1)
+        self.sh.map.public_fd().unwrap_or(-1)
     }
     /// How the map is backed.
     pub fn backing(&self) -> Backing {
