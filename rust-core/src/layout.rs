@@ -17,6 +17,7 @@
 //!            512      arena state: bytes allocated, bytes free, 32 free-list heads,
 //!                     peak allocation since pages were last released
 //!            704      LRU state: head slot u32, tail slot u32 (u32::MAX = none)
+//!            768      arena quick lists (heads, bytes held), release pacing
 //! 4096     reader slots: 1024 x 64 bytes (pid u32, depth u32, padding to a cache line)
 //! 69632    reader occupancy bitmap (128 bytes)
 //! ctrl     one control byte per slot, max_cap bytes (page aligned)
@@ -173,6 +174,16 @@ pub mod off {
     pub const LRU_HEAD: usize = 704;
     /// LRU state: least recent slot (u32, u32::MAX = empty list).
     pub const LRU_TAIL: usize = 708;
+    /// Arena quick lists (arena.rs): the heads of orders 4..=12, u32 each, holding the
+    /// block offset / 16 + 1 (0 = empty, so the zeroed header of a file written before
+    /// the quick lists reads as "all empty").
+    pub const ARENA_QUICK: usize = 768;
+    /// Arena: bytes held in the quick lists (u64).
+    pub const ARENA_QUICK_BYTES: usize = 808;
+    /// Arena: bytes allocated right after the last release pass (u64).
+    pub const ARENA_FLOOR: usize = 816;
+    /// Arena: when the last release pass ran (wall-clock seconds, u64).
+    pub const ARENA_RELEASED_AT: usize = 824;
 }
 
 /// The creation arguments that determine a layout.

@@ -1091,7 +1091,11 @@ reports 3/4 of the table's maximum capacity and lets the table fill completely).
 =item * B<Memory comes back.> After C<clear>, mass removal or a shrink, unused
 pages are returned to the system (hole punching / C<MADV_REMOVE>). The string
 arena is a buddy allocator that cannot fragment into failure. C<arena_used>
-reports the bytes currently allocated, not a high-water mark.
+reports the bytes currently allocated, not a high-water mark. Pages freed by
+removals are released at most once per second while the map keeps being
+refilled in between (a release costs about a microsecond per page, which a
+workload that empties and refills a map over and over would otherwise pay on
+every pass); a removal that goes on without refills releases right away.
 
 =item * B<No SIGBUS from a full file system.> Creating a map where there is no
 room for it croaks at C<new>.
