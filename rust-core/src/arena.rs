@@ -41,11 +41,25 @@
 //! that goes on without refills in between releases at every trigger, so memory
 //! still drops right after a mass removal.
 //!
+//! Space reservation (decisions 19): the file is sparse and no page of the arena may be
+//! touched before its space was reserved ([`Mapping::reserve`]), or a full file system
+//! would kill the process with SIGBUS. Invariant: the first page of every free block
+//! is reserved (its links live there), and so is every allocated block and every
+//! quick block. A free block of two pages or more whose other pages may not be
+//! reserved carries the SPARSE bit in word 1: the blocks carved at creation and by a
+//! repair, and those whose pages a release pass punched. Splitting a sparse block
+//! reserves what the split touches before touching it: a prefix of at least
+//! [`RESERVE_CHUNK`] bytes for the block handed out (fewer system calls than one per
+//! page) and the first page of each upper half pushed; an allocation whose reservation
+//! fails puts the block back and fails (the map reports it: `put` false, or a croak
+//! naming the file and "No space left on device"). The block-state bitmap is reserved
+//! whole at creation.
+//!
 //! Arena bytes are written and read as aligned AtomicU64 words (blocks are 16-aligned),
 //! because optimistic readers may copy a string while a writer reuses its block; the
 //! reader then fails its seqlock validation and retries.
 
-use crate::backing::Mapping;
+use crate::backing::Mapping;  // Mapping::reserve in the docs
 use crate::layout::{off, Layout, PAGE};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -56,6 +70,11 @@ pub const MIN_ORDER: u32 = 4;
 /// Largest block order (2 GiB; usable size < 4 GiB).
 pub const MAX_ORDER: u32 = 31;
 const FREE_TAG: u64 = 0x4652_4545; // "FREE"
+/// Word 1 of a free block: the order in bits 0..8, this bit when pages after the first
+/// may not be reserved (see the module docs).
+const SPARSE: u64 = 1 << 8;
+/// Bytes reserved at once at the start of a sparse block being split.
+pub const RESERVE_CHUNK: u64 = 64 << 10;
 /// Release free pages only after usage fell by at least this much (see module docs).
 const RELEASE_MIN_DROP: u64 = 1 << 20;
 /// Largest order kept on a quick list (4 KiB).
@@ -152,7 +171,16 @@ impl<'a> Arena<'a> {
         if w >> 32 != FREE_TAG {
             return None;
         }
-        Some(w as u32)
+        Some(w as u32 & 0xFF)
+    }
+    /// May pages after the first of the free block at `o` be unreserved?
+    fn is_sparse(&self, o: u32) -> bool {
+        self.w1(o).load(Relaxed) & SPARSE != 0
+    }
+    /// Reserves the file space of `[o, o + len)` of the arena (see
+    /// [`Mapping::reserve`]).
+    fn reserve(&self, o: u64, len: u64) -> bool {
+        self.m.reserve(self.base + o as usize, len as usize).is_ok()
     }
 
     #[inline]
@@ -212,6 +240,21 @@ impl<'a> Arena<'a> {
         self.bump(off::ARENA_QUICK_BYTES, 1 << k);
     }
 
+    /// Marks every free block of two pages or more sparse (a file written before the
+    /// marks existed: its free blocks' pages may be holes).
+    pub fn mark_all_sparse(&self) {
+        for k in 13..=MAX_ORDER {
+            let mut o = self.head(k).load(Relaxed);
+            let mut n = 0u64;
+            while o != NONE && self.valid(o, k) && n < (self.usable >> k) + 1 {
+                let w = self.w1(o);
+                w.store(w.load(Relaxed) | SPARSE, Relaxed);
+                o = self.links(o).0;
+                n += 1;
+            }
+        }
+    }
+
     /// Gives every quick block back to the buddy lists (coalescing); true if any.
     pub fn flush_quick(&self) -> bool {
         let mut any = false;
@@ -230,11 +273,14 @@ impl<'a> Arena<'a> {
         any
     }
 
-    fn push(&self, o: u32, k: u32) {
+    /// Pushes the free block of order `k` at `o` (its first page reserved) onto its
+    /// buddy list, `sparse` as the module docs say.
+    fn push(&self, o: u32, k: u32, sparse: bool) {
         let head = self.head(k).load(Relaxed);
         let head = if head != NONE && self.valid(head, k) { head } else { NONE };
         self.set_links(o, head, NONE);
-        self.w1(o).store(FREE_TAG << 32 | k as u64, Relaxed);
+        let flag = if sparse && k > 12 { SPARSE } else { 0 };
+        self.w1(o).store(FREE_TAG << 32 | flag | k as u64, Relaxed);
         if head != NONE {
             let (n, _) = self.links(head);
             self.set_links(head, n, o);
@@ -260,8 +306,11 @@ impl<'a> Arena<'a> {
         self.w1(o).store(0, Relaxed);
     }
 
-    /// Carves the whole usable range into free blocks (fresh or zeroed bitmap).
-    pub fn init(&self) {
+    /// Carves the whole usable range into free blocks (fresh or zeroed bitmap), after
+    /// reserving the bitmap; Err(errno) when that fails.
+    pub fn init(&self) -> Result<(), i32> {
+        let bl = (self.usable as usize / 16).div_ceil(8);
+        self.m.reserve(self.bmp, bl)?;
         for k in 0..32 {
             self.head(k).store(NONE, Relaxed);
         }
@@ -270,7 +319,11 @@ impl<'a> Arena<'a> {
         self.m.u64(off::ARENA_FREE).store(self.usable, Relaxed);
         self.m.u64(off::ARENA_PEAK).store(0, Relaxed);
         self.m.u64(off::ARENA_FLOOR).store(0, Relaxed);
-        self.carve(0, self.usable);
+        if self.carve(0, self.usable) {
+            Ok(())
+        } else {
+            Err(libc::ENOSPC)
+        }
     }
 
     /// Empties the quick lists without looking at them (init, rebuild).
@@ -283,15 +336,24 @@ impl<'a> Arena<'a> {
 
     /// Pushes `[o, end)` as the largest naturally aligned free blocks that fit: no two
     /// of them are free buddies, so the lists are as coalesced as `free` keeps them.
-    fn carve(&self, mut o: u64, end: u64) {
+    /// Each block's first page is reserved first and the block marked sparse; a block
+    /// whose page cannot be reserved is left out (lost until the next rebuild) and the
+    /// result is false.
+    fn carve(&self, mut o: u64, end: u64) -> bool {
+        let mut all = true;
         while o + 16 <= end {
             let mut k = MAX_ORDER;
             while k > MIN_ORDER && (o % (1 << k) != 0 || o + (1 << k) > end) {
                 k -= 1;
             }
-            self.push(o as u32, k);
+            if self.reserve(o, (1u64 << k).min(PAGE as u64)) {
+                self.push(o as u32, k, true);
+            } else {
+                all = false;
+            }
             o += 1 << k;
         }
+        all
     }
 
     /// Rebuilds the free lists, the block bitmap and the counters from the strings in
@@ -320,11 +382,12 @@ impl<'a> Arena<'a> {
                 bad.push(i);
                 continue;
             }
-            self.carve(pos, o as u64);
+            // A block the rebuild cannot reserve a page for is left out (see carve).
+            let _ = self.carve(pos, o as u64);
             pos = o as u64 + (1 << k);
             used += 1 << k;
         }
-        self.carve(pos, self.usable);
+        let _ = self.carve(pos, self.usable);
         self.m.u64(off::ARENA_USED).store(used, Relaxed);
         self.m.u64(off::ARENA_FREE).store(self.usable - used, Relaxed);
         self.m.u64(off::ARENA_PEAK).store(used, Relaxed);
@@ -397,9 +460,11 @@ impl<'a> Arena<'a> {
     }
 
     /// Empties the arena (clear): gives all its pages back and re-initialises.
-    pub fn reset(&self) {
+    /// Err(errno) when the space the new free lists need cannot be reserved (the arena
+    /// is then empty but some of it unusable until a repair or the next clear).
+    pub fn reset(&self) -> Result<(), i32> {
         if self.usable == 0 {
-            return;
+            return Ok(());
         }
         let l = crate::layout::round_up(self.usable as usize, PAGE);
         self.m.release(self.base, l);
@@ -410,7 +475,7 @@ impl<'a> Arena<'a> {
                 self.m.u64(self.bmp + i * 8).store(0, Relaxed);
             }
         }
-        self.init();
+        self.init()
     }
 
     /// Allocates a block for `len` bytes; None when no block is large enough (after the
@@ -462,11 +527,32 @@ impl<'a> Arena<'a> {
                 self.head(j).store(NONE, Relaxed);
                 continue;
             }
+            let sparse = self.is_sparse(o);
             self.unlink(o, j);
+            // What the split will touch is reserved first (module docs): a prefix of the
+            // block for the block handed out, and the first page of every upper half
+            // beyond it; on failure the block goes back, untouched.
+            let prefix = (1u64 << k).max(RESERVE_CHUNK).min(1u64 << j);
+            if sparse {
+                let mut ok = self.reserve(o as u64, prefix);
+                let mut h = j;
+                while ok && h > k {
+                    h -= 1;
+                    let upper = o as u64 + (1 << h);
+                    if upper >= o as u64 + prefix {
+                        ok = self.reserve(upper, (1u64 << h).min(PAGE as u64));
+                    }
+                }
+                if !ok {
+                    self.push(o, j, true);
+                    return None;
+                }
+            }
             let mut j = j;
             while j > k {
                 j -= 1;
-                self.push(o + (1 << j), j);
+                let upper = o as u64 + (1 << j);
+                self.push(upper as u32, j, sparse && upper + (1 << j) > o as u64 + prefix);
             }
             // Load + store, not fetch_add: only the write-lock holder writes the counters
             // (module docs), and a locked RMW would wait for the block stores above to
@@ -526,16 +612,20 @@ impl<'a> Arena<'a> {
         let mut k = k;
         let size = 1u64 << k;
         let mut o = o;
+        // The freed block is reserved (it held a string); the merged block is sparse
+        // if a buddy it absorbs is.
+        let mut sparse = false;
         while k < MAX_ORDER {
             let b = o ^ (1u32 << k);
             if b as u64 + (1u64 << k) > self.usable || !self.is_free_start(b) || self.order_of_free(b) != Some(k) {
                 break;
             }
+            sparse |= self.is_sparse(b);
             self.unlink(b, k);
             o = o.min(b);
             k += 1;
         }
-        self.push(o, k);
+        self.push(o, k, sparse);
         self.bump(off::ARENA_FREE, size);
     }
 
@@ -549,6 +639,10 @@ impl<'a> Arena<'a> {
             let mut n = 0u64;
             // Bounded walk: a damaged list cannot make this loop forever.
             while o != NONE && self.valid(o, k) && n < (self.usable >> k) + 1 {
+                // Marked before the punch: a crash in between leaves a sparse mark on
+                // reserved pages (harmless), never the opposite.
+                let w = self.w1(o);
+                w.store(w.load(Relaxed) | SPARSE, Relaxed);
                 self.m.release(self.base + o as usize + PAGE, (1usize << k) - PAGE);
                 o = self.links(o).0;
                 n += 1;
@@ -840,7 +934,7 @@ mod tests {
         for i in 0..100 {
             a.alloc(10 + i * 97).unwrap();
         }
-        a.reset();
+        a.reset().unwrap();
         assert_eq!(a.used(), 0);
         assert_eq!(a.check(), 1 << 20);
         assert_eq!(a.alloc(1 << 20), Some(0));

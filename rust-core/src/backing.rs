@@ -30,12 +30,15 @@ pub enum Backing {
     Fd,
 }
 
-/// A shared read-write mapping of a whole map, plus the descriptor kept for it (memfd
-/// and fd backings; file and anonymous maps keep none). Unmapped and closed on drop.
+/// A shared read-write mapping of a whole map, plus the descriptor it was mapped from,
+/// kept for every backing (space is reserved through it, [`Mapping::reserve`]; only
+/// memfd and fd backings expose it, [`Mapping::fd`]). Unmapped and closed on drop.
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     fd: Option<OwnedFd>,
+    /// The descriptor is the map's public one (memfd / fd backings).
+    exposed: bool,
 }
 
 // SAFETY: the mapping is plain shared memory that every process and thread accesses
@@ -77,7 +80,7 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(errno());
         }
-        Ok(Mapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len, fd: None })
+        Ok(Mapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len, fd: None, exposed: false })
     }
 
     /// Base address.
@@ -94,9 +97,59 @@ impl Mapping {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// The descriptor this mapping keeps (memfd / fd backings), if any.
+    /// The descriptor this map exposes (memfd / fd backings), if any.
     pub fn fd(&self) -> Option<RawFd> {
-        self.fd.as_ref().map(|f| f.as_raw_fd())
+        if self.exposed {
+            self.fd.as_ref().map(|f| f.as_raw_fd())
+        } else {
+            None
+        }
+    }
+
+    /// Keeps `fd` (the descriptor the mapping was made from); `exposed` for the
+    /// backings whose descriptor is part of the API (memfd, fd).
+    fn keep(&mut self, fd: OwnedFd, exposed: bool) {
+        self.fd = Some(fd);
+        self.exposed = exposed;
+    }
+
+    /// Reserves the file space under `[off, off + len)` (decisions 19: space is
+    /// reserved before it is touched, so that no later store into the mapping can fault
+    /// for lack of space): fallocate(mode 0) on the kept descriptor, which allocates the
+    /// blocks (or tmpfs pages) without changing the contents or the size. Err(errno):
+    /// ENOSPC, EDQUOT... A file system that cannot reserve (EOPNOTSUPP, and read-only
+    /// handles, which keep no writable descriptor and never write) counts as success:
+    /// there is nothing better to do there.
+    ///
+    /// The range is widened to whole pages (fallocate changes no contents, so this is
+    /// harmless): ext4 reserves a partly covered block, yet a store into its page
+    /// through the mapping can still fault.
+    pub fn reserve(&self, off: usize, len: usize) -> std::result::Result<(), i32> {
+        let start = off / PAGE * PAGE;
+        let end = layout::round_up(off + len, PAGE).min(self.len);
+        if end <= start {
+            return Ok(());
+        }
+        let Some(fd) = &self.fd else { return Ok(()) };
+        Mapping::fallocate(fd.as_raw_fd(), start, end - start)
+    }
+
+    /// fallocate(mode 0) of `[off, off + len)`, retried on EINTR; file systems that
+    /// cannot reserve count as success (see [`Mapping::reserve`]).
+    fn fallocate(fd: RawFd, off: usize, len: usize) -> std::result::Result<(), i32> {
+        loop {
+            // SAFETY: fallocate on a descriptor we own; mode 0 inside the file's size
+            // only allocates blocks, it changes neither the contents nor the size.
+            let rc = unsafe { libc::fallocate(fd, 0, off as libc::off_t, len as libc::off_t) };
+            if rc == 0 {
+                return Ok(());
+            }
+            match errno() {
+                libc::EINTR => continue,
+                libc::EOPNOTSUPP | libc::ENOSYS | libc::EBADF => return Ok(()),
+                e => return Err(e),
+            }
+        }
     }
 
     atomic_at!(u16, AtomicU16, 2);
@@ -178,8 +231,9 @@ pub trait Format {
     /// Bytes a new map takes.
     fn new_size(&self) -> usize;
     /// Initialises a new map in zero-filled `map` (nobody else can see it yet),
-    /// publishing it last.
-    fn init(&self, map: &Mapping) -> Self::Info;
+    /// reserving the space it touches ([`Mapping::reserve`]) and publishing it last.
+    /// Err(errno) when the space cannot be reserved.
+    fn init(&self, map: &Mapping) -> std::result::Result<Self::Info, i32>;
     /// Checks the head (up to [`HEADER_SIZE`] bytes) of an existing map of `size` bytes
     /// called `what` in messages; returns what it found and how many bytes to map.
     /// `readonly`: for a read-only open (`new_readonly`), which has its own conditions.
@@ -420,9 +474,21 @@ fn create_in<F: Format>(fd: &OwnedFd, p: &str, f: &F, resize: bool) -> Result<(M
         check_space(fd.as_raw_fd(), size, p)?;
         ftruncate(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("ftruncate({p}, {size})"), e))?;
     }
-    let map = Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
-    let info = f.init(&map);
+    let mut map = Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    map.keep(dup(fd).map_err(|e| Error::io(format!("dup({p})"), e))?, false);
+    let info = f.init(&map).map_err(|e| Error::io(p.to_string(), e))?;
     Ok((map, info))
+}
+
+/// A second descriptor of the same open file description (kept by the mapping, while
+/// the opener's own one goes on holding the flock until it is released explicitly).
+fn dup(fd: &OwnedFd) -> std::result::Result<OwnedFd, i32> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
+    let d = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if d < 0 {
+        return Err(errno());
+    }
+    Ok(owned(d))
 }
 
 fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f: &F) -> Result<(Mapping, F::Info)> {
@@ -448,7 +514,8 @@ fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f
         }
     }
     let (info, len) = f.check(&head, size, p, false)?;
-    let map = Mapping::map_fd(raw, len).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    let mut map = Mapping::map_fd(raw, len).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    map.keep(dup(fd).map_err(|e| Error::io(format!("dup({p})"), e))?, false);
     f.check_mapped(&map, p)?;
     Ok((map, info))
 }
@@ -495,10 +562,9 @@ fn open_memfd<F: Format>(name: &CStr, f: &F, keep: bool) -> Result<(Mapping, F::
     }
     let mut map =
         Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
-    let info = f.init(&map);
-    if keep {
-        map.fd = Some(fd);
-    }
+    // Anonymous maps keep their memfd too (for reserving space), without exposing it.
+    map.keep(fd, keep);
+    let info = f.init(&map).map_err(|e| Error::io(if anon { "anon" } else { "memfd" }, e))?;
     Ok((map, info))
 }
 
@@ -516,6 +582,6 @@ fn open_fd<F: Format>(fd: RawFd, f: &F) -> Result<(Mapping, F::Info)> {
     let (info, len) = f.check(&head, size, "fd", false)?;
     let mut map = Mapping::map_fd(fd.as_raw_fd(), len).map_err(|e| Error::io("mmap", e))?;
     f.check_mapped(&map, "this map")?;
-    map.fd = Some(fd);
+    map.keep(fd, true);
     Ok((map, info))
 }

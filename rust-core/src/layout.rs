@@ -17,7 +17,8 @@
 //!            512      arena state: bytes allocated, bytes free, 32 free-list heads,
 //!                     peak allocation since pages were last released
 //!            704      LRU state: head slot u32, tail slot u32 (u32::MAX = none)
-//!            768      arena quick lists (heads, bytes held), release pacing
+//!            768      arena quick lists (heads, bytes held), release pacing, space
+//!                     reservation marks
 //! 4096     reader slots: 1024 x 64 bytes (pid u32, depth u32, padding to a cache line)
 //! 69632    reader occupancy bitmap (128 bytes)
 //! ctrl     one control byte per slot, max_cap bytes (page aligned)
@@ -184,6 +185,14 @@ pub mod off {
     pub const ARENA_FLOOR: usize = 816;
     /// Arena: when the last release pass ran (wall-clock seconds, u64).
     pub const ARENA_RELEASED_AT: usize = 824;
+    /// Space reservation (decisions 19): the table capacity whose control bytes, slots
+    /// and side arrays have their file space reserved (u32; 0 in a file written before
+    /// reservation: nothing known to be reserved).
+    pub const TABLE_RESERVED: usize = 832;
+    /// Space reservation: 1 once the file follows the reservation invariants (header,
+    /// reader slots and arena bitmap reserved, sparse marks on the arena's free
+    /// blocks); a file without it is brought under them when opened read-write (u32).
+    pub const ARENA_SPARSE_AWARE: usize = 836;
 }
 
 /// The creation arguments that determine a layout.

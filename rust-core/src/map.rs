@@ -412,7 +412,7 @@ impl Map {
         // SAFETY: the view lives in Shared next to the mapping and is only handed out as
         // Table<'_> borrowed from Shared (current, table_at), so never used after unmap.
         let tab = unsafe { Table::detached(&map, &l) };
-        Ok(Map {
+        let m = Map {
             sh: Shared {
                 lock,
                 map,
@@ -437,7 +437,11 @@ impl Map {
                 ro,
             },
             st: State { skip: Skipper::new(skip_seed), ..State::default() },
-        })
+        };
+        if !ro && !m.sh.sealed() {
+            m.sh.adopt_reservation()?;
+        }
+        Ok(m)
     }
 
     /// Uses `clock` instead of the system's coarse real-time clock for this handle's
@@ -1405,8 +1409,11 @@ impl Map {
             l.clear();
         }
         sh.bump_generation();
+        sh.unreserve_table(layout::MIN_CAP as usize);
         sh.release_tail(layout::MIN_CAP as usize, old);
-        sh.arena().reset();
+        // A failure leaves an empty map whose arena lacks some free blocks until the
+        // next clear or repair: report it.
+        sh.arena().reset().map_err(|e| sh.nospace(e))?;
         st.each_active = false;
         st.each_pos = 0;
         st.deferred = false;
@@ -1424,6 +1431,7 @@ impl Map {
         let _g = sh.write_mut()?;
         let t = sh.table()?;
         if t.cap < need as usize {
+            sh.reserve_table(need as usize).map_err(|e| sh.nospace(e))?;
             sh.resize(t, need as usize);
         }
         Ok(true)
@@ -2072,6 +2080,41 @@ impl Shared {
         self.tab.at_cap(cap)
     }
 
+    /// The error of an operation whose space could not be reserved: "PATH: No space
+    /// left on device" (the backing's name for maps without a path).
+    #[cold]
+    fn nospace(&self, errno: i32) -> Error {
+        let what = match (&self.path, self.backing) {
+            (Some(p), _) => p.to_string_lossy().into_owned(),
+            (None, Backing::Anon) => "anonymous map".into(),
+            (None, _) => "memfd map".into(),
+        };
+        Error::io(what, errno)
+    }
+
+    /// Brings a file written before space reservation existed under its invariants
+    /// (decisions 19), once, under the write lock: reserves the header and reader
+    /// slots and the arena bitmap (pages a later write may touch for the first time)
+    /// and gives the arena's free blocks their sparse marks (arena.rs). The table is
+    /// covered by its mark, 0 in such a file: the next grow reserves it whole.
+    fn adopt_reservation(&self) -> Result<()> {
+        // Relaxed: a hint; checked again under the lock.
+        if self.map.u32(off::ARENA_SPARSE_AWARE).load(Relaxed) != 0 {
+            return Ok(());
+        }
+        let _g = self.write();
+        if self.map.u32(off::ARENA_SPARSE_AWARE).load(Relaxed) == 0 {
+            let l = &self.lay;
+            self.map.reserve(0, l.ctrl_off).map_err(|e| self.nospace(e))?;
+            if l.arena_cap > 0 {
+                self.map.reserve(l.arena_bitmap_off, l.arena_bitmap_len).map_err(|e| self.nospace(e))?;
+                self.arena().mark_all_sparse();
+            }
+            self.map.u32(off::ARENA_SPARSE_AWARE).store(1, Relaxed);
+        }
+        Ok(())
+    }
+
     fn counter_kind(&self) -> Result<Kind> {
         if self.vk.is_int() {
             Ok(self.vk)
@@ -2256,7 +2299,8 @@ impl Shared {
         let (mut t, mut slot) = (t, vacant);
         let mut c = t.ctrl(slot);
         if c == Ctrl::EMPTY && size as usize + tombs_w.load(Relaxed) as usize + 1 > layout::load_limit(t.cap as u32) as usize {
-            t = self.make_room(st, t, size as usize);
+            let Some(nt) = self.make_room(st, t, size as usize) else { return false };
+            t = nt;
             let Some(s) = t.find_insert_slot(h) else { return false };
             slot = s;
             c = t.ctrl(slot);
@@ -2294,7 +2338,7 @@ impl Shared {
         let tombs = self.h32(off::TOMBS).load(Relaxed);
         let (mut t, mut slot) = (t, vacant);
         if t.ctrl(slot) == Ctrl::EMPTY && size as usize + tombs as usize + 1 > layout::load_limit(t.cap as u32) as usize {
-            t = self.make_room(st, t, size as usize);
+            t = self.make_room(st, t, size as usize)?;
             slot = t.find_insert_slot(h)?;
         }
         let kw = match *k {
@@ -2346,12 +2390,43 @@ impl Shared {
     }
 
     /// Grows (doubling) when the live entries need it, or when this handle iterates
-    /// (compaction is deferred then), else compacts tombstones in place.
-    fn make_room<'a>(&'a self, st: &State, t: Table<'a>, size: usize) -> Table<'a> {
+    /// (compaction is deferred then), else compacts tombstones in place. None when the
+    /// space of a grown table cannot be reserved (the table is unchanged).
+    #[cold]
+    #[inline(never)]
+    fn make_room<'a>(&'a self, st: &State, t: Table<'a>, size: usize) -> Option<Table<'a>> {
         let cap = t.cap;
         let bigger = size + 1 > layout::load_limit(cap as u32) as usize / 2 || st.each_active || st.cursors > 0;
         let new_cap = if bigger && cap < self.lay.max_cap as usize { cap * 2 } else { cap };
-        self.resize(t, new_cap)
+        self.reserve_table(new_cap).ok()?;
+        Some(self.resize(t, new_cap))
+    }
+
+    /// Reserves the file space of a table of `cap` slots before a grow touches it
+    /// (decisions 19; write-lock holder only). Err(errno) when the file system is full.
+    fn reserve_table(&self, cap: usize) -> std::result::Result<(), i32> {
+        // Relaxed load/store under the write lock (see h32). Stored only after the space
+        // is reserved, so a crash in between leaves a mark that is too low (re-reserved
+        // later, harmless), never one that is too high.
+        let r = self.h32(off::TABLE_RESERVED);
+        let have = r.load(Relaxed) as usize;
+        if cap <= have {
+            return Ok(());
+        }
+        format::reserve_table(&self.map, &self.lay, have, cap)?;
+        r.store(cap as u32, Relaxed);
+        Ok(())
+    }
+
+    /// Lowers the reservation mark to `cap` before the pages above it are released
+    /// (write-lock holder only): a mark too high would let a later grow skip
+    /// reserving punched pages.
+    fn unreserve_table(&self, cap: usize) {
+        // Relaxed load/store under the write lock (see h32).
+        let r = self.h32(off::TABLE_RESERVED);
+        if r.load(Relaxed) as usize > cap {
+            r.store(cap as u32, Relaxed);
+        }
     }
 
     /// Removes the entry at slot `i` (frees its strings, unlinks it from the LRU list,
@@ -2434,6 +2509,7 @@ impl Shared {
         self.bump_generation();
         j.done();
         if new_cap < old {
+            self.unreserve_table(new_cap);
             self.release_tail(new_cap, old);
         }
         nt

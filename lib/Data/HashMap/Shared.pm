@@ -1098,7 +1098,16 @@ workload that empties and refills a map over and over would otherwise pay on
 every pass); a removal that goes on without refills releases right away.
 
 =item * B<No SIGBUS from a full file system.> Creating a map where there is no
-room for it croaks at C<new>.
+room for it croaks at C<new>. After that, the map reserves the file space of
+every page before it first writes it (C<fallocate>: table pages before the
+table grows, string arena pages as strings need them, released pages before
+they are used again), so memory still grows with use, and a file system that
+fills up later never kills a writer with SIGBUS: a write that needs space that
+cannot be had fails like a write into a full map (C<put>, C<add>, C<set> and
+the like return false; counters croak "CLASS: increment failed"), C<clear> and
+C<reserve> croak naming the file and "No space left on device", and the map
+stays consistent. Anonymous maps reserve through the memfd they are made of.
+A file system that cannot reserve space (no C<fallocate>) is used as before.
 
 =item * B<Per-process state on its own cache line> (reader slots), so readers do
 not slow each other down.
