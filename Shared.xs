@@ -74,12 +74,17 @@ _hint_keys(klass)
     }
 
 int
-_upgrade_file(path)
-    const char *path
+_upgrade_file(path_sv)
+    SV *path_sv
   CODE:
     {
-        /* Data::HashMap::Shared->upgrade_file (lib/Data/HashMap/Shared.pm) */
-        int32_t rc = hm_upgrade_file(path);
+        /* Data::HashMap::Shared->upgrade_file (lib/Data/HashMap/Shared.pm); the path
+         * is defined (checked there) */
+        const char *path;
+        int32_t rc;
+        SvGETMAGIC(path_sv);
+        path = hm_path_str(aTHX_ path_sv, HM_BASE_CLASS, "upgrade_file", "path");
+        rc = hm_upgrade_file(path);
         if (rc < 0)
             croak("Data::HashMap::Shared->upgrade_file: %s", hm_last_error());
         RETVAL = rc;

@@ -15,6 +15,10 @@
 #   callgrind_annotate --inclusive=yes /tmp/hms-profile/callgrind.CASE.out
 # "loop" is the empty loop (the Perl loop with no call), to subtract from the others.
 # The *_remove cases count one remove plus one put (the refill) per key: Ir of the pair.
+# Function names need only the symbol table, which every build keeps; for costs per
+# source line (callgrind_annotate --auto=yes, perf annotate) build with debug
+# information, which the installed Shared.so leaves out:
+#   HMS_DEBUG_INFO=1 perl Makefile.PL && make
 
 use strict;
 use warnings;
@@ -69,6 +73,14 @@ my %case = (
         shm_ii_put $m, $_, $_ for @$k;
         my $h = 0;
         for (1 .. $ops / $N) { for my $x (@$k) { $h++ if defined(shm_ii_get $m, $x) } }
+    },
+    ii_get_method => sub {    # the method form: entersub + invocant check + the same op
+        my ($ops) = @_;
+        my $k = keys_ii();
+        my $m = Data::HashMap::Shared::II->new(undef, $N);
+        shm_ii_put $m, $_, $_ for @$k;
+        my $h = 0;
+        for (1 .. $ops / $N) { for my $x (@$k) { $h++ if defined($m->get($x)) } }
     },
     ii_miss => sub {
         my ($ops) = @_;

@@ -4,6 +4,7 @@ use warnings;
 use Test::More;
 use File::Temp ();
 use JSON::PP ();
+use POSIX ();
 use Data::HashMap::Shared::II;
 use Data::HashMap::Shared::SS;
 use Data::HashMap::Shared::SI;
@@ -48,7 +49,24 @@ for my $cmd (qw(stat dump load verify get put remove)) {
     like $err, qr/unknown command 'frobnicate'/, '... named';
     ($rc, $out, $err) = run('get', "$dir/x");
     is $rc, 2, 'missing argument: exit 2';
-    like $err, qr/expected 2 arguments, got 1/, '... says what is missing';
+    like $err, qr/\Ahashmap-shared get: expected 2 arguments, got 1\n/, '... says what is missing, after the prefix once';
+    ($rc, $out, $err) = run('stat', '--frob', "$dir/x");
+    is $rc, 2, 'unknown option: exit 2';
+    like $err, qr/\Ahashmap-shared stat: Unknown option: frob\n/, '... named after the prefix once';
+
+    ($rc, $out, $err) = run('--version');
+    is $rc, 0, '--version exits 0';
+    is $out, "hashmap-shared (Data::HashMap::Shared) $Data::HashMap::Shared::VERSION\n",
+        '... and prints the version of the distribution';
+}
+
+# --- the manual: EXIT STATUS and DIAGNOSTICS ------------------------------------------
+{
+    my $pod = slurp('bin/hashmap-shared');
+    my ($exit) = $pod =~ /^=head1 EXIT STATUS\n(.*?)^=head1/ms;
+    ok $exit, 'the manual has an EXIT STATUS section';
+    like $exit, qr/^=item C<$_>$/m, "... which explains exit status $_" for 0 .. 2;
+    like $pod, qr/^=head1 DIAGNOSTICS$/m, '... and a DIAGNOSTICS section (t/diagnostics.t checks it)';
 }
 
 # --- files that are not maps ------------------------------------------------------
@@ -139,6 +157,107 @@ for my $cmd (qw(stat dump load verify get put remove)) {
     like $out, qr/^Default TTL:\s+off$/m, 'TTL off';
 }
 
+# --- stat --json, stat -p: every field, and the processes attached --------------------
+{
+    my $f = "$dir/json.shm";
+    my $m = Data::HashMap::Shared::SS->new($f, 1000, 300, 60, 10);
+    $m->put("k$_", "v$_") for 1 .. 20;
+    $m->remove('k1');
+    # a process holding the map open (a slot: it opened the map itself), one that
+    # only inherited a handle (mapped, no slot before its first locked read)
+    pipe my $r, my $w or die;
+    my $opener = fork // die;
+    if (!$opener) {
+        close $w;
+        my $own = Data::HashMap::Shared::SS->new($f, 1);
+        my $other = Data::HashMap::Shared::SS->new($f, 1);
+        sysread $r, my $buf, 1;
+        POSIX::_exit(0);
+    }
+    my $heir = fork // die;
+    if (!$heir) { close $w; sysread $r, my $buf, 1; POSIX::_exit(0) }
+    close $r;
+    for (1 .. 100) { last if slots_of($f, $opener) == 2; select undef, undef, undef, 0.1 }
+
+    my ($rc, $out, $err) = run('stat', '--json', $f);
+    is $rc, 0, 'stat --json exits 0' or diag $err;
+    like $out, qr/\A\{.*\}\n\z/, '... one JSON object on one line';
+    my $j = JSON::PP->new->decode($out);
+    my $st = $m->stats;
+    for my $field (qw(size max_entries capacity tombstones mmap_size arena_used arena_cap max_size ttl
+                      evictions expired recoveries)) {
+        is $j->{$field}, $st->{$field}, "stat --json $field is stats()'s";
+        like $out, qr/"$field":\d+[,}]/, '... a JSON number';
+    }
+    is_deeply [map { $j->{$_} } qw(variant class key_type value_type format_version lru_skip shard_index shard_count)],
+        ['SS', 'Data::HashMap::Shared::SS', 'string', 'string', 1, 10, 0, 1], 'the header\'s fields';
+    like $j->{engine_version}, qr/^\d+\.\d+\.\d+$/, 'engine_version';
+    ok JSON::PP::is_bool($j->{frozen}) && !$j->{frozen}, 'frozen: a JSON false';
+    ok JSON::PP::is_bool($j->{shard_set}) && !$j->{shard_set}, 'shard_set: a JSON false';
+    is $j->{load}, 0 + sprintf('%.4f', $st->{size} / $st->{capacity}), 'load: size / capacity';
+    is_deeply $j->{lock}, { held => JSON::PP::false, pid => undef, running => undef, repair_pending => JSON::PP::false },
+        'lock: free, null pid';
+    my %p = map { $_->{pid} => $_ } @{ $j->{processes} };
+    is $p{$opener}{handles}, 2, 'a process with two handles of its own: 2 handles';
+    ok $p{$opener}{mapped} && $p{$opener}{running}, '... mapped, running';
+    is $p{$opener}{pid_namespace}, 'same', '... in our PID namespace';
+    ok $p{$heir} && $p{$heir}{mapped}, 'a child that inherited a handle: listed as mapping the file';
+    ok $p{$$} && $p{$$}{handles} == 1, 'this test process: its handle';
+
+    ($rc, $out) = run('stat', $f);
+    like $out, qr/^Processes:\s+\d+ \(pids .*\b$opener\b.*; stat -p lists them\)$/m, 'stat names the processes';
+    ($rc, $out) = run('stat', '-p', $f);
+    like $out, qr/^Pid\s+Mapped\s+Handles\s+Read locks\s+State$/m, 'stat -p: a table of processes';
+    like $out, qr/^$opener\s+yes\s+2\s+0\s+running$/m, '... with a line per process';
+
+    close $w;
+    waitpid $_, 0 for $opener, $heir;
+    # gone without closing (_exit): their slots stay until reclaimed, reported so
+    ($rc, $out) = run('stat', '--json', $f);
+    %p = map { $_->{pid} => $_ } @{ JSON::PP->new->decode($out)->{processes} };
+    ok $p{$opener} && !$p{$opener}{running} && !$p{$opener}{mapped}, 'a process that died holding its slots: not running';
+    ok !$p{$heir}, 'one that died with no slot: not listed';
+
+    # the lock as a dead writer left it
+    my $dead = fork // die;
+    POSIX::_exit(0) unless $dead;
+    waitpid $dead, 0;
+    open my $fh, '+<:raw', $f or die;
+    sysseek $fh, 256, 0;
+    syswrite $fh, pack('V', 0x8000_0000 | $dead);
+    close $fh;
+    ($rc, $out) = run('stat', '--json', $f);
+    $j = JSON::PP->new->decode($out);
+    is_deeply $j->{lock}, { held => JSON::PP::true, pid => $dead, running => JSON::PP::false,
+        repair_pending => JSON::PP::false }, 'lock: held by a dead pid';
+    $m->put('take over', 1);
+
+    # a shard set: totals, each shard, processes with their shards
+    my $set = Data::HashMap::Shared::SI->new_sharded("$dir/jset", 4, 100);
+    $set->put("k$_", $_) for 1 .. 40;
+    ($rc, $out) = run('stat', '--json', "$dir/jset");
+    $j = JSON::PP->new->decode($out);
+    ok $j->{shard_set} && $j->{shards} == 4, 'a set: shard_set true, shards 4';
+    is $j->{size}, 40, '... size is the total';
+    is scalar @{ $j->{per_shard} }, 4, '... per_shard has each shard';
+    is_deeply [map { $_->{index} } @{ $j->{per_shard} }], [0 .. 3], '... in order';
+    my $sum = 0;
+    $sum += $_->{size} for @{ $j->{per_shard} };
+    is $sum, 40, "... whose sizes add up";
+    is $j->{per_shard}[2]{file}, "$dir/jset.2", '... with its file';
+    %p = map { $_->{pid} => $_ } @{ $j->{processes} };
+    is_deeply $p{$$}{shards}, [0 .. 3], 'this process has every shard open';
+    is $p{$$}{handles}, 4, '... one handle per shard';
+}
+
+# the reader slots of $pid in $file (through stat --json)
+sub slots_of {
+    my ($file, $pid) = @_;
+    my (undef, $out) = run('stat', '--json', $file);
+    my ($p) = grep { $_->{pid} == $pid } @{ JSON::PP->new->decode($out)->{processes} };
+    return $p ? $p->{handles} : 0;
+}
+
 # --- dump and load ------------------------------------------------------------------
 my $json = JSON::PP->new;
 sub lines { map { $json->decode($_) } split /\n/, $_[0] }
@@ -162,6 +281,10 @@ sub lines { map { $json->decode($_) } split /\n/, $_[0] }
         arena_cap => $m->arena_cap }, 'dump header';
     is scalar @recs, 6, 'one line per entry';
     unlike $out, qr/[^\x0a\x20-\x7e]/, 'the dump is printable ASCII';
+    my $canonical = JSON::PP->new->ascii->canonical;
+    my @lines = split /\n/, $out;
+    is_deeply \@lines, [map { $canonical->encode($json->decode($_)) } @lines],
+        'each line is what JSON::PP writes (ASCII, keys in order)';
     my %rec = map { $_->{k} => $_ } @recs;
     is $rec{"caf\x{e9}\x{263a}"}{ku}, 1, 'UTF-8 flag of a key recorded';
     is $rec{"caf\x{e9}\x{263a}"}{vu}, 1, 'UTF-8 flag of a value recorded';
@@ -240,10 +363,60 @@ sub lines { map { $json->decode($_) } split /\n/, $_[0] }
     ($rc, $out, $err) = run('load', '-i', "$dir/nohead.dump", "$dir/nohead.shm");
     like $err, qr/line 1: not a dump header/, 'a dump without its header is refused';
 
+    # lines that are not JSON: named by their line, in JSON::PP's words without the
+    # program's own file and line
+    open $fh, '>', "$dir/badjson.dump" or die;
+    print $fh $json->encode({ format => 'hashmap-shared-dump', version => 1, variant => 'II' }), "\n",
+        qq({"k":1,"v":2}\n{"k":2,"v":\n);
+    close $fh;
+    ($rc, $out, $err) = run('load', '-i', "$dir/badjson.dump", "$dir/badjson.shm");
+    is $rc, 2, 'a line that is not JSON: exit 2';
+    like $err, qr/^hashmap-shared: line 3: not valid JSON: .*character offset \d+/, '... names the line and the offset';
+    unlike $err, qr/ line \d+\.$|bin\/hashmap-shared/m, '... without "at .../bin/hashmap-shared line N."';
+    is scalar(() = $err =~ /\n/g), 1, '... on one line';
+    ($rc, $out, $err) = hs("$dir/badjson.dump", 'load', "$dir/badjson2.shm");    # from stdin too
+    like $err, qr/^hashmap-shared: line 3: not valid JSON/, '... from standard input too';
+    open $fh, '>', "$dir/badhead.dump" or die;
+    print $fh qq({"format":"hashmap-shared-dump",\n);
+    close $fh;
+    ($rc, $out, $err) = run('load', '-i', "$dir/badhead.dump", "$dir/badhead.shm");
+    like $err, qr/^hashmap-shared: line 1: not a dump header: not valid JSON: [^\n]*\n\z/,
+        'a header that is not JSON: named, on one line';
+    unlike $err, qr/ line \d+\.$/m, '... without the program\'s line';
+
     # a map too small for the dump
     ($rc, $out, $err) = run('load', '-i', "$dir/ii.dump", '--max-entries', 10, "$dir/small.shm");
     is $rc, 2, 'a dump larger than the map: exit 2';
     like $err, qr/line \d+: the map is full after \d+ entries/, '... says where it stopped';
+}
+
+# --- dump streams -------------------------------------------------------------------
+# It reads the map an entry at a time as it writes: a dump whose reader stops reading
+# holds no lock (a writer goes on), and what is removed meanwhile is not dumped (a
+# snapshot would have everything).
+{
+    my $f = "$dir/stream.shm";
+    my $m = Data::HashMap::Shared::SS->new($f, 30000);
+    $m->put(sprintf('key %05d', $_), 'value ' . ('x' x 30)) for 1 .. 20000;
+    my $pid = open my $from, '-|', $^X, '-Mblib', 'bin/hashmap-shared', 'dump', $f or die "dump: $!";
+    my $head = <$from>;
+    like $head, qr/"format":"hashmap-shared-dump"/, 'the dump started';
+    # the dump now waits for us: the pipe is full
+    my $wrote = eval {
+        local $SIG{ALRM} = sub { die "stalled\n" };
+        alarm 20;
+        $m->put('written during the dump', 'yes') or die "put failed\n";
+        $m->clear;
+        alarm 0;
+        1;
+    };
+    ok $wrote, 'a writer puts and clears while the dump is blocked in the middle' or diag $@;
+    my $n = 0;
+    $n++ while <$from>;
+    close $from;
+    is $?, 0, 'the dump ends with exit 0';
+    cmp_ok $n, '<', 20000, "entries removed during the dump are not in it ($n of 20000 dumped)";
+    cmp_ok $n, '>', 0, '... those read before are';
 }
 
 # --- get, put, remove ---------------------------------------------------------------

@@ -19,6 +19,7 @@ my %run = (
     'feature-flags.pl'   => [[3],        qr/^3 of 3 readers saw version 1 and could not change it\ndark-mode: old handle 0, reopened 1; beta-search now gone$/m],
     'sharded-counter.pl' => [[3, 500, 4], qr/^100 keys, total 1500 of 1500 events$/m],
     'cursor-walk.pl'     => [[300],       qr/^walked 300 sessions, removed 100 stale, 200 left$/m],
+    'perl-data.pl'       => [[3, 200],    qr/^600 records from 3 workers round-tripped: 600 equal, 0 evicted\nuser:1:1 name: the same text$/m],
 );
 
 opendir my $dh, 'eg' or die "eg: $!";

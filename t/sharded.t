@@ -224,19 +224,8 @@ subtest 'writes to different shards proceed in parallel' => guard {
     for my $i (0 .. 7) { $shard_of{$_} = $i for Data::HashMap::Shared::II->new("$prefix.$i", 1000)->keys }
     my ($ka) = grep { $shard_of{$_} == 0 } sort { $a <=> $b } keys %shard_of;
     my ($kb) = grep { $shard_of{$_} == 5 } sort { $a <=> $b } keys %shard_of;
-    pipe(my $held_r, my $held_w) or die;
-    pipe(my $go_r, my $go_w) or die;
-    my $holder = fork // die;
-    if (!$holder) {
-        close $held_r;
-        close $go_w;
-        my $m = Data::HashMap::Shared::II->new_sharded($prefix, 8, 1000);
-        $m->_hold_write_lock($ka, fileno($held_w), fileno($go_r));   # holds shard 0's lock until told
-        POSIX::_exit(0);
-    }
-    close $held_w;
-    close $go_r;
-    sysread($held_r, my $byte, 1) == 1 or die 'holder did not take the lock';
+    # holds shard 0's lock until told
+    my $holder = hold_write_lock(sub { Data::HashMap::Shared::II->new_sharded($prefix, 8, 1000) }, $ka);
     # The holder now owns shard 0's write lock. A writer of shard 5 must finish; a
     # writer of shard 0 must wait.
     my $wa = in_child(sub { Data::HashMap::Shared::II->new_sharded($prefix, 8, 1000)->put($ka, 111); 'a' });
@@ -245,9 +234,8 @@ subtest 'writes to different shards proceed in parallel' => guard {
     is($out, 'b', 'a write to shard 5 completed while shard 0 was locked by another process');
     is($set->get($kb), 222, '... and is visible');
     is(waitpid($wa, POSIX::WNOHANG()), 0, 'the write to shard 0 is still waiting for the lock');
-    syswrite $go_w, 'x';
-    close $go_w;
-    waitpid($holder, 0);
+    release_write_lock($holder);
+    waitpid($holder->{pid}, 0);
     ($out, $err) = child_result($wa);
     is($out, 'a', 'once released, the shard 0 write completes');
     is($set->get($ka), 111, '... and is visible');

@@ -17,7 +17,13 @@ for my $file (@pm) {
     ok defined $syn, "$file has a SYNOPSIS" or next;
     # the verbatim (indented) lines are the code
     my $code = join "\n", map { s/^    //r } grep { /^(?: |\s*$)/ } split /\n/, $syn;
-    like $code, qr/\buse Data::HashMap::Shared/, "$file: the SYNOPSIS loads a module";
+    # the CHI driver's SYNOPSIS uses CHI, which this distribution does not require
+    my $uses = $file =~ m{^lib/CHI/} ? 'CHI' : 'Data::HashMap::Shared';
+    like $code, qr/\buse \Q$uses\E\b/, "$file: the SYNOPSIS loads a module";
+    if ($uses eq 'CHI' && !eval { require CHI; 1 }) {
+        SKIP: { skip "$file: CHI is not installed", 1 }
+        next;
+    }
     my $ok = eval "no strict; no warnings; sub {\n#line 1 \"$file SYNOPSIS\"\n$code\n}; 1";
     ok $ok, "$file: the SYNOPSIS compiles" or diag $@;
 }

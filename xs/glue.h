@@ -39,6 +39,50 @@
 #endif
 
 /* ------------------------------------------------------------------------------- */
+/* where an object keeps its engine pointer                                         */
+
+/* A map or cursor object is a blessed scalar; the engine pointer is not its value
+ * (Perl code can assign any number to $$m, copy it, or bless an integer) but the
+ * mg_ptr of ext magic attached by the constructor, which Perl code can neither make
+ * nor change. The vtable's address is the marker, one per variant and kind, so the
+ * check also refuses a handle of another variant reblessed into this class. A copy
+ * of the scalar ($c = $$m) does not copy the magic, so it is no object either.
+ *
+ *   svt_free  (maps)  closes a handle whose object is freed without our DESTROY
+ *             having run (reblessed into a foreign class): no leaked mapping. Only
+ *             engine memory is touched, so it is safe in any phase of global
+ *             destruction.
+ *   svt_dup   a thread clone must not share the pointer (two interpreters would
+ *             close it twice): the clone becomes a destroyed object. Only reached
+ *             when a subclass lets objects be cloned; CLONE_SKIP (1) makes threads
+ *             see undef otherwise. */
+static int hm_mg_free_map(pTHX_ SV *sv, MAGIC *mg) {
+    HmMap *m = (HmMap *)mg->mg_ptr;
+    PERL_UNUSED_ARG(sv);
+    if (m) {
+        mg->mg_ptr = NULL;
+        hm_close(m);
+    }
+    return 0;
+}
+
+static int hm_mg_dup_forget(pTHX_ MAGIC *mg, CLONE_PARAMS *param) {
+    PERL_UNUSED_ARG(param);
+    mg->mg_ptr = NULL;
+    return 0;
+}
+
+/* No svt_free for cursors: freeing one drops a reference to its map object, which
+ * is not safe while global destruction frees SVs in arbitrary order; our DESTROY
+ * (which runs before that phase) frees them. */
+#define HM_MAP_VTBL(id, SUF, pre, ks, vs) { .svt_free = hm_mg_free_map, .svt_dup = hm_mg_dup_forget },
+#define HM_CUR_VTBL(id, SUF, pre, ks, vs) { .svt_dup = hm_mg_dup_forget },
+static const MGVTBL hm_map_vtbl[HM_NVARIANTS + 1] = { { 0 }, HM_VARIANTS(HM_MAP_VTBL) };
+static const MGVTBL hm_cur_vtbl[HM_NVARIANTS + 1] = { { 0 }, HM_VARIANTS(HM_CUR_VTBL) };
+#undef HM_MAP_VTBL
+#undef HM_CUR_VTBL
+
+/* ------------------------------------------------------------------------------- */
 /* variants                                                                          */
 
 typedef struct {
@@ -51,14 +95,17 @@ typedef struct {
     STRLEN      cklass_len;
     bool        kstr;       /* key is a string               */
     bool        vstr;       /* value is a string             */
+    const MGVTBL *mvtbl;    /* &hm_map_vtbl[id]              */
+    const MGVTBL *cvtbl;    /* &hm_cur_vtbl[id]              */
 } HmVariant;
 
 #define HM_V_ROW(id, SUF, pre, ks, vs) \
     { id, #SUF, #pre, HM_BASE_CLASS "::" #SUF, sizeof(HM_BASE_CLASS "::" #SUF) - 1,       \
-      HM_BASE_CLASS "::" #SUF "::Cursor", sizeof(HM_BASE_CLASS "::" #SUF "::Cursor") - 1, ks, vs },
+      HM_BASE_CLASS "::" #SUF "::Cursor", sizeof(HM_BASE_CLASS "::" #SUF "::Cursor") - 1, ks, vs, \
+      &hm_map_vtbl[id], &hm_cur_vtbl[id] },
 
 static const HmVariant hm_variants[HM_NVARIANTS + 1] = {
-    { 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0 },
+    { 0, NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL, NULL },
     HM_VARIANTS(HM_V_ROW)
 };
 #undef HM_V_ROW
@@ -66,15 +113,51 @@ static const HmVariant hm_variants[HM_NVARIANTS + 1] = {
 /* per-interpreter state: the class stashes, for the fast invocant check */
 #define MY_CXT_KEY "Data::HashMap::Shared::_guts" XS_VERSION
 typedef struct {
-    HV *stash[HM_NVARIANTS + 1];
+    HV *stash[HM_NVARIANTS + 1];    /* Data::HashMap::Shared::V         */
+    HV *cstash[HM_NVARIANTS + 1];   /* Data::HashMap::Shared::V::Cursor */
 } my_cxt_t;
 START_MY_CXT
 
 static void hm_init_cxt(pTHX_ my_cxt_t *cx) {
     int i;
-    cx->stash[0] = NULL;
-    for (i = 1; i <= HM_NVARIANTS; i++)
+    cx->stash[0] = cx->cstash[0] = NULL;
+    for (i = 1; i <= HM_NVARIANTS; i++) {
         cx->stash[i] = gv_stashpvn(hm_variants[i].klass, hm_variants[i].klass_len, GV_ADD);
+        cx->cstash[i] = gv_stashpvn(hm_variants[i].cklass, hm_variants[i].cklass_len, GV_ADD);
+    }
+}
+
+/* A new object: a blessed scalar (undef value) carrying `ptr` in our magic. */
+static SV *hm_new_object(pTHX_ HV *stash, const MGVTBL *vtbl, void *ptr) {
+    SV *obj = newSV_type(SVt_PVMG);
+    SV *rv = sv_2mortal(newRV_noinc(obj));
+    MAGIC *mg = sv_magicext(obj, NULL, PERL_MAGIC_ext, vtbl, (const char *)ptr, 0);
+    mg->mg_flags |= MGf_DUP;
+    (void)sv_bless(rv, stash);
+    return rv;
+}
+
+/* Our magic on `obj` (any SV), or NULL. */
+HM_COLD MAGIC *hm_magic_find(pTHX_ SV *obj, const MGVTBL *vtbl) {
+    return SvTYPE(obj) >= SVt_PVMG ? mg_findext(obj, PERL_MAGIC_ext, vtbl) : NULL;
+}
+
+/* The same for an object, or any SV of type PVMG or above (its body has the magic
+ * field): the first magic,
+ * where the constructor put it, is looked at inline; the rest of the chain (magic
+ * added later, e.g. the back-references of weaken) out of line. */
+HM_INLINE MAGIC *hm_magic_of_obj(pTHX_ SV *obj, const MGVTBL *vtbl) {
+    MAGIC *mg = SvMAGIC(obj);
+    if (LIKELY(mg && mg->mg_virtual == vtbl))
+        return mg;
+    return hm_magic_find(aTHX_ obj, vtbl);
+}
+
+/* The map handle behind the scalar `obj` (any SV) for variant `v`: NULL when it is no
+ * map object of that variant, or a destroyed one. */
+static HmMap *hm_handle_of(pTHX_ const HmVariant *v, SV *obj) {
+    MAGIC *mg = SvTYPE(obj) >= SVt_PVMG ? hm_magic_of_obj(aTHX_ obj, v->mvtbl) : NULL;
+    return mg ? (HmMap *)mg->mg_ptr : NULL;
 }
 
 /* ------------------------------------------------------------------------------- */
@@ -97,12 +180,8 @@ typedef struct {
 /* ------------------------------------------------------------------------------- */
 /* invocant                                                                          */
 
-HM_INLINE HmMap *hm_handle_of(SV *obj) {
-    return SvIOK(obj) ? INT2PTR(HmMap *, SvIVX(obj)) : NULL;
-}
-
 /* Is `self` a reference to an object of the variant's class (or a subclass)? Returns
- * the referenced scalar (which holds the handle) or NULL. No magic is called. */
+ * the referenced scalar (which carries the handle) or NULL. No magic is called. */
 HM_INLINE SV *hm_obj_of(pTHX_ const HmVariant *v, SV *self) {
     dMY_CXT;
     SV *obj;
@@ -116,28 +195,43 @@ HM_INLINE SV *hm_obj_of(pTHX_ const HmVariant *v, SV *self) {
     return sv_derived_from_pvn(self, v->klass, v->klass_len, 0) ? obj : NULL;
 }
 
-HM_COLD void hm_croak_invocant(pTHX_ const HmVariant *v, SV *self) {
-    if (hm_obj_of(aTHX_ v, self))
+/* Why `self` is refused (api.md 4): no object of the class; an object of the class
+ * that no constructor of this variant made (a blessed integer, a copy of the scalar,
+ * a hash); or one whose handle was released by DESTROY. Returns the handle when it
+ * is fine after all (our magic is not the first one). */
+HM_COLD HmMap *hm_self_slow(pTHX_ const HmVariant *v, SV *self) {
+    SV *obj = hm_obj_of(aTHX_ v, self);
+    MAGIC *mg;
+    if (!obj)
+        croak("Expected a %s object", v->klass);
+    mg = hm_magic_find(aTHX_ obj, v->mvtbl);
+    if (!mg)
+        croak("not a valid %s object", v->klass);
+    if (!mg->mg_ptr)
         croak("Attempted to use a destroyed %s object", v->klass);
-    croak("Expected a %s object", v->klass);
+    return (HmMap *)mg->mg_ptr;
 }
 
-/* The invocant check at the start of every instance operation. */
+/* The invocant check at the start of every instance operation. The common case, an
+ * object of exactly the class whose first magic is ours, costs the class compare as
+ * before, plus a load of the magic pointer, a load and compare of its vtable, and a
+ * load and test of mg_ptr (instead of the IOK test and the IV load). */
 HM_INLINE HmMap *hm_self(pTHX_ const HmVariant *v, SV *self) {
+    dMY_CXT;
     SV *obj;
-    HmMap *m;
+    MAGIC *mg;
     SvGETMAGIC(self);
-    obj = hm_obj_of(aTHX_ v, self);
-    if (UNLIKELY(!obj || !(m = hm_handle_of(obj))))
-        hm_croak_invocant(aTHX_ v, self);
-    return m;
+    if (LIKELY(SvROK(self) && SvOBJECT(obj = SvRV(self)) && SvSTASH(obj) == MY_CXT.stash[v->id]
+               && (mg = SvMAGIC(obj)) && mg->mg_virtual == v->mvtbl && mg->mg_ptr))
+        return (HmMap *)mg->mg_ptr;
+    return hm_self_slow(aTHX_ v, self);
 }
 
 /* After the arguments were converted: the invocant must still hold the same handle.
  * (Only needed when Perl code may have run: see HmConv.epoch.) */
 HM_INLINE void hm_recheck(pTHX_ OpCtx *c) {
     SV *obj = hm_obj_of(aTHX_ c->v, c->self);
-    if (UNLIKELY(!obj || hm_handle_of(obj) != c->m))
+    if (UNLIKELY(!obj || hm_handle_of(aTHX_ c->v, obj) != c->m))
         croak("%s object replaced or destroyed during the call", c->v->klass);
 }
 
@@ -161,6 +255,26 @@ HM_COLD void hm_croak_engine_as(pTHX_ const HmVariant *v, const char *what) {
 }
 
 #define HM_CHECK(rc) STMT_START { if (UNLIKELY((rc) < 0)) hm_croak_engine(aTHX_ c->v); } STMT_END
+
+/* ------------------------------------------------------------------------------- */
+/* paths                                                                             */
+
+/* Paths and memfd names reach the engine as C strings, which end at the first NUL:
+ * "x\0evil" would create "x". Refused, as Perl's own open refuses such a path. */
+static const char *hm_path_str_check(pTHX_ const char *p, STRLEN len, const char *klass,
+                                     const char *method, const char *what) {
+    if (UNLIKELY(memchr(p, '\0', len) != NULL))
+        croak("%s->%s: %s contains a NUL byte: %s", klass, method, what,
+              pv_display(sv_newmortal(), p, len, 0, 80));
+    return p;
+}
+
+/* The string of a defined path argument whose get-magic has run, checked as above. */
+static const char *hm_path_str(pTHX_ SV *sv, const char *klass, const char *method, const char *what) {
+    STRLEN len;
+    const char *p = SvPV_nomg(sv, len);
+    return hm_path_str_check(aTHX_ p, len, klass, method, what);
+}
 
 /* ------------------------------------------------------------------------------- */
 /* argument conversion (api.md 5.1)                                                   */

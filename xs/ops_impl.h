@@ -6,6 +6,7 @@
 #define HM_XS_OPS_IMPL_H
 
 #include <unistd.h>
+#include "xs/ctor_args.h"
 
 /* Convert arguments 1..n of the call. kinds[i] is 'k' (key of the variant), 'v'
  * (value of the variant), 'i' (plain integer) or 'u' (unsigned integer, e.g. a TTL:
@@ -704,7 +705,7 @@ static SSize_t op_unlink(pTHX_ OpCtx *c) {
         (void)SvPV_nomg_nolen(p);       /* the usual "uninitialized" warning */
         return hm_ret_bool(c, 0);
     }
-    path = SvPV_nomg_nolen(p);
+    path = hm_path_str(aTHX_ p, c->v->klass, "unlink", "path");
     return hm_ret_bool(c, unlink(path) == 0);
 }
 
@@ -717,15 +718,23 @@ typedef struct {
     SV       *map;          /* RV to the map object */
 } HmCurObj;
 
-/* The cursor behind `self`, or NULL (not a cursor of the class, or destroyed). No
+/* The magic of a cursor object `self` of the class (NULL: not a cursor of the class,
+ * or no constructor of this variant made it). mg_ptr is NULL once destroyed. No
  * croak, no magic. */
-static HmCurObj *hm_cur_peek(pTHX_ const HmVariant *v, SV *self) {
+static MAGIC *hm_cur_magic(pTHX_ const HmVariant *v, SV *self) {
+    dMY_CXT;
     SV *obj;
     if (!SvROK(self) || !SvOBJECT(obj = SvRV(self)))
         return NULL;
-    if (!sv_derived_from_pvn(self, v->cklass, v->cklass_len, 0) || !SvIOK(obj))
+    if (SvSTASH(obj) != MY_CXT.cstash[v->id] && !sv_derived_from_pvn(self, v->cklass, v->cklass_len, 0))
         return NULL;
-    return INT2PTR(HmCurObj *, SvIVX(obj));
+    return hm_magic_of_obj(aTHX_ obj, v->cvtbl);
+}
+
+/* The live cursor behind `self`, or NULL. */
+static HmCurObj *hm_cur_peek(pTHX_ const HmVariant *v, SV *self) {
+    MAGIC *mg = hm_cur_magic(aTHX_ v, self);
+    return mg ? (HmCurObj *)mg->mg_ptr : NULL;
 }
 
 static HmCurObj *hm_cur_self(pTHX_ const HmVariant *v, SV *self) {
@@ -735,20 +744,22 @@ static HmCurObj *hm_cur_self(pTHX_ const HmVariant *v, SV *self) {
     co = hm_cur_peek(aTHX_ v, self);
     if (co)
         return co;
-    if (SvROK(self) && SvOBJECT(obj = SvRV(self)) && sv_derived_from_pvn(self, v->cklass, v->cklass_len, 0))
+    if (hm_cur_magic(aTHX_ v, self))
         croak("Attempted to use a destroyed %s cursor", v->cklass);
+    if (SvROK(self) && SvOBJECT(obj = SvRV(self)) && sv_derived_from_pvn(self, v->cklass, v->cklass_len, 0))
+        croak("not a valid %s object", v->cklass);
     croak("Expected a %s object", v->cklass);
     return NULL;
 }
 
 /* The map handle a cursor works through (NULL once the map object was destroyed; the
  * reference may be gone already during global destruction). */
-static HmMap *hm_cur_map_or_null(pTHX_ HmCurObj *co) {
-    return SvROK(co->map) ? hm_handle_of(SvRV(co->map)) : NULL;
+static HmMap *hm_cur_map_or_null(pTHX_ const HmVariant *v, HmCurObj *co) {
+    return SvROK(co->map) ? hm_handle_of(aTHX_ v, SvRV(co->map)) : NULL;
 }
 
 static HmMap *hm_cur_map(pTHX_ const HmVariant *v, HmCurObj *co) {
-    HmMap *m = hm_cur_map_or_null(aTHX_ co);
+    HmMap *m = hm_cur_map_or_null(aTHX_ v, co);
     if (!m)
         croak("Attempted to use a destroyed %s object", v->klass);
     return m;
@@ -756,17 +767,14 @@ static HmMap *hm_cur_map(pTHX_ const HmVariant *v, HmCurObj *co) {
 
 static SSize_t op_cursor(pTHX_ OpCtx *c) {
     HmCurObj *co;
-    SV *obj, *rv;
+    dMY_CXT;
     HmCursor *cur = hm_cursor_new();
     if (!cur)
         croak("Failed to allocate cursor");
     Newx(co, 1, HmCurObj);
     co->cur = cur;
     co->map = newRV_inc(SvRV(c->self));
-    obj = newSViv(PTR2IV(co));
-    rv = sv_2mortal(newRV_noinc(obj));
-    (void)sv_bless(rv, gv_stashpvn(c->v->cklass, c->v->cklass_len, GV_ADD));
-    return hm_ret1(aTHX_ c, rv);
+    return hm_ret1(aTHX_ c, hm_new_object(aTHX_ MY_CXT.cstash[c->v->id], c->v->cvtbl, co));
 }
 
 /* (key, value) or (); scalar context: the value */
@@ -805,12 +813,12 @@ static SSize_t op_cursor_seek(pTHX_ OpCtx *c) {
 /* Frees the cursor (unregistering it from its map if that is still open) and drops
  * the map reference; ignores anything that is not a live cursor of the class. */
 static SSize_t op_cursor_DESTROY(pTHX_ OpCtx *c) {
-    SV *self = HM_ARG(c, 0);
-    HmCurObj *co = hm_cur_peek(aTHX_ c->v, self);
-    if (!co)
+    MAGIC *mg = hm_cur_magic(aTHX_ c->v, HM_ARG(c, 0));
+    HmCurObj *co;
+    if (!mg || !(co = (HmCurObj *)mg->mg_ptr))
         return 0;
-    SvIV_set(SvRV(self), 0);
-    hm_cursor_free(hm_cur_map_or_null(aTHX_ co), co->cur);
+    mg->mg_ptr = NULL;
+    hm_cursor_free(hm_cur_map_or_null(aTHX_ c->v, co), co->cur);
     SvREFCNT_dec(co->map);
     Safefree(co);
     return 0;
@@ -851,55 +859,38 @@ static HV *hm_ctor_stash(pTHX_ OpCtx *c) {
     return gv_stashsv(inv, GV_ADD);
 }
 
-/* a mortal NUL-terminated copy of a string argument, or NULL for undef */
-static const char *hm_ctor_str(pTHX_ SV *sv) {
+/* A mortal NUL-terminated copy of a string argument, or NULL for undef. `what`
+ * names the argument for the croak on a NUL byte, which the C string would cut. */
+static const char *hm_ctor_str(pTHX_ OpCtx *c, SV *sv, const char *method, const char *what) {
     STRLEN len;
     const char *p;
     SvGETMAGIC(sv);
     if (!SvOK(sv))
         return NULL;
     p = SvPV_nomg(sv, len);
-    return SvPVX(sv_2mortal(newSVpvn(p, len)));
+    p = SvPVX(sv_2mortal(newSVpvn(p, len)));
+    return hm_path_str_check(aTHX_ p, len, c->v->klass, method, what);
 }
 
 static SSize_t hm_ctor_bless(pTHX_ OpCtx *c, HV *stash, HmMap *m) {
-    SV *obj, *rv;
     if (!m)
         hm_croak_engine_as(aTHX_ c->v, "");
-    obj = newSViv(PTR2IV(m));
-    rv = sv_2mortal(newRV_noinc(obj));
-    (void)sv_bless(rv, stash);
-    return hm_ret1(aTHX_ c, rv);
+    return hm_ret1(aTHX_ c, hm_new_object(aTHX_ stash, c->v->mvtbl, m));
 }
 
 static SSize_t hm_ctor_finish(pTHX_ OpCtx *c, HV *stash, const HmOpen *o) {
     return hm_ctor_bless(aTHX_ c, stash, hm_open(o));
 }
 
-/* sizing arguments from stack position `from` on: max_entries, max_size, ttl,
- * lru_skip, arena_cap (read as unsigned; api 3.1) */
-static void hm_ctor_sizes(pTHX_ OpCtx *c, HmOpen *o, SSize_t from) {
-    HmConv cv;
-    cv.epoch = 0;
-    o->max_entries = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from));
-    if (c->items > from + 1) o->max_size  = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 1));
-    if (c->items > from + 2) o->ttl       = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 2));
-    if (c->items > from + 3) o->lru_skip  = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 3));
-    if (c->items > from + 4) o->arena_cap = hm_conv_uv(aTHX_ &cv, HM_ARG(c, from + 4));
-}
-
 static SSize_t op_new(pTHX_ OpCtx *c) {
     HmOpen o;
     HV *stash = hm_ctor_stash(aTHX_ c);
-    HmConv cv;
     Zero(&o, 1, HmOpen);
-    cv.epoch = 0;
     o.variant = (uint32_t)c->v->id;
     o.fd = -1;
-    o.path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
+    o.path = hm_ctor_str(aTHX_ c, HM_ARG(c, 1), "new", "path");
     o.backing = o.path ? HM_BACK_FILE : HM_BACK_ANON;
-    hm_ctor_sizes(aTHX_ c, &o, 2);
-    o.file_mode = c->items > 7 ? (uint32_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 7)) : 0600;
+    hm_ctor_args(aTHX_ c, &o, 2, 1);
     return hm_ctor_finish(aTHX_ c, stash, &o);
 }
 
@@ -910,9 +901,8 @@ static SSize_t op_new_memfd(pTHX_ OpCtx *c) {
     o.variant = (uint32_t)c->v->id;
     o.fd = -1;
     o.backing = HM_BACK_MEMFD;
-    o.path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
-    hm_ctor_sizes(aTHX_ c, &o, 2);
-    o.file_mode = 0600;
+    o.path = hm_ctor_str(aTHX_ c, HM_ARG(c, 1), "new_memfd", "name");
+    hm_ctor_args(aTHX_ c, &o, 2, 0);
     return hm_ctor_finish(aTHX_ c, stash, &o);
 }
 
@@ -940,17 +930,16 @@ static SSize_t op_new_sharded(pTHX_ OpCtx *c) {
     o.variant = (uint32_t)c->v->id;
     o.fd = -1;
     o.backing = HM_BACK_FILE;
-    o.path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
+    o.path = hm_ctor_str(aTHX_ c, HM_ARG(c, 1), "new_sharded", "path_prefix");
     shards = (uint64_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 2));
-    hm_ctor_sizes(aTHX_ c, &o, 3);
-    o.file_mode = c->items > 8 ? (uint32_t)hm_conv_uv(aTHX_ &cv, HM_ARG(c, 8)) : 0600;
+    hm_ctor_args(aTHX_ c, &o, 3, 1);
     return hm_ctor_bless(aTHX_ c, stash, hm_open_sharded(&o, shards));
 }
 
 /* Class->new_readonly($path) (api 3.5) */
 static SSize_t op_new_readonly(pTHX_ OpCtx *c) {
     HV *stash = hm_ctor_stash(aTHX_ c);
-    const char *path = hm_ctor_str(aTHX_ HM_ARG(c, 1));
+    const char *path = hm_ctor_str(aTHX_ c, HM_ARG(c, 1), "new_readonly", "path");
     if (!path)
         croak("%s->new_readonly: path is required", c->v->klass);
     return hm_ctor_bless(aTHX_ c, stash, hm_open_readonly((uint32_t)c->v->id, path));
@@ -958,15 +947,15 @@ static SSize_t op_new_readonly(pTHX_ OpCtx *c) {
 
 /* -- object lifetime ------------------------------------------------------------------ */
 
-/* Close the handle and zero the IV; silently ignore anything that is not an object of
- * the class (api 4). */
+/* Close the handle and forget it (later calls croak "destroyed"); silently ignore
+ * anything that is not a live object of the class (api 4). */
 static SSize_t op_DESTROY(pTHX_ OpCtx *c) {
-    SV *self = HM_ARG(c, 0);
-    SV *obj = hm_obj_of(aTHX_ c->v, self);
+    SV *obj = hm_obj_of(aTHX_ c->v, HM_ARG(c, 0));
+    MAGIC *mg;
     HmMap *m;
-    if (!obj || !(m = hm_handle_of(obj)))
+    if (!obj || !(mg = hm_magic_of_obj(aTHX_ obj, c->v->mvtbl)) || !(m = (HmMap *)mg->mg_ptr))
         return 0;
-    SvIV_set(obj, 0);
+    mg->mg_ptr = NULL;
     hm_close(m);
     return 0;
 }

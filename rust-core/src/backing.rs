@@ -282,7 +282,7 @@ fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
+pub(crate) fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
     // SAFETY: an all-zero stat is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: st is a valid out pointer.
@@ -290,6 +290,85 @@ fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
         return Err(errno());
     }
     Ok(st)
+}
+
+/// What `st_mode` says a file is, for messages: "a FIFO", "a socket", ...
+pub(crate) fn file_kind(mode: libc::mode_t) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFLNK => "a symbolic link",
+        _ => "a file of unknown type",
+    }
+}
+
+/// Why [`open_regular`] failed.
+pub(crate) enum OpenFail {
+    /// open(2) or fstat(2) failed with this errno.
+    Errno(i32),
+    /// The path names something other than a regular file (this kind, see [`file_kind`]).
+    NotRegular(&'static str),
+}
+
+impl OpenFail {
+    /// The engine error: `errno_what` prefixes an errno's text ("open(PATH)"); a special
+    /// file gives "PATH: not a regular file (a FIFO)".
+    pub(crate) fn error(self, errno_what: impl std::fmt::Display, p: &str) -> Error {
+        match self {
+            OpenFail::Errno(e) => Error::io(errno_what, e),
+            OpenFail::NotRegular(kind) => Error::arg(format!("{p}: not a regular file ({kind})")),
+        }
+    }
+}
+
+/// Opens `path` (`flags` | `O_NOFOLLOW` | `O_CLOEXEC` | `O_NONBLOCK`; `mode` for
+/// `O_CREAT`) and refuses anything but a regular file (a memfd is one too). Every open
+/// of a map path goes through here, so no path can make an open hang or hand us a
+/// FIFO, socket, directory or device:
+/// - `O_NONBLOCK`: opening a FIFO for reading would wait for a writer forever (and
+///   reading one opened read-write would too); with it, the open returns and the
+///   `fstat` below refuses the FIFO. On a regular file the flag changes nothing we
+///   use: reads and writes of regular files never block on Linux, and the kept
+///   descriptors are closed after mapping. (The one effect: a file under another
+///   process's lease (`F_SETLEASE`) fails with EWOULDBLOCK instead of waiting for
+///   the lease break.)
+/// - A path open(2) refuses because of what it is (a socket: ENXIO, a directory opened
+///   for writing: EISDIR, ...) is reported by kind too: `lstat` tells, for the message
+///   only. Symbolic links keep their ELOOP (api.md: `O_NOFOLLOW`).
+pub(crate) fn open_regular(
+    path: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> std::result::Result<(OwnedFd, libc::stat), OpenFail> {
+    let all = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    // SAFETY: path is NUL-terminated; mode is passed as the variadic mode_t (ignored
+    // without O_CREAT).
+    let fd = unsafe { libc::open(path.as_ptr(), all, mode as libc::c_uint) };
+    if fd < 0 {
+        let e = errno();
+        if e != libc::EEXIST && e != libc::ENOENT {
+            // SAFETY: an all-zero stat is a valid value to be overwritten.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: path is NUL-terminated; st is a valid out pointer.
+            if unsafe { libc::lstat(path.as_ptr(), &mut st) } == 0 {
+                let t = st.st_mode & libc::S_IFMT;
+                if t != libc::S_IFREG && t != libc::S_IFLNK {
+                    return Err(OpenFail::NotRegular(file_kind(st.st_mode)));
+                }
+            }
+        }
+        return Err(OpenFail::Errno(e));
+    }
+    let fd = owned(fd);
+    let st = fstat(fd.as_raw_fd()).map_err(OpenFail::Errno)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(OpenFail::NotRegular(file_kind(st.st_mode)));
+    }
+    Ok((fd, st))
 }
 
 fn euid() -> u32 {
@@ -396,38 +475,22 @@ fn open_file<F: Format>(path: &CStr, spec: &Spec, f: &F) -> Result<(Mapping, F::
     let p = disp(path);
     let mode = spec.file_mode & 0o7777;
     for _ in 0..100 {
-        // SAFETY: path is NUL-terminated; mode is passed as the variadic mode_t.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                mode as libc::c_uint,
-            )
-        };
-        let created = fd >= 0;
-        let fd = if created {
-            let fd = owned(fd);
-            // Exactly the requested mode, whatever the umask (api.md 3.1).
-            // SAFETY: fchmod on a descriptor we own.
-            if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
-                return Err(Error::io(format!("fchmod({p})"), errno()));
-            }
-            fd
-        } else {
-            let e = errno();
-            if e != libc::EEXIST {
-                return Err(Error::io(format!("create({p})"), e));
-            }
-            // SAFETY: path is NUL-terminated.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-            if fd < 0 {
-                let e = errno();
-                if e == libc::ENOENT {
-                    continue; // removed between our two opens: race again
+        let (fd, created) = match open_regular(path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
+            Ok((fd, _)) => {
+                // Exactly the requested mode, whatever the umask (api.md 3.1).
+                // SAFETY: fchmod on a descriptor we own.
+                if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
+                    return Err(Error::io(format!("fchmod({p})"), errno()));
                 }
-                return Err(Error::io(format!("open({p})"), e));
+                (fd, true)
             }
-            owned(fd)
+            Err(OpenFail::Errno(libc::EEXIST)) => match open_regular(path, libc::O_RDWR, 0) {
+                Ok((fd, _)) => (fd, false),
+                // removed between our two opens: race again
+                Err(OpenFail::Errno(libc::ENOENT)) => continue,
+                Err(f) => return Err(f.error(format!("open({p})"), &p)),
+            },
+            Err(f) => return Err(f.error(format!("create({p})"), &p)),
         };
         let raw = fd.as_raw_fd();
         // Serialises initialisation between processes; held only while opening. It must
@@ -525,13 +588,7 @@ fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f
 /// PROT_READ.
 pub fn open_readonly<F: Format>(path: &CStr, f: &F) -> Result<(Mapping, F::Info)> {
     let p = disp(path);
-    // SAFETY: path is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(Error::io(format!("open({p})"), errno()));
-    }
-    let fd = owned(fd);
-    let st = fstat(fd.as_raw_fd()).map_err(|e| Error::io(format!("fstat({p})"), e))?;
+    let (fd, st) = open_regular(path, libc::O_RDONLY, 0).map_err(|f| f.error(format!("open({p})"), &p))?;
     let size = st.st_size.max(0) as u64;
     let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("read({p})"), e))?;
     let (info, len) = f.check(&head, size, &p, true)?;
@@ -577,6 +634,10 @@ fn open_fd<F: Format>(fd: RawFd, f: &F) -> Result<(Mapping, F::Info)> {
     }
     let fd = owned(dup);
     let st = fstat(fd.as_raw_fd()).map_err(|e| Error::io("fstat", e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        // A FIFO or socket would give a confusing "file too small", a directory a read error.
+        return Err(Error::arg(format!("fd: not a regular file ({})", file_kind(st.st_mode))));
+    }
     let size = st.st_size.max(0) as u64;
     let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io("fd: read", e))?;
     let (info, len) = f.check(&head, size, "fd", false)?;

@@ -20,8 +20,11 @@
 //! - counters take the write lock (they promote and refresh the expiry).
 //! - expiry is lazy: readers skip expired entries; writers that meet one reclaim it
 //!   (counted in `stat_expired`), or revive it in place (`put`, `put_ttl`, `set_multi`).
-//! - every insert of a new key into an LRU map at `max_size` evicts one entry first.
+//! - every insert of a new key into an LRU map at `max_size` evicts one entry first,
+//!   and a write that finds no string space evicts until its strings fit
+//!   ([`evict`]: decisions 17).
 
+mod evict;
 pub(crate) mod format;
 mod repair;
 
@@ -187,8 +190,8 @@ impl Options {
         self.file_mode = mode;
         self
     }
-    /// An LRU map holding at most `max_size` entries; `lru_skip` percent of promotions
-    /// are skipped.
+    /// An LRU map holding at most `max_size` entries, and evicting when its arena is
+    /// full too; `lru_skip` percent of promotions are skipped.
     pub fn lru(mut self, max_size: u64, lru_skip: u64) -> Options {
         self.max_size = max_size;
         self.lru_skip = lru_skip;
@@ -786,7 +789,10 @@ impl Map {
     }
 
     /// Inserts or overwrites. False when a new key finds the table or the arena full,
-    /// or an overwrite finds no arena room (the old value is kept). An overwrite
+    /// or an overwrite finds no arena room (the old value is kept); on an LRU map a
+    /// full arena evicts least recently used entries instead, and only a write whose
+    /// strings could not fit even in an empty map (or, rarely, beyond the eviction
+    /// bound of a very large write: map/evict.rs) fails. An overwrite
     /// promotes (LRU) and resets a non-permanent expiry to the default (TTL); an
     /// expired entry is revived.
     ///
@@ -887,7 +893,7 @@ impl Map {
         let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.find_live(&t, h, &k, now) {
-            Some(i) if sh.replace_val(&t, i, &v) => {
+            Some(i) if sh.replace_val(&t, i, &v, now) => {
                 sh.hit(st, i, e, now);
                 true
             }
@@ -908,7 +914,7 @@ impl Map {
         let got = match sh.probe_live(&t, h, &k, now) {
             Probe::Found(i) => {
                 let old = sh.read_val(&t, i, &mut st.vbuf);
-                let ok = sh.replace_val(&t, i, &v);
+                let ok = sh.replace_val(&t, i, &v, now);
                 if ok {
                     sh.hit(st, i, Exp::Default, now);
                 }
@@ -1015,7 +1021,7 @@ impl Map {
         let _g = sh.write_mut()?;
         let t = sh.table()?;
         Ok(match sh.find_live(&t, h, &k, now) {
-            Some(i) if sh.val_eq(&t, i, &e) && sh.replace_val(&t, i, &d) => {
+            Some(i) if sh.val_eq(&t, i, &e) && sh.replace_val(&t, i, &d, now) => {
                 sh.hit(st, i, Exp::Default, now);
                 true
             }
@@ -1981,24 +1987,6 @@ impl Shared {
         }
     }
 
-    /// Evicts one entry by second chance (LRU maps); an expired victim counts as
-    /// expired, any other as an eviction.
-    fn evict_one(&self, t: &Table, now: u64) {
-        let Some(l) = self.lru_view() else { return };
-        let Some(v) = l.victim() else { return };
-        if v >= t.cap || !t.ctrl(v).is_full() {
-            // A damaged list (a dead writer's half-done relink): rebuild it; nothing is
-            // evicted this time.
-            self.repair_lru();
-            return;
-        }
-        let expired = self.expired(v, now);
-        self.remove_at(t, v);
-        // Relaxed load/store under the write lock (see h32).
-        let c = self.h64(if expired { off::EXPIRED } else { off::EVICTIONS });
-        c.store(c.load(Relaxed) + 1, Relaxed);
-    }
-
     /// Reclaims the expired entries of slots start..end; returns how many.
     fn flush_range(&self, t: &Table, start: usize, end: usize, now: u64) -> u64 {
         let mut n = 0;
@@ -2234,15 +2222,27 @@ impl Shared {
         }
     }
 
-    /// Stores a string: inline, or in a new arena block (None when the arena is full).
-    fn store_str(&self, b: &[u8], utf8: bool) -> Option<StrRef> {
-        if b.len() <= MAX_INLINE {
-            return Some(StrRef::inline(b, utf8));
-        }
+    /// Stores the strings of one write (an entry's key and / or value): inline, or in
+    /// new arena blocks, which on an LRU map may evict other entries to make room
+    /// (evict.rs; `keep`: the slot an overwrite writes). The references come back in
+    /// the same positions (`StrRef(0)` for an absent string). None when there is no
+    /// room: nothing was stored then.
+    fn store_strs(&self, t: &Table, strs: [Option<(&[u8], bool)>; 2], keep: Option<usize>, now: u64) -> Option<[StrRef; 2]> {
+        let long = |s: Option<(&[u8], bool)>| s.map_or(0, |(b, _)| if b.len() > MAX_INLINE { b.len() } else { 0 });
+        let lens = [long(strs[0]), long(strs[1])];
+        let offs = if lens == [0, 0] { [0; 2] } else { self.alloc_evicting(t, lens, keep, now)? };
         let a = self.arena();
-        let o = a.alloc(b.len())?;
-        a.write(o, b);
-        Some(StrRef::arena(o, b.len(), utf8))
+        let mut refs = [StrRef(0); 2];
+        for i in 0..2 {
+            let Some((b, u)) = strs[i] else { continue };
+            refs[i] = if lens[i] == 0 {
+                StrRef::inline(b, u)
+            } else {
+                a.write(offs[i], b);
+                StrRef::arena(offs[i], b.len(), u)
+            };
+        }
+        Some(refs)
     }
 
     fn free_str(&self, r: StrRef) {
@@ -2251,13 +2251,14 @@ impl Shared {
         }
     }
 
-    /// Overwrites slot `i`'s value; false (old value kept) when the arena is full.
-    fn replace_val(&self, t: &Table, i: usize, v: &V) -> bool {
+    /// Overwrites slot `i`'s value; false (old value kept) when there is no string
+    /// space for it (on an LRU map: not even after evicting, evict.rs).
+    fn replace_val(&self, t: &Table, i: usize, v: &V, now: u64) -> bool {
         match *v {
             V::Int(x) => t.set_val_word(i, x as u64),
             V::Str(b, u) => {
                 let old = StrRef(t.val_word(i));
-                let Some(new) = self.store_str(b, u) else { return false };
+                let Some([_, new]) = self.store_strs(t, [None, Some((b, u))], Some(i), now) else { return false };
                 // Crash order (repair.rs): the new string is written before the slot
                 // points to it, and the old one is freed only once nothing points to it.
                 fence(Release);
@@ -2275,7 +2276,7 @@ impl Shared {
         let t = self.table()?;
         Ok(match self.probe(&t, h, k) {
             Probe::Found(i) => {
-                let ok = self.replace_val(&t, i, v);
+                let ok = self.replace_val(&t, i, v, now);
                 if ok && self.extra {
                     self.hit(st, i, e, now);
                 }
@@ -2322,7 +2323,8 @@ impl Shared {
     /// Inserts an absent key whose probe found `vacant`: on an LRU map at max_size one
     /// entry is evicted first; grows or compacts when needed. The new entry goes to the
     /// LRU head with expiry `e` (Default: the default TTL). None when the map holds
-    /// max_entries already or the arena is full.
+    /// max_entries already or there is no string space (on an LRU map: not even after
+    /// evicting, evict.rs).
     #[allow(clippy::too_many_arguments)]
     fn insert_new(&self, st: &State, t: Table, vacant: usize, k: &K, h: u64, v: &V, e: Exp, now: u64) -> Option<usize> {
         // Relaxed loads under the write lock (see h32).
@@ -2341,22 +2343,24 @@ impl Shared {
             t = self.make_room(st, t, size as usize)?;
             slot = t.find_insert_slot(h)?;
         }
+        let ks = match *k {
+            K::Short(_, b, u) | K::Long(b, u) => Some((b, u)),
+            K::Int(_) => None,
+        };
+        let vs = match *v {
+            V::Str(b, u) => Some((b, u)),
+            V::Int(_) => None,
+        };
+        // On an LRU map this may evict (evict.rs); `slot` stays a valid place for the
+        // key, as for evict_one above.
+        let [kr, vr] = self.store_strs(&t, [ks, vs], None, now)?;
         let kw = match *k {
             K::Int(x) => x as u64,
-            K::Short(_, b, u) => StrRef::inline(b, u).0,
-            K::Long(b, u) => self.store_str(b, u)?.0,
+            _ => kr.0,
         };
         let vw = match *v {
             V::Int(x) => x as u64,
-            V::Str(b, u) => match self.store_str(b, u) {
-                Some(r) => r.0,
-                None => {
-                    if !self.kk.is_int() {
-                        self.free_str(StrRef(kw));
-                    }
-                    return None;
-                }
-            },
+            V::Str(..) => vr.0,
         };
         t.set_key_word(slot, kw);
         t.set_val_word(slot, vw);

@@ -37,8 +37,7 @@ use crate::layout::{self, off, ShardTag, FLAG_C_ROUTING, HEADER_SIZE, MAX_SHARDS
 use crate::map::{In, Map, Options, Out};
 use crate::variant::Kind;
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// How a set maps keys to shards.
@@ -300,8 +299,11 @@ fn exists(p: &CStr) -> bool {
 /// Is `path` one of our files converted from the C implementation whose shard count
 /// is not known yet? (A peek without the flock: adopt_c_shard re-checks under it.)
 fn unadopted_c(path: &CStr) -> bool {
-    std::fs::File::open(std::ffi::OsStr::from_bytes(path.to_bytes()))
+    // Not File::open: a FIFO at the path would block it (open_regular refuses it, and
+    // Map::open reports it).
+    crate::backing::open_regular(path, libc::O_RDONLY, 0)
         .ok()
+        .map(|(fd, _)| std::fs::File::from(fd))
         .and_then(|mut f| {
             let mut head = [0u8; off::STATIC_END];
             std::io::Read::read_exact(&mut f, &mut head).ok()?;
@@ -317,13 +319,7 @@ fn unadopted_c(path: &CStr) -> bool {
 /// nobody reads the header half-written. Anything else is left to `Map::open` (which
 /// reports unreadable or foreign files).
 fn adopt_c_shard(path: &CStr, i: u32, n: u32) -> Result<()> {
-    // SAFETY: path is NUL-terminated.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Ok(());
-    }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let Ok((fd, _)) = crate::backing::open_regular(path, libc::O_RDWR, 0) else { return Ok(()) };
     let raw = fd.as_raw_fd();
     loop {
         // SAFETY: flock on a descriptor we own (released when it closes).

@@ -57,6 +57,7 @@
 //! fit in a new map (…)", "PATH: corrupt table (duplicate keys: …)", "PATH: corrupt
 //! header (N live entries, more than max_size M)".
 
+use crate::backing::fstat;
 use crate::cformat::{self, CEntry, CFile};
 use crate::error::{errno, strerror, Error, ErrorKind, Result};
 use crate::layout::off;
@@ -116,16 +117,6 @@ fn cstr(p: &Path) -> Result<CString> {
         .map_err(|_| Error::new(ErrorKind::InvalidArgument, format!("{}: path contains a NUL byte", p.display())))
 }
 
-fn fstat(fd: RawFd) -> std::result::Result<libc::stat, i32> {
-    // SAFETY: an all-zero stat is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is an open descriptor; st is writable.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(errno());
-    }
-    Ok(st)
-}
-
 fn io_err(what: String, e: i32) -> Error {
     Error::new(ErrorKind::Io, format!("{what}: {}", strerror(e)))
 }
@@ -149,19 +140,9 @@ impl Drop for TmpGuard {
 pub fn upgrade(path: &Path) -> Result<Outcome> {
     let disp = path.display().to_string();
     let cpath = cstr(path)?;
-    // O_NONBLOCK: a FIFO planted at PATH must not block the open; it is refused below.
-    // SAFETY: cpath is NUL-terminated.
-    let fd =
-        unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    if fd < 0 {
-        return Err(io_err(format!("open {disp}"), errno()));
-    }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    let src = unsafe { OwnedFd::from_raw_fd(fd) };
-    let st = fstat(src.as_raw_fd()).map_err(|e| io_err(format!("fstat {disp}"), e))?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(Error::new(ErrorKind::InvalidArgument, format!("{disp}: not a regular file")));
-    }
+    // Never blocks (a FIFO planted at PATH), refuses anything but a regular file.
+    let (src, st) =
+        crate::backing::open_regular(&cpath, libc::O_RDONLY, 0).map_err(|f| f.error(format!("open {disp}"), &disp))?;
     let mut bytes = Vec::with_capacity(st.st_size.max(0) as usize);
     let mut file =
         std::fs::File::from(src.try_clone().map_err(|e| io_err(format!("dup {disp}"), e.raw_os_error().unwrap_or(0)))?);

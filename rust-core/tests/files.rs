@@ -197,6 +197,46 @@ fn interrupted_create_recovery() {
     assert_eq!(open_err(&o), format!("{}: bad magic (not a HashMap::Shared file)", p.display()));
 }
 
+/// A FIFO, a socket or a device at a map path, or their descriptors: refused at once
+/// with what they are. Opening a FIFO read-only would block until a writer comes, so
+/// each open runs in a thread and must finish within seconds.
+#[test]
+fn special_files_are_refused_without_blocking() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let fifo = tmp("special.fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: c is NUL-terminated.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let sock = tmp("special.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let null = PathBuf::from("/dev/null");
+    let within = |what: String, f: Box<dyn FnOnce() -> String + Send>| -> String {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_else(|_| panic!("{what} blocked"))
+    };
+    for (p, kind) in [(&fifo, "a FIFO"), (&sock, "a socket"), (&null, "a character device")] {
+        let want = format!("{}: not a regular file ({kind})", p.display());
+        let q = p.clone();
+        let e = within(format!("open {kind}"), Box::new(move || open_err(&Options::new(Variant::II, 10).file(&q))));
+        assert_eq!(e, want);
+        let q = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let e = within(
+            format!("open_readonly {kind}"),
+            Box::new(move || Map::open_readonly(&q, Variant::II).err().expect("opened").to_string()),
+        );
+        assert_eq!(e, want);
+    }
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO is left alone");
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let e = open_err(&Options::new(Variant::II, 10).from_fd(a.as_raw_fd()));
+    assert_eq!(e, "fd: not a regular file (a socket)");
+    let f = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+    let e = open_err(&Options::new(Variant::II, 10).from_fd(f.as_raw_fd()));
+    assert_eq!(e, "fd: not a regular file (a FIFO)");
+}
+
 #[test]
 fn open_errors() {
     let p = tmp("link.shm");
@@ -208,7 +248,7 @@ fn open_errors() {
     let d = tmp("a-dir");
     std::fs::create_dir_all(&d).unwrap();
     let e = open_err(&Options::new(Variant::II, 10).file(&d));
-    assert_eq!(e, format!("open({}): Is a directory", d.display()));
+    assert_eq!(e, format!("{}: not a regular file (a directory)", d.display()));
     let e = open_err(&Options::new(Variant::II, 10).file("/nonexistent-dir/x.shm"));
     assert_eq!(e, "create(/nonexistent-dir/x.shm): No such file or directory");
     let e = open_err(&Options::new(Variant::II, 10).file(""));

@@ -564,13 +564,13 @@ fn paths_that_are_not_c_files() {
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     // Not regular files.
     let e = upgrade_file(&dir).unwrap_err().to_string();
-    assert_eq!(e, format!("{}: not a regular file", dir.display()));
+    assert_eq!(e, format!("{}: not a regular file (a directory)", dir.display()));
     let fifo = dir.join("fifo");
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: c is NUL-terminated.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let e = upgrade_file(&fifo).unwrap_err().to_string();
-    assert_eq!(e, format!("{}: not a regular file", fifo.display()));
+    assert_eq!(e, format!("{}: not a regular file (a FIFO)", fifo.display()));
     // Our own format: already current, untouched.
     let ours = dir.join("ours.shm");
     {

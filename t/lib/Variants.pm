@@ -15,6 +15,7 @@ our @EXPORT = qw(
     narrow tmpdir tmppath
     is_true is_false warnings_of dies_like lives
     in_child child_result wait_all
+    hold_write_lock release_write_lock
     fixture_dir guard
 );
 
@@ -214,6 +215,33 @@ sub wait_all {
         push @res, [ $out, $err ];
     }
     return @res;
+}
+
+# Forks a process that opens a map with $open->() and holds the write lock (of the
+# shard of $key) until release_write_lock; returns once it holds it. The holder's
+# pid is $h->{pid}; reap it with waitpid after the release.
+sub hold_write_lock {
+    my ($open, $key) = @_;
+    pipe(my $held_r, my $held_w) or die "pipe: $!";
+    pipe(my $go_r, my $go_w) or die "pipe: $!";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        close $held_r;
+        close $go_w;
+        $open->()->_hold_write_lock($key, fileno($held_w), fileno($go_r));
+        POSIX::_exit(0);
+    }
+    close $held_w;
+    close $go_r;
+    sysread($held_r, my $byte, 1) == 1 or die "the holder did not take the lock\n";
+    return { pid => $pid, go => $go_w };
+}
+
+# Tells the holder to release the lock (it does so as soon as it runs).
+sub release_write_lock {
+    my $h = shift;
+    syswrite $h->{go}, 'x';
+    close $h->{go};
 }
 
 # The C implementation's sample files (read-only fixtures beside the repository).

@@ -2,7 +2,7 @@ package Data::HashMap::Shared;
 use strict;
 use warnings;
 
-our $VERSION = '0.17_01';
+our $VERSION = '1.00';
 
 require Carp;
 require XSLoader;
@@ -58,9 +58,8 @@ Data::HashMap::Shared - Type-specialized shared-memory hash maps for multiproces
 
 =head1 VERSION
 
-0.17_01, a development release. It implements the user-visible API of
-Data::HashMap::Shared 0.17 (the C/XS distribution) with a new engine written in
-Rust.
+1.00. It implements the user-visible API of Data::HashMap::Shared 0.17 (the
+C/XS distribution) with a new engine written in Rust.
 
 =head1 SYNOPSIS
 
@@ -107,6 +106,8 @@ Rust.
     use Data::HashMap::Shared::SS;
     my $cache = Data::HashMap::Shared::SS->new('/dev/shm/cache', 10000, 10000, 60);
     shm_ss_put $cache, $url, $body;             # evicts the least recently used if full
+    my $pages = Data::HashMap::Shared::SS->new('/dev/shm/pages',
+        { string_space => '64m', lru => 1 });   # or sized in bytes: 64 MiB of pages
     my $hit = shm_ss_get $cache, $url;          # undef once expired (or evicted)
     shm_ss_put_ttl $cache, 'session', $s, 3600; # a TTL of its own (0 = permanent)
     my $left = shm_ss_ttl_remaining $cache, 'session';
@@ -254,18 +255,39 @@ C<readonly>, C<path>, C<memfd>, C<sync> and C<unlink> have no keyword.
 
 All constructors are class methods, bless the object into the invocant class (so
 subclasses work) and croak on failure with a message
-"Data::HashMap::Shared::II: DETAIL". The object is a reference to a scalar that
-holds the engine's handle.
+"Data::HashMap::Shared::II: DETAIL". The object is a reference to a blessed
+scalar; the engine's handle is attached to that scalar where Perl code cannot
+reach it (ext magic), not stored as its value. Assigning to C<$$m> changes
+nothing, and a scalar no constructor made (a blessed integer, a copy of C<$$m>, a
+C<Storable::dclone>, a map of another variant reblessed into the class) is
+refused by every method and keyword with "not a valid Data::HashMap::Shared::II
+object" instead of being taken for an address (see
+L</ARGUMENTS AND RETURN VALUES>).
+
+Paths must name regular files. A FIFO, a socket, a directory or a device is
+refused at once, without waiting (opening a FIFO would wait for a writer
+forever) and without touching it: "PATH: not a regular file (a FIFO)"; the same
+for each shard file of C<new_sharded>, and for C<new_readonly> and
+C<upgrade_file>. A path, prefix or memfd name containing a NUL byte croaks
+C<< Data::HashMap::Shared::II->new: path contains a NUL byte: "x\0evil" >> (likewise
+C<new_sharded>'s C<path_prefix>, C<new_memfd>'s C<name>, C<new_readonly>,
+C<upgrade_file> and C<< Class->unlink >>): the system calls would see the path
+cut at the NUL, so Perl's own C<open> refuses such paths too.
 
 =head2 new
 
     my $m = Class->new($path, $max_entries);
     my $m = Class->new($path, $max_entries, $max_size, $ttl, $lru_skip,
                        $arena_cap, $file_mode);
+    my $m = Class->new($path, { string_space => '64m', lru => 1, ttl => 60 });
+    my $m = Class->new($path, $max_entries, { max_size => 5000 });
 
 Creates the map file C<$path>, or attaches to it if it exists. C<$path> undef
 makes an anonymous map: shared memory that has no name and is shared only with
-processes forked after its creation.
+processes forked after its creation. The sizing arguments come by position, or
+by name in a hash reference as the last argument (see L</Named options>), which
+gives those the positions before it did not. L</SIZING A MAP> says how much memory
+and disk a map takes.
 
 =over
 
@@ -293,8 +315,10 @@ keys (see L</LRU>); 0 (default) promotes on every write hit.
 
 =item C<$arena_cap>
 
-Bytes for string storage (string variants); 0 (default) sizes it from
-C<$max_entries>.
+Bytes for string storage (string variants), the "string space": keys and values
+of 8 bytes or more live there. 0 (default) sizes it from C<$max_entries>, 128
+bytes per entry; see L</SIZING A MAP>. Values beyond 4294967295 are clamped to it
+(the named option C<string_space> croaks instead).
 
 =item C<$file_mode>
 
@@ -311,9 +335,56 @@ arguments are read as unsigned integers: values above 4294967295 (including
 negative numbers) croak "max_entries N exceeds the maximum of 4294967295" (or
 C<lru_max>, C<ttl_default>, C<lru_skip>).
 
+=head2 Named options
+
+C<new>, C<new_memfd> and C<new_sharded> accept, as their last argument, a hash
+reference of named options. It gives the sizing arguments that no position before
+it gave; an undef value means the default.
+
+=over
+
+=item C<max_entries>, C<max_size>, C<ttl>, C<lru_skip>, C<file_mode>
+
+As the positional arguments of the same meaning (C<file_mode>: not for
+C<new_memfd>).
+
+=item C<string_space>
+
+The positional C<$arena_cap>: bytes for keys and values, as a number or as a
+number followed by C<k>, C<m> or C<g> (KiB, MiB, GiB): C<'64m'>. At most
+4294967295, at least 4096 (smaller values are raised to it). Without
+C<max_entries>, it implies one entry per 128 bytes (C<'64m'>: 524288 entries),
+the inverse of the default string space; integer-only variants ignore it.
+
+=item C<lru>
+
+True: an LRU map bounded at C<max_entries> entries (C<max_size> set to it), so
+that the string space is the bound that matters for large values. Give either
+C<lru> or C<max_size>.
+
+=back
+
+For example a cache of 256 MiB of pages, evicting the least recently used when
+full, whatever the number of pages:
+
+    my $cache = Data::HashMap::Shared::SS->new('/dev/shm/pages',
+        { string_space => '256m', lru => 1 });
+
+These croak, naming the problem: an unknown option ("unknown option 'colour'
+(known: max_entries, max_size, lru, ttl, lru_skip, string_space, file_mode)"), an
+option also given by position ("max_entries given twice (by position and by
+name)"), a value that is not a non-negative number ("option ttl: 'soon' is not a
+non-negative integer", "option string_space: '4t' is not a size (bytes, or a
+number followed by k, m or g)", "option max_size: -1 is negative"), a value out
+of range ("string_space 4294967296 exceeds the maximum of 4294967295"; file_mode
+at most 07777), no size at all ("max_entries is required (or string_space, ...)")
+and both C<lru> and C<max_size>. A blessed hash reference is not taken for
+options.
+
 =head2 new_memfd
 
     my $m = Class->new_memfd($name, $max_entries, $max_size, $ttl, $lru_skip, $arena_cap);
+    my $m = Class->new_memfd($name, { string_space => '16m', lru => 1 });
 
 A map in a memfd (C<memfd_create>, name C<$name> or "hashmap" when undef). The
 descriptor (C<< $m->memfd >>) can be inherited by C<fork>, passed over a Unix
@@ -325,13 +396,16 @@ same map with C<new_from_fd>. The memfd is sealed against growing and shrinking.
     my $m = Class->new_from_fd($fd);
 
 Opens the map in descriptor C<$fd> (a memfd from C<new_memfd>, or a map file
-opened read-write). The descriptor is duplicated; the caller keeps its own.
+opened read-write). The descriptor is duplicated; the caller keeps its own. A
+descriptor of anything but a regular file (memfds are regular files) croaks
+"fd: not a regular file (a socket)" (or C<a FIFO>, C<a directory>, ...).
 
 =head2 new_sharded
 
     my $m = Class->new_sharded($prefix, $shards, $max_entries);
     my $m = Class->new_sharded($prefix, $shards, $max_entries, $max_size, $ttl,
                                $lru_skip, $arena_cap, $file_mode);
+    my $m = Class->new_sharded($prefix, $shards, { string_space => '1g', lru => 1 });
 
 A set of C<$shards> independent maps in the files C<$prefix.0>, C<$prefix.1>, ...
 behind one handle; every operation works on it as on a single map. Each key lives
@@ -392,9 +466,11 @@ map). Every mutator croaks on engine errors, e.g. "key too long (max 1GB)".
 =item put($key, $value) → bool
 
 Insert or overwrite. False only when a new key does not fit (table at its maximum
-capacity, or string arena full). An overwrite promotes the entry (LRU) and
-resets its expiry to now + the default TTL unless it is permanent; an expired
-entry is revived. A new key on a full LRU map evicts one entry first.
+capacity, or string space full) or an overwrite's value does not fit (the old
+value is kept). An overwrite promotes the entry (LRU) and resets its expiry to
+now + the default TTL unless it is permanent; an expired entry is revived. On an
+LRU map a new key at C<$max_size> evicts one entry first, and a full string space
+evicts until the strings fit (see L</LRU>, L</SIZING A MAP>).
 
 =item get($key) → value | undef
 
@@ -671,9 +747,11 @@ a thread sees a reference to undef.
 
 =head1 LRU
 
-A map created with C<$max_size> E<gt> 0 holds at most that many entries. It keeps
-them in a recency list (most recently inserted or written first) plus one
-"accessed" bit per entry, and evicts with the clock (second chance) algorithm:
+A map created with C<$max_size> E<gt> 0 holds at most that many entries, and no
+more than its string space holds: it is a cache, whose writes make room by
+evicting instead of failing. It keeps the entries in a recency list (most
+recently inserted or written first) plus one "accessed" bit per entry, and
+evicts with the clock (second chance) algorithm:
 
 =over
 
@@ -685,6 +763,14 @@ C<stat_evictions>, or in C<stat_expired> if it had expired anyway). Every
 inserting operation does this: C<put>, C<put_ttl>, C<add>, C<add_ttl>, C<swap>,
 C<get_or_set>, C<set_multi>, the counters. If C<$max_size> is larger than the
 table can hold, inserts simply fail once the table is full.
+
+=item * A write whose key or value (8 bytes or more) finds no room in the string
+space evicts the same way, one entry at a time, until the string fits: inserts,
+overwrites (C<put>, C<update>, C<swap>, C<cas>, ...) and counters with a new long
+key alike. An overwrite never evicts the entry it writes. A string that could
+not fit even if the map held nothing else is refused at once, evicting nothing;
+and one call evicts at most 32 entries, or beyond that entries worth 8 times the
+bytes it needs: see L</SIZING A MAP> for what that bound means.
 
 =item * C<get> and C<get_with_ttl> set the accessed bit, without a lock and
 without moving the entry, so LRU lookups stay as cheap as plain ones.
@@ -882,13 +968,118 @@ message.
 file that was scribbled over makes C<new> croak or makes operations return wrong
 but safe answers, never a crash or an endless loop.
 
+=item * B<Stopped writers.> A writer that is stopped inside the lock (C<SIGSTOP>,
+a debugger, swapped out, or descheduled on a busy machine) is alive, so nobody
+takes its lock over: other writers wait for it, and so do plain C<get> readers.
+Readers take no lock and never wait for each other, but a read that finds a write
+in progress retries, and after a bounded number of tries (so that a stream of
+writes cannot starve it) waits for the write lock like a read lock does.
+"Lock-free" means that readers take no lock, not that a writer can never delay
+them. The stall ends when the writer continues (or dies: then its lock is taken
+over as above).
+
+=item * B<Truncated files.> A map file is memory-mapped. If another process
+truncates it while it is mapped, the next access to the cut pages raises SIGBUS
+in every program using the map: that is how C<mmap> works, and no library can
+catch it for the program. Only those who may write the file can do it, so
+protect map files with permissions: create them with a C<$file_mode> that lets
+only the programs sharing the map write (the default 0600: the owner; 0660 and a
+common group for several users), in a directory only they can write (a directory
+of your own under F</dev/shm>, mode 0700 or 0770, rather than F</dev/shm>
+itself), so that nobody else can truncate the file or put another file in its
+place for the next C<new>. Maps made by C<new_memfd> are sealed against shrinking
+and growing, so even a process that has their descriptor cannot cut them;
+anonymous maps have no name anyone could open.
+
+=item * B<When C<verify> reports problems.> A crash does not leave problems for
+C<verify> once a writer has run: the writer that takes over from a dead one
+repairs the map before its own write. Right after a writer was killed, while
+only readers have used the map, C<verify> may report what the next writer
+repairs (an interrupted resize, counts that disagree with the table): do one
+write (any C<put>) and verify again. A problem that remains means the file was
+damaged from outside (another program wrote into it, a storage or memory fault)
+or a bug: the map goes on working without crashing, but lookups may miss
+entries or find wrong ones. Stop the programs that use the map, save what can be
+read (C<hashmap-shared dump -o saved.jsonl FILE>), move the damaged file aside
+(keep it to report the problem), create the map anew from the dump
+(C<hashmap-shared load -i saved.jsonl FILE>), and start the programs again.
+If nothing outside the library can have touched the file, please report it
+with the C<verify> output.
+
 =back
 
 The limit: a process that dies holding the lock while its pid is immediately
 reused by a new live process looks alive; its waiters wait until that process
-exits. F<doc/TESTING.md> describes the kill torture (F<t/crash-torture.t>, 300
-rounds in F<xt/crash-torture.t>), the corruption fuzzers, and how to run the suite
+exits. The distribution's F<doc/TESTING.md> (see L</FILES IN THE
+DISTRIBUTION>) describes the kill torture (F<t/crash-torture.t>, 300 rounds in
+F<xt/crash-torture.t>), the corruption fuzzers, and how to run the suite
 under valgrind and the engine under AddressSanitizer.
+
+=head1 FORK AND PREFORKING SERVERS
+
+A handle opened before C<fork> works in the child. This holds for every kind of
+map: file-backed (C<new>, C<new_sharded>, C<new_readonly>), memfd and
+anonymous. The mapping is shared (C<MAP_SHARED>), so the parent and all its
+children use the same map, not copies; the engine notices the fork (a
+C<pthread_atfork> handler) and the child takes a reader slot of its own the
+first time it takes the read lock (lookups take none). Locks are not inherited: the engine holds a lock only inside a
+call, never while Perl code runs, and the child tells its copy of the parent's
+lock state apart from its own.
+
+So in a preforking server (Starman, Apache with mod_perl's prefork MPM,
+Parallel::ForkManager, a plain C<fork> loop) either way works:
+
+=over
+
+=item * open the map in the parent before the workers are forked (at load
+time, e.g. in the app's startup code or C<PerlPostConfigRequire>): every worker
+inherits it, opening costs nothing per worker, and an anonymous or memfd map
+can only be shared this way;
+
+=item * or open it in each worker after the fork (lazily, on first use): each
+worker then has its own descriptor and mapping of the same file.
+
+=back
+
+What a child must not do:
+
+=over
+
+=item * B<Expect its handle's iteration state to be shared.> The position of
+C<each>, the cursors and a sharded handle's C<pop>/C<shift> rotation are
+per process and copied at the fork: a child that calls C<each> on an inherited
+handle continues from where the parent was, independently of it. To split work
+between processes use C<pop>, C<shift> or C<drain> (each entry goes to one
+process), or give each worker its own keys.
+
+=item * B<Remove or freeze the map by accident.> C<unlink>, C<freeze> and
+C<clear> act on the shared map, for every process: a worker that calls
+C<< $map->unlink >> in its cleanup code removes the file for the whole server
+(the open handles keep working, but the next C<new> creates a new, empty map).
+Leave that to the parent, at shutdown. A child's exit is harmless, however it
+exits (C<exit>, C<POSIX::_exit>, a signal): it closes the child's handles
+only, and never touches the parent's reader slot or locks.
+
+=item * B<Use the handle after C<exec>.> A program started with C<exec> has
+no mapping and no handle; it opens the map by its path, or, for a memfd map,
+through the descriptor: clear its close-on-exec flag before the C<exec> and
+call C<new_from_fd> in the new program (see L</new_memfd>).
+
+=item * B<Live in another PID namespace.> A child started in a new PID
+namespace (C<unshare --pid --fork>, a container) must not use the map while
+processes of the parent's namespace do (see L</CRASH SAFETY>): liveness checks
+of lock holders compare pids, which mean nothing across namespaces.
+
+=item * B<Fork without the C library.> Children made by Perl's C<fork>
+(C<fork(2)> through the C library) are handled. A child made by a raw
+C<clone> system call (C<syscall(SYS_clone, ...)>) skips the C<pthread_atfork>
+handlers, would share its parent's reader slot and identity, and must not use
+inherited handles.
+
+=back
+
+Threads are another matter: handles are not cloned into new Perl threads
+(C<CLONE_SKIP>), so each thread opens its own (see L</DESTROY>).
 
 =head1 ARGUMENTS AND RETURN VALUES
 
@@ -901,8 +1092,13 @@ runs before the engine is called, never while it holds a lock.
 If an argument's magic destroys or replaces the map object during the call, the
 call croaks "Data::HashMap::Shared::II object replaced or destroyed during the
 call" instead of touching a released map. A wrong invocant croaks "Expected a
-Data::HashMap::Shared::II object"; one that was explicitly destroyed croaks
-"Attempted to use a destroyed Data::HashMap::Shared::II object".
+Data::HashMap::Shared::II object"; an object of the class that no constructor
+made (a blessed integer or hash, a copy of the object's scalar, a clone, another
+variant's map reblessed) croaks "not a valid Data::HashMap::Shared::II object";
+one that was explicitly destroyed croaks "Attempted to use a destroyed
+Data::HashMap::Shared::II object". Cursors say the same with their class
+(C<Data::HashMap::Shared::II::Cursor>). The check costs about four machine
+instructions per call (the handle is the first magic of the object's scalar).
 
 Methods that return lists return the last element in scalar context (or undef),
 as XS methods do: C<< my $x = $m->keys >> is a key, not a count.
@@ -917,12 +1113,43 @@ encodings. Strings may contain any bytes, NUL included; each may be up to
 1073741823 bytes. Strings of up to 7 bytes are stored inside the table slot;
 longer ones in the string arena.
 
+=head2 Storing Perl data structures
+
+Values are strings or integers, never references: a hash or array reference
+stored as a value would be stored as its address ("HASH(0x...)"), meaningless in
+another process. Serialise the structure into an SS (or IS, SI...) map and
+thaw it on the way out:
+
+    use Storable qw(nfreeze thaw);
+    $map->put($user_id, nfreeze({ name => 'Ann', roles => [qw(admin ops)] }));
+    my $user = thaw($map->get($user_id));
+
+C<nfreeze> (network order) keeps the bytes readable on another architecture;
+L<JSON::PP> (core) suits maps that programs in other languages read too. The
+Cookbook's "Storing Perl data structures" recipe shows both, with the
+caveats (a serialised value is copied whole on every get and put: keep values
+small, or split a large structure over several keys).
+
 =head1 INSTALLATION
 
-Needs Linux, a Perl with 64-bit integers on a little-endian machine (5.22 or
-later), L<XS::Parse::Keyword> 0.33 or later (Debian 12:
-C<apt-get install libxs-parse-keyword-perl>) and a Rust toolchain (cargo, Rust
-1.77 or later) to build the engine. Then, from the unpacked tarball:
+    cpanm Data::HashMap::Shared        # or: cpan Data::HashMap::Shared
+
+It needs Linux, a Perl 5.22 or later with 64-bit integers on a little-endian
+machine, L<XS::Parse::Keyword> 0.33 or later (installed by C<cpanm>; Debian 12:
+C<apt-get install libxs-parse-keyword-perl>) and, to build the engine, Rust 1.77
+or later with cargo: install it with rustup (L<https://rustup.rs>; Debian 12's
+own rustc, 1.63, is too old). Where one of these is missing, C<perl
+Makefile.PL> says so in a line that starts with "NA:" (or "OS unsupported"),
+e.g.
+
+    NA: Data::HashMap::Shared needs Rust >= 1.77 (cargo not found: install Rust ...)
+
+and stops without writing a Makefile, so that installers and CPAN testers
+report the distribution as not applicable to the machine rather than broken.
+A cargo that is not the one on the C<PATH> is named in C<CARGO>:
+C<CARGO=$HOME/.cargo/bin/cargo cpanm Data::HashMap::Shared>.
+
+By hand, from the unpacked tarball:
 
     perl Makefile.PL
     make
@@ -931,9 +1158,119 @@ C<apt-get install libxs-parse-keyword-perl>) and a Rust toolchain (cargo, Rust
     perl -Mblib eg/demo.pl        # before installing: workers counting into one map
 
 The release tarball carries the Rust crates the engine needs, so the build makes
-no network access (cargo runs with C<--offline>). The engine's own Rust test
-suite (C<cargo test --release --locked>) runs from a git checkout, which has the
-test dependencies.
+no network access (cargo runs with C<--offline>). The installed F<Shared.so>
+carries no debug information (about 2 MB); C<HMS_DEBUG_INFO=1 perl
+Makefile.PL> keeps it (about 8 MB), for profilers that attribute costs to
+source lines (callgrind, C<perf annotate>). The engine's own Rust test suite
+(C<cargo test --release --locked>) runs from a git checkout, which has the test
+dependencies.
+
+=head1 SIZING A MAP
+
+A map is one file (or memfd, or anonymous mapping) whose size is fixed when it is
+created, from C<max_entries>, the string space and the options. The file is
+sparse: memory and disk are used only where entries have been written, so a map
+sized for the worst case costs little until it fills (its size on disk, C<du>,
+grows with use; C<ls> shows the full size from the start).
+
+=head2 The table: max_entries
+
+The table has a power-of-two number of slots (its capacity) and holds at most 7/8
+of them. C<$max_entries> is rounded up so that the largest table holds at least
+that many: the capacity is the smallest power of two of at least C<$max_entries>
+* 8/7 (and at least 16), and C<max_entries> reports 7/8 of it. So
+C<new($path, 10_000)> guarantees 14336 entries (16384 slots), 100_000 gives 114688
+(131072 slots) and 1_000_000 gives 1835008 (2097152 slots). The table starts at
+16 slots, doubles as entries arrive and shrinks when most are removed.
+
+=head2 Bytes per entry
+
+Every slot of the largest table is reserved in the file, whether the table has
+grown to it or not:
+
+    variant                      bytes per slot   + LRU   + TTL
+    I16                          5                +9      +4
+    I32                          9                +9      +4
+    II                           17               +9      +4
+    I16S I32S IS SI16 SI32 SI SS 17               +9      +4
+
+(a slot's key and value, and one control byte). Per guaranteed entry that is
+8/7 of it: 19.4 bytes for II or a string variant, plus 10.3 for LRU, 4.6 for TTL;
+per I<requested> entry up to twice that, from the rounding to a power of two.
+String variants add the string space.
+
+=head2 The string space
+
+Keys and values of 8 bytes and more (in string variants) live in the string
+space (the C<arena_cap> accessor; shorter strings are kept in the slot). A string
+of C<n> bytes takes a block of the next power of two (at least 16 bytes): 100
+bytes take 128, 1000 take 1024, 3000 take 4096. Freed blocks are reused, and
+freeing every string gives the whole space back in one piece. The space also has
+a bitmap of 1 bit per 16 bytes (1/128 of it).
+
+Its default is 128 bytes per I<requested> entry (C<new($path, 10_000)>: 1,280,000
+bytes), at least 4096: room, per requested entry, for a key and a value of up to
+64 bytes each. For larger
+strings, size it in bytes: C<$arena_cap> by position or C<string_space> by name
+(see L</Named options>), up to 4294967295 bytes. Think of it as
+L<Cache::FastMmap>'s C<cache_size>: a cache of 1 kB pages needs about 1 kB per
+page it should hold (C<< { string_space => '64m', lru => 1 } >> keeps about
+64,000 pages of 1000 bytes).
+
+=head2 File sizes
+
+C<mmap_size> (the file's size), measured for maps created with C<new($path, N)>
+and the default string space:
+
+    N          II, plain / LRU / TTL     string variants, plain / LRU / TTL
+    10,000     0.34 / 0.48 / 0.40 MiB    1.57 / 1.71 / 1.63 MiB
+    100,000    2.20 / 3.32 / 2.70 MiB    14.50 / 15.62 / 15.00 MiB
+    1,000,000  34.07 / 52.07 / 42.07 MiB 157.10 / 175.10 / 165.10 MiB
+
+I16 takes 10.07 MiB and I32 18.07 MiB at 1,000,000 (plain). With LRU and TTL
+both, add both increments. The string variants' figures are mostly string space
+(122 MiB of the 157 at 1,000,000). What the files use on disk, measured: an empty
+map takes 20-70 KiB whatever its size; an II map of 1,000,000 entries 34 MiB; an
+SS map of 1,000,000 entries with keys and values of 9 to 20 bytes 80 MiB of its
+157.
+
+=head2 When a map is full
+
+"Full" means one of two things: the table holds C<max_entries> entries (or an
+LRU map holds C<$max_size>), or the string space has no free block large enough
+for a string being written. What then happens:
+
+=over
+
+=item * B<Maps without LRU> refuse the write and change nothing: C<put>, C<add>,
+C<update>, C<cas> return false, C<swap> and C<get_or_set> undef, C<set_multi>
+counts only what it stored, and the counters croak ("increment failed") for a
+new key. An overwrite whose new value does not fit keeps the old one. Reads,
+removes and counters on existing keys work as always.
+
+=item * B<LRU maps> make room: an insert at C<$max_size> entries evicts one
+entry, and a write that finds no room for its strings evicts entries from the
+least recently used end until they fit (see L</LRU>), counting each in
+C<stat_evictions>. Such a write fails only when its strings could not fit even in
+an empty map (the string is larger than the whole space, or, for an overwrite,
+does not fit beside the entry's own key and old value): it is then refused at
+once, evicting nothing. A table that holds C<max_entries> entries (possible only
+when C<$max_size> is larger) refuses inserts as a plain map does.
+
+=back
+
+One write evicts at most 32 entries, or beyond that entries worth 8 times the
+bytes it needs, so that its cost is proportional to what it writes, never to the
+size of the map. In a cache whose values are of similar sizes, one or two
+evictions make room. The bound matters only for a value far larger than the
+entries around it, in a string space fragmented by them: a free block of 256 KiB
+needs every small string inside those 256 KiB gone, and least recently used is
+not the same as nearby. Such a write can fail (like a write to a full plain map)
+although an empty map would hold it; the entries it evicted stay evicted, so a
+retry finds more room. A write succeeds as soon as it has evicted a string at
+least as large as its own, and an insert into a map of up to 32 entries succeeds
+whenever an empty map would hold it. If your values vary that much, give the
+large ones a map of their own.
 
 =head1 LIMITS
 
@@ -945,8 +1282,8 @@ given map guarantees. The size arguments of the constructors must be at most
 4294967295.
 
 =item * Strings: each key or value up to 1073741823 bytes; all of a map's long
-strings (8 bytes and more) share its arena of at most 4294967295 bytes
-(C<arena_cap>).
+strings (8 bytes and more) share its string space of at most 4294967295 bytes
+(C<arena_cap>, see L</SIZING A MAP>).
 
 =item * TTL: up to 4294967293 seconds per entry; expiry has a resolution of one
 second. C<lru_skip>: 0-99.
@@ -957,6 +1294,17 @@ reader slot of their own (the others share the slow path).
 =item * Platform: Linux, 64-bit little-endian Perl. The files are not portable to
 big-endian machines.
 
+=item * Stopped writers: a writer stopped inside the lock delays the other
+writers and the readers of that map (or shard) until it continues; see
+L</CRASH SAFETY>.
+
+=item * Mapped files: truncating a map file under running programs raises SIGBUS
+in them; permissions are the protection, and C<new_memfd> maps are sealed against
+it (see L</CRASH SAFETY>).
+
+=item * Paths: regular files only (no FIFOs, sockets, directories or devices),
+and no NUL bytes in paths or memfd names.
+
 =back
 
 =head1 EXAMPLES AND RECIPES
@@ -965,8 +1313,8 @@ L<Data::HashMap::Shared::Cookbook> has recipes (shared counters, memoize across
 workers, LRU cache, rate limiter, work queue, heartbeat map, leaderboard, memfd
 hand-off, aggregator, feature flags with freeze, sharded counter, cursor walk,
 inspection from the shell, a Rust program sharing a map with Perl); the
-distribution's F<eg/> directory has one runnable script per Perl recipe, and
-F<eg/demo.pl> a first demonstration:
+distribution's F<eg/> directory (see L</FILES IN THE DISTRIBUTION>) has one
+runnable script per Perl recipe, and F<eg/demo.pl> a first demonstration:
 
     perl -Mblib eg/demo.pl 4 20000
 
@@ -976,14 +1324,20 @@ L<hashmap-shared> inspects and edits map files from the shell, in the manner of
 LMDB's mdb_stat, mdb_dump and mdb_load:
 
     hashmap-shared stat FILE          # variant, geometry, options, counters, lock
+    hashmap-shared stat --json FILE   # the same and more, one JSON object (monitoring)
+    hashmap-shared stat -p FILE       # also the processes attached to the map
     hashmap-shared dump FILE > F.jsonl
     hashmap-shared load --max-entries 1000000 NEWFILE < F.jsonl
     hashmap-shared get FILE KEY       # also put, remove, verify
 
 Dumps are JSON lines that keep every byte and UTF-8 flag and the remaining TTLs.
-Given the prefix of a shard set (the files F<PREFIX.0>, F<PREFIX.1>, ...) every
-command works on the whole set (C<stat> adds one line per shard, C<load --shards N>
-creates a set); frozen maps are opened read-only.
+A dump streams: its memory does not grow with the map and writers are never
+held up for more than the read of one entry (it is not a snapshot of one
+instant: see C<dump> in L<hashmap-shared>). Given the prefix of a shard set
+(the files F<PREFIX.0>, F<PREFIX.1>, ...) every command works on the whole set
+(C<stat> adds one line per shard, C<load --shards N> creates a set); frozen
+maps are opened read-only. Exit status 0 means success, 1 "not found" (or
+problems found by C<verify>), 2 an error.
 
 =head1 RUST API
 
@@ -995,13 +1349,15 @@ can share one map:
     let mut hits = Map::open(&Options::new(Variant::SI, 100_000).file("/dev/shm/hits"))?;
     hits.incr_by(In::Str(b"/index.html", false), 1)?;
 
-C<cargo doc --no-deps -p hashmap-shared --open> shows its documentation, with
-examples that run as tests. F<rust-core/interop/src/main.rs> is a complete
+In the distribution (see L</FILES IN THE DISTRIBUTION>), C<cargo doc --no-deps
+-p hashmap-shared --open> shows its documentation, with examples that run as
+tests. F<rust-core/interop/src/main.rs> is a complete
 program; F<t/rust-interop.t> has it write maps that Perl reads, read maps that
 Perl writes, and count into one map together with Perl.
 
 =head1 BENCHMARKS
 
+The benchmarks are in the distribution (see L</FILES IN THE DISTRIBUTION>).
 F<bench/vs.pl> measures throughput at the Perl level against a Perl hash,
 Hash::SharedMem, LMDB_File, BerkeleyDB and Cache::FastMmap (those that are
 installed), in one run on one machine, so that the ratios are comparable:
@@ -1074,6 +1430,11 @@ values, context rules and error messages are the same. These are the places wher
 this implementation deliberately differs.
 
 =over
+
+=item * B<A cache stays a cache.> On an LRU map, a full string space evicts
+from the LRU tail like a full map does (see L</SIZING A MAP>); the C version
+refuses the write and evicts nothing. Maps can be sized in bytes
+(C<string_space>, named constructor options).
 
 =item * B<Own file format.> Files have their own magic and format version and
 record the variant, geometry, options and the engine version that created them.
@@ -1177,11 +1538,578 @@ the bits that pick its slot (the C version uses the low bits of the same unseede
 hash for both). C<each> chains the shards from shard 0 with a pointer of its own
 (the C version shares it with C<pop>/C<shift>, so mixing them perturbs C<each>).
 
+=item * B<Handles cannot be forged.> The engine pointer lives in magic that only
+the constructors attach, not in the object's scalar: overwriting C<$$m>, blessing
+an integer, or using a copy of the scalar after the original was freed croaks
+"not a valid Data::HashMap::Shared::II object" instead of using whatever number
+the scalar holds as an address.
+
+=item * B<Only regular files, only whole paths.> A FIFO, socket, directory or
+device where a map file is expected is refused at once instead of being
+opened (a FIFO would block the open forever), and a NUL byte in a path croaks
+instead of silently cutting the path (C<new("x\0evil")> would create C<x>).
+
 =item * B<Read-only handles really are read-only.> C<new_readonly> maps the file
 read-only and never locks or writes, so it works on files the process cannot
 write.
 
 =back
+
+=head1 DIAGNOSTICS
+
+Errors are exceptions (C<croak>), with the caller's file and line appended by
+Perl; this module emits no warnings of its own. In the messages below
+I<Class> is the class the call was made on (C<Data::HashMap::Shared::SS>),
+I<PATH> the map file (for a shard, C<PREFIX.N>; C<fd> for C<new_from_fd>), and
+I<ERROR> the system's description of a failed system call ("No such file or
+directory", "Permission denied", "No space left on device": C<$!>'s words).
+Constructors put "I<Class>: " before the engine's messages; other methods croak
+with the engine's message as it is, except "I<Class>: map is frozen
+(read-only)". Code that matches messages can rely on the words that api.md
+keeps stable: C<variant mismatch>, C<version mismatch>, C<bad magic>,
+C<TTL-enabled>, C<even number>, C<increment failed>, C<frozen>, C<read-only>,
+C<required>, C<num_shards>, C<max_entries>.
+
+=head2 Opening and creating a map
+
+=over
+
+=item I<Class>: create(I<PATH>): I<ERROR>
+
+C<new> could not create the file: its directory does not exist ("No such file or
+directory"), is not writable ("Permission denied"), or is on a read-only file
+system. Create the directory or choose another path (F</dev/shm> for maps that
+need not survive a reboot).
+
+=item I<Class>: I<PATH>: not a regular file (I<KIND>)
+
+=item I<Class>: fd: not a regular file (I<KIND>)
+
+The path (or the descriptor given to C<new_from_fd>) names a FIFO, a socket, a
+directory or a device, not a map file. Maps live in regular files (or memfds);
+the path is opened without blocking, so a FIFO is refused at once instead of
+waiting for a writer. Give the path of a map file.
+
+=item I<Class>->I<method>: path contains a NUL byte: I<PATH>
+
+A path (or memfd name) with a NUL byte in it: the system would act on the part
+before the NUL, a different file, so it is refused, as Perl's own C<open> does.
+
+=item not a valid I<Class> object
+
+The object is not a map (or cursor) made by this module's constructors: a
+blessed integer, string or hash, a copy of a map's inner scalar, a C<dclone>, or
+another class's map reblessed. Handles cannot be forged or copied; pass the
+object a constructor returned (copies of the I<reference> are fine).
+
+=item I<Class>: open(I<PATH>): I<ERROR>
+
+The file exists but cannot be opened for reading and writing: its mode or owner
+does not let this process write it ("Permission denied"), or it is a symbolic
+link (refused, "Too many levels of symbolic links": give the real path). A map
+file that must be shared with another user needs a C<$file_mode> that lets that
+user write (C<0660> and a common group); a frozen map can be read by anyone with
+C<new_readonly>.
+
+=item I<Class>: open(I<PATH>): create/attach kept racing
+
+For 100 rounds, the file was removed between this process's attempt to create
+it and its attempt to open it. Something keeps deleting and re-creating the
+file: find it (a cleanup job, another program's C<unlink>) and retry.
+
+=item I<Class>: fchmod(I<PATH>): I<ERROR>
+
+=item I<Class>: I<PATH>: fchmod: I<ERROR>
+
+Setting the mode of a new file (C<$file_mode>) failed; rare, on file systems
+that do not support permissions. The second form comes from re-initialising a
+file that a killed creator left empty.
+
+=item I<Class>: flock(I<PATH>): I<ERROR>
+
+=item I<Class>: fstat(I<PATH>): I<ERROR>
+
+=item I<Class>: read(I<PATH>): I<ERROR>
+
+A system call on the open file failed: usually a file system that does not
+support C<flock> (some network file systems), or an I/O error. Put maps on a
+local file system (tmpfs, ext4, xfs).
+
+=item I<Class>: ftruncate(I<PATH>, I<N>): I<ERROR>
+
+=item I<Class>: I<PATH>: not enough space for the map (need I<N> bytes, I<M> available)
+
+The file system has no room for a new map of that size. The map is refused
+when it is created, instead of killing a process with SIGBUS later. Free space
+or enlarge the file system (for F</dev/shm>: C<mount -o remount,size=...>), or
+ask for a smaller map (C<$max_entries>, C<$arena_cap>).
+
+=item I<Class>: mmap(I<PATH>): I<ERROR>
+
+=item I<Class>: mmap(anon): I<ERROR>
+
+Mapping the map into memory failed, usually "Cannot allocate memory": the
+process's address space is limited (C<ulimit -v>) or exhausted, or the system
+limit of mappings per process (C<vm.max_map_count>) is reached by a process
+that opens very many maps.
+
+=item I<Class>: I<PATH>: refusing to initialize file not owned by us
+
+An empty file owned by another user is in the way. A map is never built in a
+file someone else created (they could keep write access to it). Remove the file,
+or create the map as the user that owns it.
+
+=item I<Class>: I<PATH>: incomplete map file left by an interrupted create; remove it and retry
+
+A process was killed while it created this map, after writing part of the
+header. An all-zero file is re-initialised by the next C<new>; this one is not
+all zero, so it is refused rather than guessed at. Remove it; nothing in it was
+ever visible to another process.
+
+=item I<Class>: I<PATH>: file too small (I<N> bytes, need 4096)
+
+=item I<Class>: I<PATH>: bad magic (not a HashMap::Shared file)
+
+=item I<Class>: I<PATH>: version mismatch (file=I<X>, expected=1)
+
+=item I<Class>: I<PATH>: corrupt header
+
+The file is not a map of this implementation: another program's file, a
+truncated copy, a file damaged by something writing into it, or a map of a
+future format version. A file of the C implementation is named as such (see
+the next entry). Check the path; a damaged map must be rebuilt (C<hashmap-shared
+dump> can still read what it can of a map that opens).
+
+=item I<Class>: I<PATH>: file was written by the C implementation (format vI<N>); convert it with Data::HashMap::Shared->upgrade_file(I<PATH>)
+
+See L</MIGRATING FROM THE C IMPLEMENTATION>: convert the file once, while no
+process uses it, with C<< Data::HashMap::Shared->upgrade_file >> or
+L<hashmap-shared-upgrade>.
+
+=item I<Class>: I<PATH>: variant mismatch (file=I<X>, expected=I<Y>)
+
+The file holds a map of another variant (the numbers are variant ids: 1 I16, 2
+I32, 3 II, 4 I16S, 5 I32S, 6 IS, 7 SI16, 8 SI32, 9 SI, 10 SS). Open it with its
+own class; C<hashmap-shared stat FILE> names it.
+
+=item I<Class>: max_entries I<N> exceeds the maximum of 4294967295
+
+A size argument of the constructor (C<max_entries>, C<lru_max> for
+C<$max_size>, C<ttl_default> for C<$ttl>, C<lru_skip>) is above 2**32-1, or
+negative. Pass a smaller number.
+
+=item I<Class>: I<PATH> is frozen (read-only); open it with new_readonly
+
+=item I<Class>: this map is frozen (read-only); open it with new_readonly
+
+The map was sealed with C<freeze>; C<new> and C<new_from_fd> open maps for
+writing, which a frozen map refuses. Use C<new_readonly>.
+
+=item I<Class>: I<PATH> is not frozen: call ->freeze on the producer before opening read-only
+
+C<new_readonly> opens only frozen maps, whose contents can no longer change (a
+read-only handle takes no locks, so it could not read a map being written
+safely). Freeze the map where it is produced, or open it with C<new>.
+
+=item I<Class>: I<PATH>: file too small for header
+
+=item I<Class>: I<PATH>: corrupt header (a write in progress in a frozen map)
+
+C<new_readonly> found a file that is not a complete frozen map: truncated, or
+damaged after it was frozen. Copy or produce it again.
+
+=item I<Class>->new_readonly: path is required
+
+C<new_readonly> was called with C<undef>: there is no anonymous read-only map.
+
+=item I<Class>: I<PATH>: in use by process I<N> in another PID namespace (a map cannot be shared across PID namespaces)
+
+Process I<N> of another PID namespace (another container, or a process started
+with C<unshare --pid>) has the map open. Liveness checks use pids, which mean
+nothing across namespaces, so a map is used from one namespace at a time. Share
+the PID namespace (e.g. C<docker run --pid=container:...>), or give each
+namespace its own map.
+
+=item I<Class>: memfd_create: I<ERROR>
+
+=item I<Class>: ftruncate(anon, I<N>): I<ERROR>
+
+=item I<Class>: ftruncate: I<ERROR>
+
+Creating an anonymous or memfd map failed: usually "Cannot allocate memory" or
+"No space left on device" (the memory is accounted like F</dev/shm>), or the
+process's limit of open files ("Too many open files").
+
+=item I<Class>: fcntl: I<ERROR>
+
+=item I<Class>: fstat: I<ERROR>
+
+=item I<Class>: fd: read: I<ERROR>
+
+=item I<Class>: mmap: I<ERROR>
+
+C<new_from_fd> could not use the descriptor: it is not open ("Bad file
+descriptor"), not open for reading and writing, or not a map. Pass a descriptor
+of a memfd from C<new_memfd>, or of a map file opened read-write.
+
+=item I<NAME> is not a Data::HashMap::Shared variant class
+
+The internal function that enables a variant's keywords
+(C<Data::HashMap::Shared::_enable_keywords>) was called with another class.
+Enable keywords with C<use> of a variant class (C<use
+Data::HashMap::Shared::SS;>).
+
+=back
+
+=head2 Shard sets
+
+=over
+
+=item I<Class>: new_sharded requires a path_prefix
+
+C<new_sharded> was called with C<undef>: a shard set lives in files.
+
+=item I<Class>: num_shards I<N> exceeds the maximum of 4096
+
+=item I<Class>: num_shards I<N> exceeds the maximum of 4294967295
+
+At most 4096 shards (each one a file and a mapping).
+
+=item I<Class>: shard path too long
+
+C<PREFIX.N> is longer than 4095 bytes. Use a shorter prefix.
+
+=item I<Class>: I<PREFIX.0>: shard set has I<M> shards, opened with I<N>
+
+=item I<Class>: I<PREFIX.N>: is shard I<I> of its set, expected shard I<N>
+
+=item I<Class>: I<PREFIX.N>: belongs to another shard set (routing differs from I<PREFIX>.0)
+
+The files do not form the set this call describes: another shard count than the
+set was made with (open it with that count: C<hashmap-shared stat PREFIX> shows
+it), or a file renamed or copied in from another set. Keys are routed by the
+count and the set's seed, so a set is opened only as it was made; to reshard,
+C<hashmap-shared dump> it and C<load --shards N> a new set.
+
+=item I<Class>: I<PREFIX.N>: missing from a shard set upgraded from the C implementation (upgrade every I<PREFIX>.N file, then open the set with their number)
+
+=item I<Class>: I<PREFIX.N>: missing from a shard set upgraded from the C implementation (upgrade every I<PREFIX>.N file, then open the set)
+
+=item I<Class>: I<PREFIX.N> exists: this shard set upgraded from the C implementation has more than I<N> shards; open it with its own count
+
+A set converted from the C implementation is opened for the first time: its
+files do not record their count, so the count given must match the files
+present. Convert every C<PREFIX.N> file, then open the set with their number.
+
+=item I<Class>: I<PREFIX.N>: cannot record its shard index: I<ERROR>
+
+Opening a converted set for the first time writes each file's index and count;
+this file could not be written. Check its permissions and free space.
+
+=back
+
+=head2 Operations
+
+=over
+
+=item I<Class>: map is frozen (read-only)
+
+A mutator (put, remove, the counters, clear, ...) was called on a frozen map
+(sealed by C<freeze> in any process) or a read-only handle. Frozen is for
+good: write to a new map.
+
+=item operation requires a TTL-enabled map (pass ttl > 0 to constructor)
+
+C<put_ttl>, C<add_ttl> or C<update_ttl> on a map created without a default
+TTL, which has no expiry storage. Create the map with C<$ttl> E<gt> 0 (an entry
+can still be made permanent with a TTL of 0).
+
+=item I<Class>: increment failed
+
+=item I<Class>: decrement failed
+
+=item I<Class>: incr_by failed
+
+=item I<Class>: max failed
+
+=item I<Class>: min failed
+
+=item I<Class>: I<OP> failed
+
+A counter could not insert its key: the map is full (the table at its maximum,
+see C<max_entries>) or, on string-key maps, the string arena is full. Other
+inserting operations return false instead. Make the map larger, remove entries,
+or use LRU (C<$max_size>) or TTL so that old entries make room.
+
+=item key too long (max 1GB)
+
+=item value too long (max 1GB)
+
+A key or value (for C<cas>: "expected value", "desired value") is longer than
+1073741823 bytes.
+
+=item set_multi requires even number of arguments (key, value pairs)
+
+C<set_multi> takes keys and values in pairs; nothing was stored.
+
+=item I<Class> sync: I<ERROR>
+
+=item I<Class>->freeze: msync: I<ERROR>
+
+Flushing the map to its file failed (C<msync>): an I/O error of the device or
+file system. The map in memory is intact; its file may not be.
+
+=item I<Class>->freeze: cannot freeze a read-only handle
+
+C<freeze> on a handle from C<new_readonly>, or on a map that is already frozen.
+
+=item corrupt table state (capacity)
+
+The map's table header is damaged (something wrote into the file). The call
+did nothing. C<< $map->verify >> lists what is wrong; rebuild the map from a
+dump or from its source.
+
+=item internal error: I<WHAT>
+
+A bug in the engine (a Rust panic), turned into this exception instead of
+aborting the process. Please report it, with the message and what the program
+was doing (see L</AUTHOR>), and check the map with C<verify>.
+
+=item unknown error
+
+The engine failed without a message: a bug; please report it.
+
+=back
+
+=head2 Objects and arguments
+
+=over
+
+=item I<Class>: option I<NAME>: I<N> is negative
+
+=item I<Class>: option I<NAME>: I<N> is not a non-negative number
+
+=item I<Class>: option I<NAME>: 'I<VALUE>' is not a size (bytes, or a number followed by k, m or g)
+
+A named constructor option (L</Named options>) has a value that is not a count
+(or, for C<string_space>, a size such as C<65536>, C<'64k'>, C<'64m'>,
+C<'1g'>). Pass a non-negative integer or such a size string.
+
+=item I<Class>: unknown option 'I<NAME>' (known: max_entries, max_size, lru, ttl, lru_skip, string_space, ...)
+
+The option hash has a key the constructor does not know (a typo, or
+C<file_mode> given to C<new_memfd>). The message lists the known ones.
+
+=item I<Class>: I<NAME> given twice (by position and by name)
+
+An argument was passed positionally and again in the option hash. Give it once.
+
+=item I<Class>: max_entries is required (or string_space, which implies 1 entry per 128 bytes)
+
+The option hash names neither C<max_entries> nor (for a variant with strings)
+C<string_space>, from which C<max_entries> is derived.
+
+=item I<Class>: options lru and max_size both given: lru => 1 means max_size => max_entries
+
+C<< lru => 1 >> bounds the LRU at C<max_entries>; give either it or an explicit
+C<max_size>, not both.
+
+=item HashMap::Shared set failed: I<N> bytes do not fit in the string space of I<PATH> (I<M> bytes)
+
+From L<CHI::Driver::HashMap::Shared>: a value (key and serialised data) larger
+than the namespace's whole string space cannot be cached even after evicting
+everything. Give the cache a larger C<string_space> (its C<cache_size>), or cache
+smaller values.
+
+=item Expected a I<Class> object
+
+A method was called on something that is not a map of that class (a plain
+string, an unblessed reference, a map of another variant), or as a plain function
+with a wrong first argument.
+
+=item Attempted to use a destroyed I<Class> object
+
+The map object was destroyed explicitly (C<< $map->DESTROY >>) and then used.
+
+=item I<Class> object replaced or destroyed during the call
+
+An argument's magic (a tie, an overloaded operator, C<local> of the variable
+holding the map) destroyed or replaced the map while its arguments were being
+read. The call is abandoned before touching the map. Evaluate such arguments
+into plain scalars first.
+
+=item Expected a I<Class>::Cursor object
+
+=item Attempted to use a destroyed I<Class>::Cursor cursor
+
+=item I<Class>::Cursor cursor replaced or destroyed during the call
+
+=item Failed to allocate cursor
+
+The same for cursors (C<< $map->cursor >>); the last is an out-of-memory
+condition.
+
+=item Usage: I<Class>->unlink($path)
+
+The class form of C<unlink> needs the path.
+
+=item Usage: I<Class>::I<method>(I<arguments>)
+
+Perl's message for a method called with the wrong number of arguments: see the
+method's description.
+
+=item Data::HashMap::Shared->upgrade_file: path is required
+
+=item Data::HashMap::Shared->upgrade_file: I<PATH>: ...
+
+See L</Converting files of the C implementation> below.
+
+=back
+
+=head2 Keywords (at compile time)
+
+These are compile errors of a keyword (C<shm_ii_get> and friends) written with
+the wrong arguments; the program does not start.
+
+=over
+
+=item Not enough arguments for I<KEYWORD> (it takes I<N>)
+
+=item Too many arguments for I<KEYWORD> (it takes I<N>)
+
+=item Expected ',' in I<KEYWORD> (it takes I<N> arguments)
+
+=item Expected an expression as argument I<N> of I<KEYWORD>
+
+=item Expected ')' after the arguments of I<KEYWORD>
+
+Each keyword takes a fixed number of comma-separated arguments, the map first
+(see L</Syntax>). A list in parentheses after the keyword must hold exactly
+that many. The I<N> includes the map.
+
+=item Can't locate object method "shm_ii_get" via package ...
+
+Not this module's message, but the usual sign of a keyword used outside the
+scope of its C<use Data::HashMap::Shared::II> (see L</Enabling>).
+
+=back
+
+=head2 Converting files of the C implementation
+
+C<< Data::HashMap::Shared->upgrade_file >> croaks with
+"Data::HashMap::Shared->upgrade_file: " before these, and leaves the file as it
+was; F<hashmap-shared-upgrade> prints them after "ERROR I<FILE>: ".
+
+=over
+
+=item open I<PATH>: I<ERROR>
+
+=item fstat I<PATH>: I<ERROR>
+
+=item dup I<PATH>: I<ERROR>
+
+=item read I<PATH>: I<ERROR>
+
+=item write I<PATH>: I<ERROR>
+
+=item I<PATH>: not a regular file
+
+The file cannot be read (its name, its permissions), or is a directory, device
+or pipe. Give the path of a map file.
+
+=item I<PATH>: too small to be a HashMap file (I<N> bytes)
+
+=item I<PATH>: bad magic (not a HashMap::Shared file)
+
+=item I<PATH>: size mismatch (file=I<N>, header=I<M>)
+
+=item I<PATH>: reader-slot region out of range (corrupt header)
+
+=item I<PATH>: unexpected vI<N> layout; refusing to migrate
+
+=item I<PATH>: corrupt header (table capacity)
+
+=item I<PATH>: corrupt header (size and tombstones exceed the capacity)
+
+=item I<PATH>: corrupt header (I<N> live entries, more than max_size I<M>)
+
+=item I<PATH>: corrupt entry in slot I<I> (key: I<DETAIL>)
+
+=item I<PATH>: corrupt entry in slot I<I> (value: I<DETAIL>)
+
+=item I<PATH>: corrupt table (size I<N>, but I<M> live slots)
+
+=item I<PATH>: corrupt table (duplicate keys: I<N> live slots, I<M> distinct keys)
+
+The file is not a sound map of the C implementation: another file, truncated,
+or damaged. Nothing is converted from a file that does not check out; if the C
+implementation still opens it, dump its entries with that and load them into a
+new map.
+
+=item I<PATH>: unsupported source version I<N> (migrates 9 -> 10 only); only files of the C implementation's formats 9 and 10 (releases 0.09 to 0.17) can be converted
+
+Files of C releases before 0.09 (formats up to 8) are not converted: open them
+with the release that wrote them, and copy the entries over.
+
+=item I<PATH>: locked by a live writer (pid I<N>); stop every process using the map and retry
+
+=item I<PATH>: in use by process I<N> (reader slot I<I>); close every handle on the map and retry
+
+A process still has the map open (it would keep writing to the old file).
+Convert files while nothing uses them.
+
+=item I<PATH>: holds a stale write lock from pid I<N>, which is gone. Open it once with the C implementation that wrote it (any write recovers the lock), then retry
+
+The C implementation's writer died holding its lock, and what it was doing may
+be half-done: only the C code knows how to finish it.
+
+=item create I<PATH>.upgrade-tmp: I<ERROR>
+
+=item create I<PATH>.upgrade-tmp: File exists (left by an interrupted upgrade, or another upgrade is running: remove it and retry)
+
+The new map is built next to the old file, in the same directory, which must
+be writable. A temporary file left by an upgrade that was killed is never
+reused: remove it (when no upgrade runs).
+
+=item read I<TMP>: I<ERROR>
+
+=item fstat I<TMP>: I<ERROR>
+
+=item fchmod I<TMP>: I<ERROR>
+
+=item fsync I<TMP>: I<ERROR>
+
+=item ftruncate I<TMP>: I<ERROR>
+
+=item rename I<TMP> -> I<PATH>: I<ERROR>
+
+Writing or installing the converted file failed (disk full, I/O error); the
+old file is still in place and the temporary file removed.
+
+=item I<PATH>: I<N> entries do not fit in a new map (arena capacity I<M>)
+
+The old map's strings do not fit the largest string arena of a new map (4 GB).
+
+=item I<PATH>: changed while it was being upgraded; nothing was replaced, retry
+
+=item I<TMP>: replaced while the upgrade was running; retry
+
+Another process wrote the old file, or replaced the temporary file, during the
+conversion. Stop it and retry.
+
+=back
+
+=head1 FILES IN THE DISTRIBUTION
+
+Some files named in this documentation come with the distribution but are not
+installed: the example scripts (F<eg/>, one per Cookbook recipe), the
+benchmarks and their latest results (F<bench/>, F<bench/RESULTS.md>), the
+design and testing notes (F<doc/DESIGN.md>, F<doc/TESTING.md>), the test
+suites (F<t/>, F<xt/>) and the engine's Rust sources (F<rust-core/>). They are
+in the release tarball (C<cpanm --look Data::HashMap::Shared> downloads and
+unpacks it and opens a shell there; L<https://metacpan.org/dist/Data-HashMap-Shared/source>
+shows it on the web) and in the repository,
+L<https://github.com/vividsnow/perl5-data-hashmap-shared>.
 
 =head1 SEE ALSO
 
@@ -1189,14 +2117,77 @@ The variant classes L<Data::HashMap::Shared::II> and siblings;
 L<Data::HashMap::Shared::Cookbook>; the command-line tools L<hashmap-shared> and
 L<hashmap-shared-upgrade>; L<XS::Parse::Keyword>.
 
+=head2 Alternatives, and when each is the better choice
+
+This module is a typed hash map in shared memory for the processes of one
+machine: integer or string keys and values, counters and compare-and-swap,
+LRU and TTL, tens of nanoseconds per operation with no system call, and a map
+that survives any process being killed. Other tools fit other needs:
+
+=over
+
+=item L<Cache::FastMmap>
+
+A cache of Perl data in a shared mmap'd file, sized in bytes: values are
+serialised for you (any data structure, with L<Storable> by default), the
+least recently used entries are evicted when a page of the file is full, and
+callbacks can read through to and write back into a slower store
+(C<read_cb>/C<write_cb>). Better when the values are structures rather than
+strings or numbers, when the cache should be bounded by bytes rather than
+entries, or when you want its read-through API; its locks are per page
+(C<fcntl> locks, a system call each), and it has no counters or
+compare-and-swap.
+
+=item L<Hash::SharedMem>
+
+A shared hash of string keys and values in a directory of files whose readers
+and writers never lock: every write makes a new version of the changed part of
+a persistent tree, and any process can take a consistent snapshot of the whole
+hash (C<shash_snapshot>) and read it at leisure. Better when readers need
+consistent views of many keys at once, or when the data has no size bound known
+in advance (it grows, with no maximum to choose); no LRU, TTL or counters.
+
+=item L<LMDB_File>
+
+The Perl binding of LMDB, a transactional key-value database in a memory-mapped
+file: ACID transactions over many keys, keys kept sorted (range scans and
+ordered iteration), several named databases per file, data larger than memory,
+and durability on disk (C<fsync> at commit). Better when the data must survive
+a power failure or a crash of the machine, when several keys must change
+together or not at all, or when you need ordered keys; one writer at a time,
+and a transaction per operation costs more than a map update.
+
+=item L<Redis> (or L<Redis::Fast>)
+
+A server: its data is shared by processes on many machines, with lists, sets,
+sorted sets, streams, pub/sub, replication and persistence. Better as soon as
+the processes that share the data are not on one machine, or when you need its
+data types; every operation is a network round trip (tens of microseconds
+even on localhost, against well under a microsecond here).
+
+=item L<CHI>
+
+A caching interface with many drivers (memory, files, FastMmap, Memcached,
+Redis, ...), namespaces, expiry, serialisation and size limits, and layered
+caches (a small fast L1 before a larger L2). Better when code should cache
+through one API whatever the store is, or switch stores without changing code;
+it adds a method call and serialisation to each access.
+
+=back
+
 =head1 AUTHOR
 
 vividsnow (API and the original C implementation); this implementation by the
 Data::HashMap::Shared Rust port developers.
 
+Bugs, questions and patches: L<https://github.com/vividsnow/perl5-data-hashmap-shared/issues>;
+the source: L<https://github.com/vividsnow/perl5-data-hashmap-shared>.
+
 =head1 LICENSE
 
 This is free software; you can redistribute it and/or modify it under the same
-terms as Perl itself.
+terms as Perl itself: either the GNU General Public License, version 1 or (at
+your option) any later version, or the Artistic License 1.0. The full texts are
+in the file F<LICENSE> of the distribution.
 
 =cut

@@ -4,7 +4,7 @@ use warnings;
 
 use Data::HashMap::Shared ();
 
-our $VERSION = '0.17_01';
+our $VERSION = '1.00';
 
 # Enable this variant's keywords (shm_ii_*) in the scope that says "use ...::II".
 sub import { Data::HashMap::Shared::_enable_keywords(__PACKAGE__) }
@@ -99,9 +99,24 @@ C<new_readonly>, C<set_multi>, C<get_multi>, C<remove_multi>, C<get_with_ttl>,
 C<stats>, C<verify>, C<freeze>, C<frozen>, C<readonly>, C<path>, C<memfd>,
 C<sync>, C<unlink>.
 
+=head1 FORK
+
+A handle opened before C<fork> works in the child: see L<Data::HashMap::Shared/FORK AND PREFORKING SERVERS>
+for what a child must not do.
+
+=head1 DIAGNOSTICS
+
+The messages of every variant are listed, with what they mean and what to do,
+in L<Data::HashMap::Shared/DIAGNOSTICS>; in them, I<Class> is C<Data::HashMap::Shared::II>.
+
 =head1 SEE ALSO
 
-L<Data::HashMap::Shared>
+L<Data::HashMap::Shared>, whose SEE ALSO also compares the alternatives
+(Cache::FastMmap, Hash::SharedMem, LMDB_File, Redis, CHI).
+
+=head1 AUTHOR
+
+See L<Data::HashMap::Shared/AUTHOR>.
 
 =head1 LICENSE
 
