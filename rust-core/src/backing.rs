@@ -332,8 +332,8 @@ impl OpenFail {
 /// - `O_NONBLOCK`: opening a FIFO for reading would wait for a writer forever (and
 ///   reading one opened read-write would too); with it, the open returns and the
 ///   `fstat` below refuses the FIFO. On a regular file the flag changes nothing we
-///   use: reads and writes of regular files never block on Linux, and the kept
-///   descriptors are closed after mapping. (The one effect: a file under another
+///   use: reads, writes and fallocate (the descriptor a mapping keeps, for reserving
+///   space) of regular files never block on Linux. (The one effect: a file under another
 ///   process's lease (`F_SETLEASE`) fails with EWOULDBLOCK instead of waiting for
 ///   the lease break.)
 /// - A path open(2) refuses because of what it is (a socket: ENXIO, a directory opened
