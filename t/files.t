@@ -155,6 +155,7 @@ subtest 'descriptors: one per read-write handle, two for memfd maps' => guard {
     my @maps = map { $II->new(tmppath('fd'), 10) } 1 .. 5;
     push @maps, map { $SS->new(undef, 10) } 1 .. 3;
     is(open_fds(), $before + 8, 'one descriptor per file-backed or anonymous map');
+    is(scalar(grep { $_->memfd != -1 } @maps), 0, 'memfd is -1 for them');
     my $mf = $II->new_memfd('x', 10);
     is(open_fds(), $before + 10, 'a memfd map keeps two (the public one and its own)');
     undef $mf;

@@ -151,6 +151,7 @@ subtest 'memfds are close-on-exec' => guard {
     my @m = map { Data::HashMap::Shared::II->new(undef, 10) } 1 .. 5;
     push @m, map { Data::HashMap::Shared::II->new("$dir/cloexec-$_.shm", 10) } 1 .. 5;
     is(fds(), $before + 10, 'anonymous and file maps hold one descriptor each');
+    is(scalar(grep { $_->memfd != -1 } @m), 0, '... which memfd() does not expose');
     my @new = grep { !$had{$_} && -e "/proc/self/fd/$_" } 0 .. 1023;
     my $out3 = `$^X -e 'print join " ", grep { -e "/proc/self/fd/\$_" } \@ARGV' @new`;
     is($out3, '', "an exec'd child does not inherit them (@new)");

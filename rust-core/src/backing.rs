@@ -38,7 +38,8 @@ pub enum Backing {
 /// opened for this mapping only and never shown to the caller. Memfd and descriptor
 /// backings also keep a *public* descriptor (`memfd()`), another description of the same
 /// file, which the caller may pass on: a descriptor other processes can hold must never
-/// carry our locks. Read-only mappings keep no descriptor.
+/// carry our locks. Read-only mappings keep no descriptor. Space is reserved through the
+/// handle's own description ([`Mapping::reserve`]).
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
@@ -106,6 +107,45 @@ impl Mapping {
     /// that holds its liveness locks); None for read-only mappings.
     pub fn fd(&self) -> Option<RawFd> {
         self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Reserves the file space under `[off, off + len)` (decisions 19: space is
+    /// reserved before it is touched, so that no later store into the mapping can fault
+    /// for lack of space): fallocate(mode 0) on the kept descriptor, which allocates the
+    /// blocks (or tmpfs pages) without changing the contents or the size. Err(errno):
+    /// ENOSPC, EDQUOT... A file system that cannot reserve (EOPNOTSUPP, and read-only
+    /// handles, which keep no writable descriptor and never write) counts as success:
+    /// there is nothing better to do there.
+    ///
+    /// The range is widened to whole pages (fallocate changes no contents, so this is
+    /// harmless): ext4 reserves a partly covered block, yet a store into its page
+    /// through the mapping can still fault.
+    pub fn reserve(&self, off: usize, len: usize) -> std::result::Result<(), i32> {
+        let start = off / PAGE * PAGE;
+        let end = layout::round_up(off + len, PAGE).min(self.len);
+        if end <= start {
+            return Ok(());
+        }
+        let Some(fd) = &self.fd else { return Ok(()) };
+        Mapping::fallocate(fd.as_raw_fd(), start, end - start)
+    }
+
+    /// fallocate(mode 0) of `[off, off + len)`, retried on EINTR; file systems that
+    /// cannot reserve count as success (see [`Mapping::reserve`]).
+    fn fallocate(fd: RawFd, off: usize, len: usize) -> std::result::Result<(), i32> {
+        loop {
+            // SAFETY: fallocate on a descriptor we own; mode 0 inside the file's size
+            // only allocates blocks, it changes neither the contents nor the size.
+            let rc = unsafe { libc::fallocate(fd, 0, off as libc::off_t, len as libc::off_t) };
+            if rc == 0 {
+                return Ok(());
+            }
+            match errno() {
+                libc::EINTR => continue,
+                libc::EOPNOTSUPP | libc::ENOSYS | libc::EBADF => return Ok(()),
+                e => return Err(e),
+            }
+        }
     }
     /// The descriptor the caller may see and pass on (memfd / fd backings), if any.
     pub fn public_fd(&self) -> Option<RawFd> {
@@ -191,8 +231,9 @@ pub trait Format {
     /// Bytes a new map takes.
     fn new_size(&self) -> usize;
     /// Initialises a new map in zero-filled `map` (nobody else can see it yet),
-    /// publishing it last.
-    fn init(&self, map: &Mapping) -> Self::Info;
+    /// reserving the space it touches ([`Mapping::reserve`]) and publishing it last.
+    /// Err(errno) when the space cannot be reserved.
+    fn init(&self, map: &Mapping) -> std::result::Result<Self::Info, i32>;
     /// Checks the head (up to [`HEADER_SIZE`] bytes) of an existing map of `size` bytes
     /// called `what` in messages; returns what it found and how many bytes to map.
     /// `readonly`: for a read-only open (`new_readonly`), which has its own conditions.
@@ -291,8 +332,8 @@ impl OpenFail {
 /// - `O_NONBLOCK`: opening a FIFO for reading would wait for a writer forever (and
 ///   reading one opened read-write would too); with it, the open returns and the
 ///   `fstat` below refuses the FIFO. On a regular file the flag changes nothing we
-///   use: reads and writes of regular files never block on Linux, and the kept
-///   descriptors are closed after mapping. (The one effect: a file under another
+///   use: reads, writes and fallocate (the descriptor a mapping keeps, for reserving
+///   space) of regular files never block on Linux. (The one effect: a file under another
 ///   process's lease (`F_SETLEASE`) fails with EWOULDBLOCK instead of waiting for
 ///   the lease break.)
 /// - A path open(2) refuses because of what it is (a socket: ENXIO, a directory opened
@@ -472,19 +513,13 @@ fn open_file<F: Format>(path: &CStr, spec: &Spec, f: &F) -> Result<(Mapping, F::
                 // SAFETY: path is NUL-terminated.
                 unsafe { libc::unlink(path.as_ptr()) };
             }
-            // On success the mapping keeps the descriptor; on failure it is closed after
-            // `_unlock` (declared later, dropped first) has released the flock.
-            return match r {
-                Ok((m, i)) => Ok((m.keeping(fd), i)),
-                Err(e) => Err(e),
-            };
+            // The mapping keeps a duplicate (this handle's own description); `fd` is
+            // closed after `_unlock` (declared later, dropped first) has released the
+            // flock.
+            return r;
         }
-        // The mapping keeps the descriptor: it is this handle's own description (the
-        // flock above is released explicitly by `_unlock`).
-        return match attach_file(&fd, &p, spec, &st, f) {
-            Ok((m, i)) => Ok((m.keeping(fd), i)),
-            Err(e) => Err(e),
-        };
+        // As above: the mapping keeps a duplicate of this handle's own description.
+        return attach_file(&fd, &p, spec, &st, f);
     }
     Err(Error::new(crate::ErrorKind::Io, format!("open({p}): create/attach kept racing")))
 }
@@ -507,9 +542,24 @@ fn create_in<F: Format>(fd: &OwnedFd, p: &str, f: &F, resize: bool) -> Result<(M
         check_space(fd.as_raw_fd(), size, p)?;
         ftruncate(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("ftruncate({p}, {size})"), e))?;
     }
+    // The mapping keeps a duplicate of `fd` (the same open file description: the
+    // handle's own) before `init`, which reserves space through it; the caller closes
+    // `fd` after releasing the flock.
     let map = Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
-    let info = f.init(&map);
+    let map = map.keeping(dup(fd).map_err(|e| Error::io(format!("dup({p})"), e))?);
+    let info = f.init(&map).map_err(|e| Error::io(p.to_string(), e))?;
     Ok((map, info))
+}
+
+/// A second descriptor of the same open file description (kept by the mapping, while
+/// the opener's own one goes on holding the flock until it is released explicitly).
+fn dup(fd: &OwnedFd) -> std::result::Result<OwnedFd, i32> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
+    let d = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if d < 0 {
+        return Err(errno());
+    }
+    Ok(owned(d))
 }
 
 fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f: &F) -> Result<(Mapping, F::Info)> {
@@ -536,6 +586,7 @@ fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f
     }
     let (info, len) = f.check(&head, size, p, false)?;
     let map = Mapping::map_fd(raw, len).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    let map = map.keeping(dup(fd).map_err(|e| Error::io(format!("dup({p})"), e))?);
     f.check_mapped(&map, p)?;
     Ok((map, info))
 }
@@ -592,11 +643,13 @@ fn open_memfd<F: Format>(name: &CStr, f: &F, keep: bool) -> Result<(Mapping, F::
     // An anonymous map's memfd is ours alone: it is the handle's own description. A
     // memfd map's is public (memfd()): the handle maps and locks through another one.
     let (own, public) = if keep { (own_description(&fd, "memfd")?, Some(fd)) } else { (fd, None) };
-    let mut map =
-        Mapping::map_fd(own.as_raw_fd(), size).map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
-    let info = f.init(&map);
+    let mut map = Mapping::map_fd(own.as_raw_fd(), size)
+        .map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?
+        .keeping(own);
     map.public = public;
-    Ok((map.keeping(own), info))
+    // After `keeping`: init reserves space through the kept description.
+    let info = f.init(&map).map_err(|e| Error::io(if anon { "anon" } else { "memfd" }, e))?;
+    Ok((map, info))
 }
 
 fn open_fd<F: Format>(fd: RawFd, f: &F) -> Result<(Mapping, F::Info)> {

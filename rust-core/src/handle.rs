@@ -174,6 +174,36 @@ impl Handle {
         self.map_of(In::Int(key)).get_int(key)
     }
 
+    /// [`Handle::put`] of an integer key and value (see [`Map::put_int`]).
+    #[inline]
+    pub fn put_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        self.map_of(In::Int(key)).put_int(key, val)
+    }
+
+    /// [`Handle::add`] of an integer key and value (see [`Map::add_int`]).
+    #[inline]
+    pub fn add_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        self.map_of(In::Int(key)).add_int(key, val)
+    }
+
+    /// [`Handle::update`] of an integer key and value (see [`Map::update_int`]).
+    #[inline]
+    pub fn update_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        self.map_of(In::Int(key)).update_int(key, val)
+    }
+
+    /// [`Handle::remove`] of an integer key (see [`Map::remove_int`]).
+    #[inline]
+    pub fn remove_int(&mut self, key: i64) -> Result<bool> {
+        self.map_of(In::Int(key)).remove_int(key)
+    }
+
+    /// [`Handle::incr_by`] of an integer key (see [`Map::incr_int`]).
+    #[inline]
+    pub fn incr_int(&mut self, key: i64, delta: i64) -> Result<i64> {
+        self.map_of(In::Int(key)).incr_int(key, delta)
+    }
+
     /// Puts every pair; one write lock for a single map, per key on a shard set (not
     /// atomic across shards, api.md 7.7). Returns how many were stored.
     pub fn set_multi(&mut self, pairs: &[(In<'_>, In<'_>)]) -> Result<u64> {

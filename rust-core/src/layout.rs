@@ -17,7 +17,8 @@
 //!            400      resize journal, flush cursor
 //!            448      statistics: evictions, expired, recoveries
 //!            528      arena free-list heads (32 x u32), 656 arena peak
-//!            768      reserved for the write path (WP-F fields)
+//!            768      arena quick lists (heads, bytes held), release pacing, space
+//!                     reservation marks
 //! 4096     reader slots: 1024 x 64 bytes (lock.rs `ReaderSlot`: one cache line each)
 //! 69632    reader occupancy bitmap (128 bytes)
 //! ctrl     one control byte per slot, max_cap bytes (page aligned)
@@ -193,6 +194,24 @@ pub mod off {
     pub const ARENA_HEADS: usize = 528;
     /// Arena: most bytes allocated since free pages were last given back (u64).
     pub const ARENA_PEAK: usize = 656;
+    /// Arena quick lists (arena.rs): the heads of orders 4..=12, u32 each, holding the
+    /// block offset / 16 + 1 (0 = empty, so the zeroed header of a file written before
+    /// the quick lists reads as "all empty").
+    pub const ARENA_QUICK: usize = 768;
+    /// Arena: bytes held in the quick lists (u64).
+    pub const ARENA_QUICK_BYTES: usize = 808;
+    /// Arena: bytes allocated right after the last release pass (u64).
+    pub const ARENA_FLOOR: usize = 816;
+    /// Arena: when the last release pass ran (wall-clock seconds, u64).
+    pub const ARENA_RELEASED_AT: usize = 824;
+    /// Space reservation (decisions 19): the table capacity whose control bytes, slots
+    /// and side arrays have their file space reserved (u32; 0 in a file written before
+    /// reservation: nothing known to be reserved).
+    pub const TABLE_RESERVED: usize = 832;
+    /// Space reservation: 1 once the file follows the reservation invariants (header,
+    /// reader slots and arena bitmap reserved, sparse marks on the arena's free
+    /// blocks); a file without it is brought under them when opened read-write (u32).
+    pub const ARENA_SPARSE_AWARE: usize = 836;
 }
 
 /// The creation arguments that determine a layout.

@@ -1492,10 +1492,23 @@ reports 3/4 of the table's maximum capacity and lets the table fill completely).
 =item * B<Memory comes back.> After C<clear>, mass removal or a shrink, unused
 pages are returned to the system (hole punching / C<MADV_REMOVE>). The string
 arena is a buddy allocator that cannot fragment into failure. C<arena_used>
-reports the bytes currently allocated, not a high-water mark.
+reports the bytes currently allocated, not a high-water mark. Pages freed by
+removals are released at most once per second while the map keeps being
+refilled in between (a release costs about a microsecond per page, which a
+workload that empties and refills a map over and over would otherwise pay on
+every pass); a removal that goes on without refills releases right away.
 
 =item * B<No SIGBUS from a full file system.> Creating a map where there is no
-room for it croaks at C<new>.
+room for it croaks at C<new>. After that, the map reserves the file space of
+every page before it first writes it (C<fallocate>: table pages before the
+table grows, string arena pages as strings need them, released pages before
+they are used again), so memory still grows with use, and a file system that
+fills up later never kills a writer with SIGBUS: a write that needs space that
+cannot be had fails like a write into a full map (C<put>, C<add>, C<set> and
+the like return false; counters croak "CLASS: increment failed"), C<clear> and
+C<reserve> croak naming the file and "No space left on device", and the map
+stays consistent. Anonymous maps reserve through the memfd they are made of.
+A file system that cannot reserve space (no C<fallocate>) is used as before.
 
 =item * B<Per-process state on its own cache line> (reader slots), so readers do
 not slow each other down.
@@ -1665,8 +1678,11 @@ file that a killed creator left empty.
 
 =item I<Class>: read(I<PATH>): I<ERROR>
 
+=item I<Class>: dup(I<PATH>): I<ERROR>
+
 A system call on the open file failed: usually a file system that does not
-support C<flock> (some network file systems), or an I/O error. Put maps on a
+support C<flock> (some network file systems), an I/O error, or for C<dup> "Too
+many open files" (each open map keeps one descriptor: raise C<ulimit -n>). Put maps on a
 local file system (tmpfs, ext4, xfs).
 
 =item I<Class>: ftruncate(I<PATH>, I<N>): I<ERROR>
