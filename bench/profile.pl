@@ -14,6 +14,7 @@
 # $PROFILE_DIR (default /tmp/hms-profile) as callgrind.CASE.out: read it with
 #   callgrind_annotate --inclusive=yes /tmp/hms-profile/callgrind.CASE.out
 # "loop" is the empty loop (the Perl loop with no call), to subtract from the others.
+# The *_remove cases count one remove plus one put (the refill) per key: Ir of the pair.
 # Function names need only the symbol table, which every build keeps; for costs per
 # source line (callgrind_annotate --auto=yes, perf annotate) build with debug
 # information, which the installed Shared.so leaves out:
@@ -23,6 +24,8 @@ use strict;
 use warnings;
 use Time::HiRes qw(time);
 use Data::HashMap::Shared::II;
+use Data::HashMap::Shared::IS;
+use Data::HashMap::Shared::SI;
 use Data::HashMap::Shared::SS;
 
 my %have;
@@ -39,6 +42,8 @@ sub keys_ii { [ map { $_ * 7919 + 13 } 1 .. $N ] }
 sub keys_short { srand 12345; my %s; my @k; while (@k < $N) { my $k = join '', map { ('a' .. 'z', 0 .. 9)[ rand 36 ] } 1 .. 3 + int rand 5; push @k, $k unless $s{$k}++ } \@k }
 sub keys_long { [ map { "long key $_ " . ('k' x (40 + $_ % 51)) } 1 .. $N ] }
 sub vals_long { [ map { "long value $_ " . ('v' x (38 + $_ % 51)) } 1 .. $N ] }
+sub keys_mid { [ map { sprintf('key%07d', $_) . ('k' x ($_ % 14)) } 1 .. $N ] }    # 10-23 bytes, as vs.pl
+sub vals_mid { [ map { sprintf('val%07d', $_) . ('v' x ($_ % 14)) } 1 .. $N ] }
 
 sub lmdb {
     my ($k, $v) = @_;
@@ -104,6 +109,60 @@ my %case = (
         my $m = Data::HashMap::Shared::II->new(undef, $N);
         shm_ii_put $m, $_, $_ for @$k;
         for (1 .. $ops / $N) { for my $x (@$k) { shm_ii_incr $m, $x } }
+    },
+    ii_remove => sub {    # remove every key, then put them back: Ir of the pair (remove = pair - insert)
+        my ($ops) = @_;
+        my $k = keys_ii();
+        my $m = Data::HashMap::Shared::II->new(undef, $N);
+        shm_ii_put $m, $_, $_ for @$k;
+        for (1 .. $ops / $N) { for my $x (@$k) { shm_ii_remove $m, $x } for my $i (0 .. $#$k) { shm_ii_put $m, $k->[$i], $i } }
+    },
+    is_put => sub {    # overwrite, values of 10-23 bytes (arena)
+        my ($ops) = @_;
+        my $k = keys_ii();
+        my $v = vals_mid();
+        my $m = Data::HashMap::Shared::IS->new(undef, $N);
+        shm_is_put $m, $_, 'x' for @$k;
+        for (1 .. $ops / $N) { for my $i (0 .. $#$k) { shm_is_put $m, $k->[$i], $v->[$i] } }
+    },
+    si_put => sub {    # overwrite, keys of 10-23 bytes
+        my ($ops) = @_;
+        my $k = keys_mid();
+        my $m = Data::HashMap::Shared::SI->new(undef, $N);
+        shm_si_put $m, $_, 1 for @$k;
+        for (1 .. $ops / $N) { for my $i (0 .. $#$k) { shm_si_put $m, $k->[$i], $i } }
+    },
+    ss_short_insert => sub {    # new keys into a fresh map
+        my ($ops) = @_;
+        my $k = keys_short();
+        for (1 .. $ops / $N) { my $m = Data::HashMap::Shared::SS->new(undef, $N); for my $i (0 .. $#$k) { shm_ss_put $m, $k->[$i], $k->[$i] } }
+    },
+    ss_short_remove => sub {    # remove + put back, as ii_remove
+        my ($ops) = @_;
+        my $k = keys_short();
+        my $m = Data::HashMap::Shared::SS->new(undef, $N);
+        shm_ss_put $m, $_, $_ for @$k;
+        for (1 .. $ops / $N) { for my $x (@$k) { shm_ss_remove $m, $x } for my $x (@$k) { shm_ss_put $m, $x, $x } }
+    },
+    ss_long_put => sub {    # overwrite, 50-100 byte keys and values
+        my ($ops) = @_;
+        my ($k, $v) = (keys_long(), vals_long());
+        my $m = Data::HashMap::Shared::SS->new(undef, $N, 0, 0, 0, $N * 256 + (1 << 20));
+        shm_ss_put $m, $k->[$_], $v->[$_] for 0 .. $#$k;
+        my @v2 = reverse @$v;
+        for (1 .. $ops / $N) { for my $i (0 .. $#$k) { shm_ss_put $m, $k->[$i], $v2[$i] } }
+    },
+    ss_long_insert => sub {    # new keys into a fresh map
+        my ($ops) = @_;
+        my ($k, $v) = (keys_long(), vals_long());
+        for (1 .. $ops / $N) { my $m = Data::HashMap::Shared::SS->new(undef, $N, 0, 0, 0, $N * 256 + (1 << 20)); for my $i (0 .. $#$k) { shm_ss_put $m, $k->[$i], $v->[$i] } }
+    },
+    ss_long_remove => sub {    # remove + put back, as ii_remove
+        my ($ops) = @_;
+        my ($k, $v) = (keys_long(), vals_long());
+        my $m = Data::HashMap::Shared::SS->new(undef, $N, 0, 0, 0, $N * 256 + (1 << 20));
+        shm_ss_put $m, $k->[$_], $v->[$_] for 0 .. $#$k;
+        for (1 .. $ops / $N) { for my $x (@$k) { shm_ss_remove $m, $x } for my $i (0 .. $#$k) { shm_ss_put $m, $k->[$i], $v->[$i] } }
     },
     hash_get => sub {
         my ($ops) = @_;

@@ -8,8 +8,12 @@
 #   perl -Mblib bench/vs.pl 25000 scale      # 25K and 1M entries (~1 min, not run by default)
 #   perl -Mblib bench/vs.pl 25000 scale10m   # 10M entries (~2-3 min, ~6 GB of memory)
 #   perl -Mblib bench/vs.pl list             # list the sections
+#   perl -Mblib bench/vs.pl --baseline ../main-build 25000 '^(ii|ss_long)_'
+#                                            # this build against another built tree,
+#                                            # side by side (ours only; see below)
+#   perl -Mblib bench/vs.pl --ours-only ...  # skip the peers
 #
-# Environment: BENCH_MIN_TIME (0.5 s: minimum time of one timing), BENCH_REPS (3:
+# Environment: BENCH_ROUNDS (3: --baseline rounds per section), BENCH_MIN_TIME (0.5 s: minimum time of one timing), BENCH_REPS (3:
 # timings per figure, the best is kept), BENCH_XP_TIME (1.0 s per cross-process run),
 # BENCH_READERS (1: reader processes next to the writer in xp_read), BENCH_PROCS (2:
 # processes in xp_mixed / xp_lru_zipf / xp_ttl), BENCH_SCALE_SIZES ("25000,1000000,
@@ -21,8 +25,9 @@
 # second, best of BENCH_REPS timings of at least BENCH_MIN_TIME seconds of whole
 # passes over the N keys; ratios compare figures of this run only.
 #
-# Single-process families (each: insert, lookup (hits), miss (lookups of absent
-# keys), delete, and incr where values are integers):
+# Single-process families (each: insert, overwrite (put of every key of a filled
+# store with new values), lookup (hits), miss (lookups of absent keys), delete, and
+# incr where values are integers):
 #   ii        int key -> int value
 #   is        int key -> string value of 10-23 bytes
 #   si        string key of 10-23 bytes -> int value
@@ -85,6 +90,13 @@ use Data::HashMap::Shared::IS;
 use Data::HashMap::Shared::SI;
 use Data::HashMap::Shared::SS;
 
+my ($BASELINE, $OURS_ONLY, $ROUNDS) = (undef, 0, $ENV{BENCH_ROUNDS} // 3);
+while (@ARGV && $ARGV[0] =~ /^--/) {
+    my $o = shift;
+    if    ($o eq '--baseline')  { $BASELINE = shift // die "--baseline needs a directory\n" }
+    elsif ($o eq '--ours-only') { $OURS_ONLY = 1 }
+    else                        { die "unknown option $o\n" }
+}
 my $N      = (@ARGV && $ARGV[0] =~ /^\d+$/) ? shift : 25000;
 my $FILTER = shift // '';
 my $MIN_T  = $ENV{BENCH_MIN_TIME} // 0.5;
@@ -384,7 +396,8 @@ sub loadavg { open my $fh, '<', '/proc/loadavg' or return '?'; my ($l) = split '
 sub prepare {
     my ($im, $f, $what, $k, $v, $miss) = @_;
     my $ops = ops_of($im, $f);
-    my $c = { im => $im, f => $f, ops => $ops, fill => $ops->{fill} // $im->{fill} // $ops->{insert}, k => $k, v => $v, miss => $miss };
+    my $c = { im => $im, f => $f, ops => $ops, fill => $ops->{fill} // $im->{fill} // $ops->{insert}, k => $k, v => $v, miss => $miss,
+              v2 => [ reverse @$v ] };    # overwrite: every key gets another key's value
     if ($what ne 'insert') {
         $c->{store} = $im->{open}->($f);
         $c->{fill}->($c->{store}, $k, $v);
@@ -419,6 +432,11 @@ sub timing {
             $elapsed += time - $t0;
             die "$what: $hits hits of $n\n" if $hits != ($what eq 'miss' ? 0 : $n);
         }
+        elsif ($what eq 'overwrite') {    # put of every key of a filled store, new values
+            my $t0 = time;
+            $ops->{insert}->($store, $k, $c->{v2});
+            $elapsed += time - $t0;
+        }
         elsif ($what eq 'delete') {
             my $t0 = time;
             my $gone = $ops->{delete}->($store, $k);
@@ -448,7 +466,7 @@ sub single_section {
     my $ours = "Shared::$CLASS{$f->{p}}";
     my $load0 = loadavg();
     my (@c, %rate);
-    for my $iname ('ours', 'perl hash', @PEERS) {
+    for my $iname ('ours', $OURS_ONLY ? () : ('perl hash', @PEERS)) {
         my $im = $impl{$iname};
         next if $what eq 'incr' && !ops_of($im, $f)->{incr};
         my $label = $iname eq 'ours' ? $ours : $iname;
@@ -670,6 +688,7 @@ sub xp_round {
 sub xp_section {
     my ($sec, $roles, %o) = @_;
     my @kinds = @{ $o{kinds} // [ 'Shared::SS', @XP_PEERS ] };
+    @kinds = grep { (ref $_ ? $_->[1] : $_) =~ /^Shared::/ } @kinds if $OURS_ONLY;
     my $load0 = loadavg();
     my (@c, %rate);
     for my $k (@kinds) {
@@ -942,7 +961,7 @@ sub scale_one {
 # ---- the section list ------------------------------------------------------------------
 my @sections;
 for my $fname (qw(ii is si ss_short ss_long)) {
-    for my $what (qw(insert lookup miss delete incr)) {
+    for my $what (qw(insert overwrite lookup miss delete incr)) {
         next if $what eq 'incr' && !$fam{$fname}{int_val};
         push @sections, [ "${fname}_$what", sub { single_section("${fname}_$what", $fname, $what) } ];
     }
@@ -992,6 +1011,71 @@ push @sections,
 
 if ($FILTER eq 'list') {
     print map { "$_->[0]" . ($_->[2] ? "  (only when asked: $_->[2])" : '') . "\n" } @sections;
+    exit 0;
+}
+
+# ---- two builds side by side (--baseline DIR) ---------------------------------------
+# Each selected section runs in a fresh perl per build: this build (-Mblib: the blib of
+# the current directory) and the baseline (DIR/blib, e.g. a git worktree of main built
+# with `perl Makefile.PL && make`), ours only, BENCH_ROUNDS (3) rounds that alternate
+# which build goes first; each build keeps its best. Ratio = this build's ops/s over
+# the baseline's. "need" = the speedup over main that issue 12's targets ask for (the
+# C original's time per operation on the issue's machine over the wanted factor,
+# against main's time there; from the issue and design/write-path.md).
+my %NEED = (
+    ii_insert => 1.76, ii_overwrite => 1.97, ii_delete => 1.86, ii_incr => 1.05, ii_miss => 1.09,
+    is_insert => 1.50, is_delete => 1.61, si_insert => 1.43,
+    ss_short_insert => 1.20, ss_short_overwrite => 1.27,
+    ss_long_insert => 1.26, ss_long_overwrite => 1.38, ss_long_delete => 1.69,
+    xp_write2 => 1.72, xp_mixed => 1.58,
+);
+sub baseline_compare {
+    my ($dir) = @_;
+    -d "$dir/blib/arch" or die "$dir/blib/arch: not a built tree (run perl Makefile.PL && make there)\n";
+    my @run = grep { length $FILTER ? ($_->[0] =~ /$FILTER/ && (!$_->[2] || $FILTER =~ /\Q$_->[0]\E/)) : !$_->[2] } @sections;
+    @run = grep { $_->[0] =~ /^(?:ii|is|si|ss_short|ss_long)_|^xp_/ } @run;
+    my %best;    # section => build => ops/s
+    my $tsv = "$DIR/baseline.tsv";
+    my %inc = (new => ['-Mblib'], base => [ "-I$dir/blib/lib", "-I$dir/blib/arch" ]);
+    printf "two builds, N = %d, %d rounds per section (alternating order); this build: %s, baseline: %s\n",
+        $N, $ROUNDS, Cwd::getcwd(), $dir;
+    printf "%-22s %12s %9s %12s %9s %8s %6s  %s\n", 'section', 'new ops/s', 'ns/op', 'base ops/s', 'ns/op', 'new/base', 'need', 'load';
+    for my $sec (@run) {
+        my $name = $sec->[0];
+        my $load0 = loadavg();
+        for my $r (1 .. $ROUNDS) {
+            for my $b ($r % 2 ? qw(new base) : qw(base new)) {
+                unlink $tsv;
+                local $ENV{BENCH_TSV} = $tsv;
+                local $ENV{BENCH_REPS} = $ENV{BENCH_REPS} // 1;
+                # the child's own table goes to /dev/null: the figures come back in the TSV
+                my $pid = fork // die "fork: $!";
+                if (!$pid) {
+                    open STDOUT, '>', '/dev/null' or die "/dev/null: $!";
+                    exec $^X, @{ $inc{$b} }, $0, '--ours-only', $N, "^$name\$" or POSIX::_exit(127);
+                }
+                waitpid $pid, 0;
+                $? == 0 or die "$b build failed in $name\n";
+                open my $fh, '<', $tsv or next;
+                while (<$fh>) {
+                    chomp;
+                    my ($s, $i, $v, $what) = split /\t/;
+                    next unless $s eq $name && $i =~ /^Shared::/ && (!defined $what || $what eq 'total');
+                    next if $i =~ /\(|plain/ && $name =~ /^xp_(?:lru|ttl)/ && $i !~ /LRU|TTL/;
+                    $best{$name}{$b} = $v if $v > ($best{$name}{$b} // 0);
+                }
+            }
+        }
+        my ($n, $o) = @{ $best{$name} }{qw(new base)};
+        next unless $n && $o;
+        printf "%-22s %12s %9.1f %12s %9.1f %7.2fx %6s  %s-%s\n", $name, fmt_rate($n), 1e9 / $n, fmt_rate($o), 1e9 / $o, $n / $o,
+            $NEED{$name} ? sprintf('%.2fx', $NEED{$name}) : '', $load0, loadavg();
+        tsv('baseline', $name, $n, $o) if $TSV;
+    }
+}
+if (defined $BASELINE) {
+    require Cwd;
+    baseline_compare($BASELINE);
     exit 0;
 }
 

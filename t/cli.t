@@ -116,25 +116,48 @@ for my $cmd (qw(stat dump load verify get put remove)) {
     is $st{'Default TTL'}, '30 s', 'TTL';
     is $st{Arena}, $m->arena_used . ' of ' . $m->arena_cap . ' bytes used', 'arena';
     is $st{Shard}, 'not sharded', 'shard';
-    is $st{'Format version'}, 1, 'format version';
+    is $st{'Format version'}, 2, 'format version';
     like $st{Load}, qr/^\d+\.\d% of capacity$/, 'load';
 
     is $st{Lock}, 'free', 'an idle map: the lock is free';
 
-    # the lock word (u32 at offset 256: bit 31 held, low bits the holder's pid), as a
-    # writer that died or one that is running would leave it
+    # the lock word (u32 at offset 256: bit 31 held, bits 10-29 the holder's tag, 0-9
+    # its reader slot; the slot at 4096 + 64 * slot records pid, depth, tag), as a writer
+    # that died or one that is running would leave it
     my $hold = sub {
         my ($pid) = @_;
         open my $fh, '+<:raw', $f or die;
-        sysseek $fh, 256, 0;
-        syswrite $fh, pack('V', 0x8000_0000 | $pid);
+        for my $i (0 .. 1023) {
+            sysseek $fh, 4096 + 64 * $i, 0;
+            sysread $fh, my $s, 12;
+            my ($p, undef, $tag) = unpack 'V V V', $s;
+            next unless $p == $pid;
+            sysseek $fh, 256, 0;
+            syswrite $fh, pack('V', 0x8000_0000 | ($tag & 0xFFFFF) << 10 | $i);
+            return $i;
+        }
+        die "no slot of pid $pid";
     };
-    my $dead = fork // die;
-    exit 0 unless $dead;
+    my $open_and = sub {    # a child that opens the map (claiming a slot), then runs $then
+        my ($then) = @_;
+        pipe my $r, my $w or die;
+        my $pid = fork // die;
+        if (!$pid) {
+            close $r;
+            my $m = Data::HashMap::Shared::SI->new($f, 1000);
+            syswrite $w, "x";
+            $then->();
+            POSIX::_exit(0);
+        }
+        close $w;
+        sysread $r, my $x, 1;
+        return $pid;
+    };
+    my $dead = $open_and->(sub { POSIX::_exit(0) });    # dies with its slot taken
     waitpid $dead, 0;
-    $hold->($dead);
+    my $slot = $hold->($dead);
     (undef, $out) = run('stat', $f);
-    like $out, qr/^Lock:\s+held for writing by pid $dead \(not running: the next writer takes over\)$/m,
+    like $out, qr/^Lock:\s+held for writing by pid $dead \(slot $slot, not running: the next writer takes over\)$/m,
         'a dead holder is reported as not running';
     ($rc) = run('put', $f, 'after', 1);
     is $rc, 0, 'a put takes the lock over from the dead writer';
@@ -142,11 +165,10 @@ for my $cmd (qw(stat dump load verify get put remove)) {
     like $out, qr/^Lock:\s+free$/m, '... which is free afterwards';
     like $out, qr/^Recoveries:\s+1$/m, '... and counted as a recovery';
 
-    my $live = fork // die;
-    if (!$live) { sleep 60; exit 0 }
-    $hold->($live);
+    my $live = $open_and->(sub { sleep 60 });
+    $slot = $hold->($live);
     (undef, $out) = run('stat', $f);
-    like $out, qr/^Lock:\s+held for writing by pid $live \(running\)$/m, 'a live holder is reported as running';
+    like $out, qr/^Lock:\s+held for writing by pid $live \(slot $slot, running\)$/m, 'a live holder is reported as running';
     kill 'KILL', $live;
     waitpid $live, 0;
 
@@ -190,13 +212,13 @@ for my $cmd (qw(stat dump load verify get put remove)) {
         like $out, qr/"$field":\d+[,}]/, '... a JSON number';
     }
     is_deeply [map { $j->{$_} } qw(variant class key_type value_type format_version lru_skip shard_index shard_count)],
-        ['SS', 'Data::HashMap::Shared::SS', 'string', 'string', 1, 10, 0, 1], 'the header\'s fields';
+        ['SS', 'Data::HashMap::Shared::SS', 'string', 'string', 2, 10, 0, 1], 'the header\'s fields';
     like $j->{engine_version}, qr/^\d+\.\d+\.\d+$/, 'engine_version';
     ok JSON::PP::is_bool($j->{frozen}) && !$j->{frozen}, 'frozen: a JSON false';
     ok JSON::PP::is_bool($j->{shard_set}) && !$j->{shard_set}, 'shard_set: a JSON false';
     is $j->{load}, 0 + sprintf('%.4f', $st->{size} / $st->{capacity}), 'load: size / capacity';
-    is_deeply $j->{lock}, { held => JSON::PP::false, pid => undef, running => undef, repair_pending => JSON::PP::false },
-        'lock: free, null pid';
+    is_deeply $j->{lock}, { held => JSON::PP::false, pid => undef, slot => undef, running => undef,
+        repair_pending => JSON::PP::false }, 'lock: free, null pid';
     my %p = map { $_->{pid} => $_ } @{ $j->{processes} };
     is $p{$opener}{handles}, 2, 'a process with two handles of its own: 2 handles';
     ok $p{$opener}{mapped} && $p{$opener}{running}, '... mapped, running';
@@ -218,18 +240,23 @@ for my $cmd (qw(stat dump load verify get put remove)) {
     ok $p{$opener} && !$p{$opener}{running} && !$p{$opener}{mapped}, 'a process that died holding its slots: not running';
     ok !$p{$heir}, 'one that died with no slot: not listed';
 
-    # the lock as a dead writer left it
-    my $dead = fork // die;
-    POSIX::_exit(0) unless $dead;
-    waitpid $dead, 0;
+    # the lock as a dead writer left it: the writer word names the reader slot (and its
+    # tag) of the process that opened the map above and died
+    my ($dslot, $dtag);
     open my $fh, '+<:raw', $f or die;
+    for my $i (0 .. 1023) {
+        sysseek $fh, 4096 + 64 * $i, 0;
+        sysread $fh, my $s, 12;
+        my ($p, undef, $tag) = unpack 'V3', $s;
+        ($dslot, $dtag) = ($i, $tag) if $p == $opener;
+    }
     sysseek $fh, 256, 0;
-    syswrite $fh, pack('V', 0x8000_0000 | $dead);
+    syswrite $fh, pack('V', 0x8000_0000 | ($dtag & 0xFFFFF) << 10 | $dslot);
     close $fh;
     ($rc, $out) = run('stat', '--json', $f);
     $j = JSON::PP->new->decode($out);
-    is_deeply $j->{lock}, { held => JSON::PP::true, pid => $dead, running => JSON::PP::false,
-        repair_pending => JSON::PP::false }, 'lock: held by a dead pid';
+    is_deeply $j->{lock}, { held => JSON::PP::true, pid => $opener, slot => $dslot, running => JSON::PP::false,
+        repair_pending => JSON::PP::false }, 'lock: held by a dead process';
     $m->put('take over', 1);
 
     # a shard set: totals, each shard, processes with their shards
@@ -481,11 +508,11 @@ sub lines { map { $json->decode($_) } split /\n/, $_[0] }
     is $rc, 0, 'verify of a sound map exits 0';
     is $out, "$f: ok\n", '... and says ok';
 
-    # break the live-entry count (u32 at offset 388 of the header page)
+    # break the live-entry count (u32 at offset 264 of the header page)
     open my $fh, '+<:raw', $f or die;
-    sysseek $fh, 388, 0;
+    sysseek $fh, 264, 0;
     sysread $fh, my $buf, 4;
-    sysseek $fh, 388, 0;
+    sysseek $fh, 264, 0;
     syswrite $fh, pack('V', unpack('V', $buf) + 7);
     close $fh;
     ($rc, $out) = run('verify', $f);
@@ -493,14 +520,14 @@ sub lines { map { $json->decode($_) } split /\n/, $_[0] }
     like $out, qr/problems? found/, '... and lists what it found';
 }
 
-# Adds $by to the live-entry count (u32 at offset 388 of the header page): a damage
+# Adds $by to the live-entry count (u32 at offset 264 of the header page): a damage
 # that verify reports as "size is N, the table holds M entries".
 sub break_count {
     my ($f, $by) = @_;
     open my $fh, '+<:raw', $f or die "$f: $!";
-    sysseek $fh, 388, 0;
+    sysseek $fh, 264, 0;
     sysread $fh, my $buf, 4;
-    sysseek $fh, 388, 0;
+    sysseek $fh, 264, 0;
     syswrite $fh, pack('V', unpack('V', $buf) + $by);
     close $fh;
 }

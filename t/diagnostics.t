@@ -61,6 +61,7 @@ my %COMPOSED = (
     '%s'              => 'XS: an engine message as it is',
     '%s%s: %s'        => 'XS: "Class->freeze: ", "Class sync: " before an engine message',
     '{what}: {}'      => 'engine: "OPERATION: system error" (each OPERATION is an entry)',
+    '{}: {e}'         => 'engine: "PATH: " before a reader-slot claim refusal (lock.rs; each is an entry)',
     '  ERROR    $file: $msg\n' => 'hashmap-shared-upgrade: the upgrade_file message after the file name',
     '$file: $!'        => 'hashmap-shared: "hashmap-shared: FILE: ERROR"',
     '$o->{output}: $!' => 'hashmap-shared: "hashmap-shared: FILE: ERROR" (dump -o)',

@@ -79,12 +79,18 @@ subtest 'garbage' => guard {
 
 # The following patch fields at the offsets of doc/DESIGN.md "File format".
 subtest 'version mismatch' => guard {
-    for my $ver (2, 0, 99) {
+    for my $ver (3, 0, 99) {
         my $p = $fresh->();
         patch($p, 8, pack('V', $ver));
         dies_like(sub { Data::HashMap::Shared::II->new($p, 100) },
-            qr/^Data::HashMap::Shared::II: \Q$p\E: version mismatch \(file=$ver, expected=1\)/, "format version $ver");
+            qr/^Data::HashMap::Shared::II: \Q$p\E: version mismatch \(file=$ver, expected=2\)/, "format version $ver");
     }
+    # version 1 (our 0.17_01 development release): the message names the conversion
+    my $p = $fresh->();
+    patch($p, 8, pack('V', 1));
+    dies_like(sub { Data::HashMap::Shared::II->new($p, 100) },
+        qr/^Data::HashMap::Shared::II: \Q$p\E: file was written by format version 1 \(0\.17_01\); convert it with Data::HashMap::Shared->upgrade_file\(\Q$p\E\)/,
+        'format version 1 names upgrade_file');
 };
 
 subtest 'corrupt header' => guard {

@@ -72,8 +72,7 @@ sub lock_state {
     my $p = shift;
     open my $f, '<:raw', $p or return "open: $!";
     sysread $f, my $b, 4096 + 1024 * 64;
-    my $w = unpack 'V', substr($b, 256, 4);
-    my $seq = unpack 'Q<', substr($b, 320, 8);
+    my ($w, $seq) = unpack 'V V', substr($b, 256, 8);    # writer word, seq (the hot line)
     my @held = grep { unpack('V', substr($b, 4096 + 64 * $_ + 4, 4)) & 0x7FFFFFFF } 0 .. 1023;
     my @bad;
     push @bad, sprintf('writer word 0x%x', $w) if $w;

@@ -144,11 +144,19 @@ subtest 'memfds are close-on-exec' => guard {
     my $out2 = `$^X -e 'print join " ", grep { -e "/proc/self/fd/\$_" } \@ARGV' $dup`;
     POSIX::close($dup);
     is($out2, $dup, "a plain dup ($dup) is inherited");
-    # and the map's own file descriptors of file / anonymous maps are closed after mapping
+    # each file / anonymous map keeps one descriptor (its own file description, which
+    # holds its liveness lock): close-on-exec too, and closed with the handle
     my $before = fds();
+    my %had = map { $_ => 1 } grep { -e "/proc/self/fd/$_" } 0 .. 1023;
     my @m = map { Data::HashMap::Shared::II->new(undef, 10) } 1 .. 5;
     push @m, map { Data::HashMap::Shared::II->new("$dir/cloexec-$_.shm", 10) } 1 .. 5;
-    is(fds(), $before, 'anonymous and file maps hold no descriptor');
+    is(fds(), $before + 10, 'anonymous and file maps hold one descriptor each');
+    is(scalar(grep { $_->memfd != -1 } @m), 0, '... which memfd() does not expose');
+    my @new = grep { !$had{$_} && -e "/proc/self/fd/$_" } 0 .. 1023;
+    my $out3 = `$^X -e 'print join " ", grep { -e "/proc/self/fd/\$_" } \@ARGV' @new`;
+    is($out3, '', "an exec'd child does not inherit them (@new)");
+    @m = ();
+    is(fds(), $before, 'and they are closed with the handles');
 };
 
 done_testing;

@@ -29,20 +29,20 @@ my $p = "$dir/ss.shm";
     is_deeply [ $i->verify ], [], 'a sound II map verifies clean';
 }
 
-poke32($p, 388, 12345);    # size
+poke32($p, 264, 12345);    # size
 my @p = Data::HashMap::Shared::SS->new($p, 5000)->verify;
 ok scalar(grep /^size is 12345, the table holds \d+ entries$/, @p), 'a wrong size is reported' or diag explain \@p;
 
-poke32($p, 388, 0);
+poke32($p, 264, 0);
 {
     my $m = Data::HashMap::Shared::SS->new($p, 5000);
     # put the size back: count the entries as iteration sees them
     my $n = () = $m->keys;
-    poke32($p, 388, $n);
+    poke32($p, 264, $n);
     is_deeply [ $m->verify ], [], 'restored size verifies clean again';
 }
 
-poke32($p, 512, 7);    # arena bytes in use
+poke32($p, 288, 7);    # arena bytes in use (u64 at 288: low word)
 @p = Data::HashMap::Shared::SS->new($p, 5000)->verify;
 ok scalar(grep /^arena: 7 bytes counted in use, strings hold \d+$/, @p), 'wrong arena accounting is reported' or diag explain \@p;
 

@@ -18,6 +18,31 @@ HM_INLINE void hm_args(pTHX_ OpCtx *c, HmIn *in, int n, const char *kinds) {
     cv.epoch = 0;
     for (i = 0; i < n; i++)              /* SV pointers first: conversions may move the stack */
         sv[i] = HM_ARG(c, i + 1);
+    /* The common case first: every argument a plain string or integer of its kind (no
+     * magic, no overloading, so no Perl code can run): taken as it is, in one pass. */
+    for (i = 0; i < n; i++) {
+        bool str = kinds[i] == 'k' ? c->v->kstr : kinds[i] == 'v' ? c->v->vstr : 0;
+        if (str ? !SvPOK_nog(sv[i]) : !SvIOK_nog(sv[i]))
+            break;
+    }
+    if (LIKELY(i == n)) {
+        for (i = 0; i < n; i++) {
+            bool str = kinds[i] == 'k' ? c->v->kstr : kinds[i] == 'v' ? c->v->vstr : 0;
+            if (str) {
+                in[i].ptr = (const uint8_t *)SvPVX(sv[i]);
+                in[i].len = SvCUR(sv[i]);
+                in[i].utf8 = SvUTF8(sv[i]) ? 1 : 0;
+                in[i].ival = 0;
+            }
+            else {
+                in[i].ival = kinds[i] == 'u' ? (int64_t)SvUVX(sv[i]) : (int64_t)SvIVX(sv[i]);
+                in[i].ptr = NULL;
+                in[i].len = 0;
+                in[i].utf8 = 0;
+            }
+        }
+        return;
+    }
     for (i = 0; i < n; i++) {
         switch (kinds[i]) {
         case 'k': hm_in_key(aTHX_ c->v, &cv, sv[i], &in[i]); break;
@@ -40,9 +65,28 @@ static HmIn *hm_in_buf(pTHX_ SSize_t n) {
 
 /* -- CRUD ------------------------------------------------------------------------ */
 
+/* put / add / update of a plain IV key and IV value into an integer -> integer variant
+ * (no magic, so no Perl code can run): no HmIn, straight from the SVs to the engine's
+ * integer entry point (the II write hot path). Returns -2 when the arguments are not
+ * both plain IVs, for the general path. */
+HM_INLINE int32_t hm_int_pair(pTHX_ OpCtx *c, int32_t (*f)(HmMap *, int64_t, int64_t)) {
+    SV *k, *v;
+    if (c->v->kstr || c->v->vstr)
+        return -2;
+    k = HM_ARG(c, 1);
+    v = HM_ARG(c, 2);
+    if (!(SvIOK_nog(k) && SvIOK_nog(v)))
+        return -2;
+    return f(c->m, (int64_t)SvIVX(k), (int64_t)SvIVX(v));
+}
+
 HM_INLINE SSize_t op_put(pTHX_ OpCtx *c) {
     HmIn in[2];
-    int32_t rc;
+    int32_t rc = hm_int_pair(aTHX_ c, hm_put_int);
+    if (LIKELY(rc != -2)) {
+        HM_CHECK(rc);
+        return hm_ret_bool(c, rc);
+    }
     hm_args(aTHX_ c, in, 2, "kv");
     rc = hm_put(c->m, &in[0], &in[1]);
     HM_CHECK(rc);
@@ -103,6 +147,12 @@ HM_INLINE SSize_t op_get(pTHX_ OpCtx *c) {
 HM_INLINE SSize_t op_remove(pTHX_ OpCtx *c) {
     HmIn in[1];
     int32_t rc;
+    if (!c->v->kstr && LIKELY(SvIOK_nog(HM_ARG(c, 1)))) {
+        /* a plain IV key of an integer-key variant: no HmIn (as op_put) */
+        rc = hm_remove_int(c->m, (int64_t)SvIVX(HM_ARG(c, 1)));
+        HM_CHECK(rc);
+        return hm_ret_bool(c, rc);
+    }
     hm_args(aTHX_ c, in, 1, "k");
     rc = hm_remove(c->m, &in[0]);
     HM_CHECK(rc);
@@ -120,7 +170,11 @@ HM_INLINE SSize_t op_exists(pTHX_ OpCtx *c) {
 
 HM_INLINE SSize_t op_add(pTHX_ OpCtx *c) {
     HmIn in[2];
-    int32_t rc;
+    int32_t rc = hm_int_pair(aTHX_ c, hm_add_int);
+    if (LIKELY(rc != -2)) {
+        HM_CHECK(rc);
+        return hm_ret_bool(c, rc);
+    }
     hm_args(aTHX_ c, in, 2, "kv");
     rc = hm_add(c->m, &in[0], &in[1]);
     HM_CHECK(rc);
@@ -129,7 +183,11 @@ HM_INLINE SSize_t op_add(pTHX_ OpCtx *c) {
 
 HM_INLINE SSize_t op_update(pTHX_ OpCtx *c) {
     HmIn in[2];
-    int32_t rc;
+    int32_t rc = hm_int_pair(aTHX_ c, hm_update_int);
+    if (LIKELY(rc != -2)) {
+        HM_CHECK(rc);
+        return hm_ret_bool(c, rc);
+    }
     hm_args(aTHX_ c, in, 2, "kv");
     rc = hm_update(c->m, &in[0], &in[1]);
     HM_CHECK(rc);
@@ -202,6 +260,17 @@ HM_INLINE SSize_t op_counter(pTHX_ OpCtx *c) {
     int64_t res = 0;
     int32_t rc;
     const char *what;
+    if (!c->v->kstr && c->aux <= HM_C_INCR_BY && LIKELY(SvIOK_nog(HM_ARG(c, 1)))
+        && (c->aux != HM_C_INCR_BY || SvIOK_nog(HM_ARG(c, 2)))) {
+        /* incr / decr / incr_by of plain IVs on an integer-key variant: no HmIn */
+        int64_t d = c->aux == HM_C_INCR ? 1 : c->aux == HM_C_DECR ? -1 : (int64_t)SvIVX(HM_ARG(c, 2));
+        rc = hm_incr_int(c->m, (int64_t)SvIVX(HM_ARG(c, 1)), d, &res);
+        what = c->aux == HM_C_INCR ? "increment" : c->aux == HM_C_DECR ? "decrement" : "incr_by";
+        if (UNLIKELY(rc == HM_FULL))
+            croak("%s: %s failed", c->v->klass, what);
+        HM_CHECK(rc);
+        return hm_ret_iv(aTHX_ c, (IV)res);
+    }
     if (c->aux == HM_C_INCR || c->aux == HM_C_DECR)
         hm_args(aTHX_ c, in, 1, "k");
     else

@@ -15,7 +15,16 @@
 //! - a block-state bitmap, one bit per 16-byte unit: "a free block starts here", so
 //!   that freeing can tell in O(1) whether the buddy is a free block (and of which
 //!   order, from its word 1);
-//! - bytes allocated (`arena_used`) and bytes free.
+//! - bytes allocated (`arena_used`) and bytes free;
+//! - per order 4..=12 (16 B .. 4 KiB), a "quick" list: a LIFO singly linked list of
+//!   freed blocks kept out of the buddy system (`off::ARENA_QUICK`, link in word 0,
+//!   word 1 = order | QUICK_TAG << 32, the block's bitmap bit set so that no double
+//!   free and no coalescing touches it). A free pushes onto it, an allocation pops from
+//!   it: one block and one bitmap word each, instead of the buddy's coalescing and
+//!   doubly linked unlinks that touch neighbouring blocks. The quick blocks go back to
+//!   the buddy lists (coalescing) whenever an allocation would otherwise fail and
+//!   before pages are released, so the arena still cannot fragment into failure; a
+//!   crash repair rebuilds everything from the live strings and empties them.
 //!
 //! Every offset read from the mapping (list links, string references) is checked
 //! against the usable size before use: a damaged arena may leak or lose strings but
@@ -26,13 +35,31 @@
 //! every free block of two pages or more releases its pages except the first (which
 //! holds the links). Releasing lazily, in bulk, keeps a workload that frees and
 //! reallocates the same strings from punching holes (and faulting pages back in) on
-//! every operation.
+//! every operation. Paced: a release pass costs about a microsecond per page, so a map
+//! that is emptied and refilled over and over (a removal pass, then inserts that take
+//! the memory back) runs at most one pass per second ([`RELEASE_INTERVAL`]); a removal
+//! that goes on without refills in between releases at every trigger, so memory
+//! still drops right after a mass removal.
+//!
+//! Space reservation (decisions 19): the file is sparse and no page of the arena may be
+//! touched before its space was reserved ([`Mapping::reserve`]), or a full file system
+//! would kill the process with SIGBUS. Invariant: the first page of every free block
+//! is reserved (its links live there), and so is every allocated block and every
+//! quick block. A free block of two pages or more whose other pages may not be
+//! reserved carries the SPARSE bit in word 1: the blocks carved at creation and by a
+//! repair, and those whose pages a release pass punched. Splitting a sparse block
+//! reserves what the split touches before touching it: a prefix of at least
+//! [`RESERVE_CHUNK`] bytes for the block handed out (fewer system calls than one per
+//! page) and the first page of each upper half pushed; an allocation whose reservation
+//! fails puts the block back and fails (the map reports it: `put` false, or a croak
+//! naming the file and "No space left on device"). The block-state bitmap is reserved
+//! whole at creation.
 //!
 //! Arena bytes are written and read as aligned AtomicU64 words (blocks are 16-aligned),
 //! because optimistic readers may copy a string while a writer reuses its block; the
 //! reader then fails its seqlock validation and retries.
 
-use crate::backing::Mapping;
+use crate::backing::Mapping;  // Mapping::reserve in the docs
 use crate::layout::{off, Layout, PAGE};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -43,8 +70,23 @@ pub const MIN_ORDER: u32 = 4;
 /// Largest block order (2 GiB; usable size < 4 GiB).
 pub const MAX_ORDER: u32 = 31;
 const FREE_TAG: u64 = 0x4652_4545; // "FREE"
+/// Word 1 of a free block: the order in bits 0..8, this bit when pages after the first
+/// may not be reserved (see the module docs).
+const SPARSE: u64 = 1 << 8;
+/// Bytes reserved at once at the start of a sparse block being split.
+pub const RESERVE_CHUNK: u64 = 64 << 10;
 /// Release free pages only after usage fell by at least this much (see module docs).
 const RELEASE_MIN_DROP: u64 = 1 << 20;
+/// Largest order kept on a quick list (4 KiB).
+pub const QUICK_MAX: u32 = 12;
+const QUICK_TAG: u64 = 0x5155_4943; // "QUIC"
+/// Seconds between two release passes of a map that was refilled in between.
+pub const RELEASE_INTERVAL: u64 = 1;
+
+/// How often (in qualifying frees) a paced release looks at the clock: reading it on
+/// every free of a removal pass would cost more than the pacing saves. Racy across
+/// threads on purpose (Relaxed load + store): it only samples.
+static CLOCK_SAMPLE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 // Ordering for everything in this module: Relaxed. The arena is only mutated by the
 // holder of the write lock, whose acquire/release (lock.rs) orders these accesses with
@@ -129,14 +171,116 @@ impl<'a> Arena<'a> {
         if w >> 32 != FREE_TAG {
             return None;
         }
-        Some(w as u32)
+        Some(w as u32 & 0xFF)
+    }
+    /// May pages after the first of the free block at `o` be unreserved?
+    fn is_sparse(&self, o: u32) -> bool {
+        self.w1(o).load(Relaxed) & SPARSE != 0
+    }
+    /// Reserves the file space of `[o, o + len)` of the arena (see
+    /// [`Mapping::reserve`]).
+    fn reserve(&self, o: u64, len: u64) -> bool {
+        self.m.reserve(self.base + o as usize, len as usize).is_ok()
     }
 
-    fn push(&self, o: u32, k: u32) {
+    #[inline]
+    fn qhead(&self, k: u32) -> &std::sync::atomic::AtomicU32 {
+        debug_assert!((MIN_ORDER..=QUICK_MAX).contains(&k));
+        self.m.u32(off::ARENA_QUICK + (k - MIN_ORDER) as usize * 4)
+    }
+    #[inline]
+    fn counter(&self, o: usize) -> &std::sync::atomic::AtomicU64 {
+        self.m.u64(o)
+    }
+    /// Adds `d` (wrapping: pass a negated value to subtract) to a counter: load + store,
+    /// no locked RMW (only the write-lock holder writes counters; see the module docs).
+    #[inline]
+    fn bump(&self, o: usize, d: u64) -> u64 {
+        let c = self.counter(o);
+        let v = c.load(Relaxed).wrapping_add(d);
+        c.store(v, Relaxed);
+        v
+    }
+    /// Is `o` the start of a block of order `k` on a quick list?
+    #[inline]
+    fn is_quick(&self, o: u32, k: u32) -> bool {
+        self.valid(o, k) && self.is_free_start(o) && self.w1(o).load(Relaxed) == QUICK_TAG << 32 | k as u64
+    }
+
+    /// Pops a block of order `k` from its quick list (None: empty; a damaged list is
+    /// dropped, its blocks leak until a repair rebuilds the arena).
+    #[inline]
+    fn quick_pop(&self, k: u32) -> Option<u32> {
+        let h = self.qhead(k);
+        let v = h.load(Relaxed);
+        if v == 0 {
+            return None;
+        }
+        let o = (v - 1).wrapping_mul(16);
+        if !self.is_quick(o, k) {
+            h.store(0, Relaxed);
+            return None;
+        }
+        // The next link is validated when it is popped.
+        h.store(self.w0(o).load(Relaxed) as u32, Relaxed);
+        self.w1(o).store(0, Relaxed);
+        self.set_free_start(o, false);
+        self.bump(off::ARENA_QUICK_BYTES, (1u64 << k).wrapping_neg());
+        Some(o)
+    }
+
+    /// Pushes the allocated block of order `k` at `o` onto its quick list.
+    #[inline]
+    fn quick_push(&self, o: u32, k: u32) {
+        let h = self.qhead(k);
+        self.w0(o).store(h.load(Relaxed) as u64, Relaxed);
+        self.w1(o).store(QUICK_TAG << 32 | k as u64, Relaxed);
+        self.set_free_start(o, true);
+        h.store(o / 16 + 1, Relaxed);
+        self.bump(off::ARENA_QUICK_BYTES, 1 << k);
+    }
+
+    /// Marks every free block of two pages or more sparse (a file written before the
+    /// marks existed: its free blocks' pages may be holes).
+    pub fn mark_all_sparse(&self) {
+        for k in 13..=MAX_ORDER {
+            let mut o = self.head(k).load(Relaxed);
+            let mut n = 0u64;
+            while o != NONE && self.valid(o, k) && n < (self.usable >> k) + 1 {
+                let w = self.w1(o);
+                w.store(w.load(Relaxed) | SPARSE, Relaxed);
+                o = self.links(o).0;
+                n += 1;
+            }
+        }
+    }
+
+    /// Gives every quick block back to the buddy lists (coalescing); true if any.
+    pub fn flush_quick(&self) -> bool {
+        let mut any = false;
+        for k in MIN_ORDER..=QUICK_MAX {
+            // Bounded: a damaged (cyclic) list cannot make this loop forever.
+            let mut n = 0u64;
+            while n <= self.usable >> k {
+                let Some(o) = self.quick_pop(k) else { break };
+                self.buddy_free(o, k);
+                any = true;
+                n += 1;
+            }
+            self.qhead(k).store(0, Relaxed);
+        }
+        self.counter(off::ARENA_QUICK_BYTES).store(0, Relaxed);
+        any
+    }
+
+    /// Pushes the free block of order `k` at `o` (its first page reserved) onto its
+    /// buddy list, `sparse` as the module docs say.
+    fn push(&self, o: u32, k: u32, sparse: bool) {
         let head = self.head(k).load(Relaxed);
         let head = if head != NONE && self.valid(head, k) { head } else { NONE };
         self.set_links(o, head, NONE);
-        self.w1(o).store(FREE_TAG << 32 | k as u64, Relaxed);
+        let flag = if sparse && k > 12 { SPARSE } else { 0 };
+        self.w1(o).store(FREE_TAG << 32 | flag | k as u64, Relaxed);
         if head != NONE {
             let (n, _) = self.links(head);
             self.set_links(head, n, o);
@@ -162,28 +306,54 @@ impl<'a> Arena<'a> {
         self.w1(o).store(0, Relaxed);
     }
 
-    /// Carves the whole usable range into free blocks (fresh or zeroed bitmap).
-    pub fn init(&self) {
+    /// Carves the whole usable range into free blocks (fresh or zeroed bitmap), after
+    /// reserving the bitmap; Err(errno) when that fails.
+    pub fn init(&self) -> Result<(), i32> {
+        let bl = (self.usable as usize / 16).div_ceil(8);
+        self.m.reserve(self.bmp, bl)?;
         for k in 0..32 {
             self.head(k).store(NONE, Relaxed);
         }
+        self.clear_quick();
         self.m.u64(off::ARENA_USED).store(0, Relaxed);
         self.m.u64(off::ARENA_FREE).store(self.usable, Relaxed);
         self.m.u64(off::ARENA_PEAK).store(0, Relaxed);
-        self.carve(0, self.usable);
+        self.m.u64(off::ARENA_FLOOR).store(0, Relaxed);
+        if self.carve(0, self.usable) {
+            Ok(())
+        } else {
+            Err(libc::ENOSPC)
+        }
+    }
+
+    /// Empties the quick lists without looking at them (init, rebuild).
+    fn clear_quick(&self) {
+        for k in MIN_ORDER..=QUICK_MAX {
+            self.qhead(k).store(0, Relaxed);
+        }
+        self.m.u64(off::ARENA_QUICK_BYTES).store(0, Relaxed);
     }
 
     /// Pushes `[o, end)` as the largest naturally aligned free blocks that fit: no two
     /// of them are free buddies, so the lists are as coalesced as `free` keeps them.
-    fn carve(&self, mut o: u64, end: u64) {
+    /// Each block's first page is reserved first and the block marked sparse; a block
+    /// whose page cannot be reserved is left out (lost until the next rebuild) and the
+    /// result is false.
+    fn carve(&self, mut o: u64, end: u64) -> bool {
+        let mut all = true;
         while o + 16 <= end {
             let mut k = MAX_ORDER;
             while k > MIN_ORDER && (o % (1 << k) != 0 || o + (1 << k) > end) {
                 k -= 1;
             }
-            self.push(o as u32, k);
+            if self.reserve(o, (1u64 << k).min(PAGE as u64)) {
+                self.push(o as u32, k, true);
+            } else {
+                all = false;
+            }
             o += 1 << k;
         }
+        all
     }
 
     /// Rebuilds the free lists, the block bitmap and the counters from the strings in
@@ -203,6 +373,7 @@ impl<'a> Arena<'a> {
         for k in 0..32 {
             self.head(k).store(NONE, Relaxed);
         }
+        self.clear_quick();
         let (mut bad, mut pos, mut used) = (Vec::new(), 0u64, 0u64);
         for i in by_off {
             let (o, len) = live[i];
@@ -211,14 +382,16 @@ impl<'a> Arena<'a> {
                 bad.push(i);
                 continue;
             }
-            self.carve(pos, o as u64);
+            // A block the rebuild cannot reserve a page for is left out (see carve).
+            let _ = self.carve(pos, o as u64);
             pos = o as u64 + (1 << k);
             used += 1 << k;
         }
-        self.carve(pos, self.usable);
+        let _ = self.carve(pos, self.usable);
         self.m.u64(off::ARENA_USED).store(used, Relaxed);
         self.m.u64(off::ARENA_FREE).store(self.usable - used, Relaxed);
         self.m.u64(off::ARENA_PEAK).store(used, Relaxed);
+        self.m.u64(off::ARENA_FLOOR).store(used, Relaxed);
         bad
     }
 
@@ -249,6 +422,30 @@ impl<'a> Arena<'a> {
                 o = self.links(o).0;
             }
         }
+        let mut quick = 0u64;
+        for k in MIN_ORDER..=QUICK_MAX {
+            let mut v = self.qhead(k).load(Relaxed);
+            let mut n = 0u64;
+            while v != 0 {
+                let o = (v - 1).wrapping_mul(16);
+                if !self.is_quick(o, k) {
+                    problems.push(format!("arena: quick list of order {k} holds a bad block at {o}"));
+                    break;
+                }
+                quick += 1 << k;
+                n += 1;
+                if n > (self.usable >> k) + 1 {
+                    problems.push(format!("arena: quick list of order {k} loops"));
+                    break;
+                }
+                v = self.w0(o).load(Relaxed) as u32;
+            }
+        }
+        let counted = self.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed);
+        if counted != quick {
+            problems.push(format!("arena: {counted} bytes counted in quick lists, they hold {quick}"));
+        }
+        free += quick;
         let used = self.used();
         if used != live_bytes {
             problems.push(format!("arena: {used} bytes counted in use, strings hold {live_bytes}"));
@@ -263,9 +460,11 @@ impl<'a> Arena<'a> {
     }
 
     /// Empties the arena (clear): gives all its pages back and re-initialises.
-    pub fn reset(&self) {
+    /// Err(errno) when the space the new free lists need cannot be reserved (the arena
+    /// is then empty but some of it unusable until a repair or the next clear).
+    pub fn reset(&self) -> Result<(), i32> {
         if self.usable == 0 {
-            return;
+            return Ok(());
         }
         let l = crate::layout::round_up(self.usable as usize, PAGE);
         self.m.release(self.base, l);
@@ -276,15 +475,48 @@ impl<'a> Arena<'a> {
                 self.m.u64(self.bmp + i * 8).store(0, Relaxed);
             }
         }
-        self.init();
+        self.init()
     }
 
-    /// Allocates a block for `len` bytes; None when no block is large enough.
+    /// Allocates a block for `len` bytes; None when no block is large enough (after the
+    /// quick lists were given back to the buddy lists).
+    #[inline]
     pub fn alloc(&self, len: usize) -> Option<u32> {
         let k = order_for(len);
+        if k <= QUICK_MAX {
+            if let Some(o) = self.quick_pop(k) {
+                self.allocated(k);
+                return Some(o);
+            }
+        }
+        self.alloc_slow(k)
+    }
+
+    /// Counts a block of order `k` as allocated.
+    #[inline]
+    fn allocated(&self, k: u32) {
+        let used = self.bump(off::ARENA_USED, 1 << k);
+        let peak = self.m.u64(off::ARENA_PEAK);
+        if used > peak.load(Relaxed) {
+            peak.store(used, Relaxed);
+        }
+    }
+
+    /// Allocation from the buddy lists, retried once after the quick lists were
+    /// flushed into them.
+    #[inline(never)]
+    fn alloc_slow(&self, k: u32) -> Option<u32> {
         if k > MAX_ORDER {
             return None;
         }
+        match self.buddy_alloc(k) {
+            Some(o) => Some(o),
+            None if self.flush_quick() => self.buddy_alloc(k),
+            None => None,
+        }
+    }
+
+    fn buddy_alloc(&self, k: u32) -> Option<u32> {
         for j in k..=MAX_ORDER {
             let o = self.head(j).load(Relaxed);
             if o == NONE {
@@ -295,66 +527,130 @@ impl<'a> Arena<'a> {
                 self.head(j).store(NONE, Relaxed);
                 continue;
             }
+            let sparse = self.is_sparse(o);
             self.unlink(o, j);
+            // What the split will touch is reserved first (module docs): a prefix of the
+            // block for the block handed out, and the first page of every upper half
+            // beyond it; on failure the block goes back, untouched.
+            let prefix = (1u64 << k).max(RESERVE_CHUNK).min(1u64 << j);
+            if sparse {
+                let mut ok = self.reserve(o as u64, prefix);
+                let mut h = j;
+                while ok && h > k {
+                    h -= 1;
+                    let upper = o as u64 + (1 << h);
+                    if upper >= o as u64 + prefix {
+                        ok = self.reserve(upper, (1u64 << h).min(PAGE as u64));
+                    }
+                }
+                if !ok {
+                    self.push(o, j, true);
+                    return None;
+                }
+            }
             let mut j = j;
             while j > k {
                 j -= 1;
-                self.push(o + (1 << j), j);
+                let upper = o as u64 + (1 << j);
+                self.push(upper as u32, j, sparse && upper + (1 << j) > o as u64 + prefix);
             }
-            let used = self.m.u64(off::ARENA_USED).fetch_add(1 << k, Relaxed) + (1 << k);
-            self.m.u64(off::ARENA_FREE).fetch_sub(1 << k, Relaxed);
-            let peak = self.m.u64(off::ARENA_PEAK);
-            if used > peak.load(Relaxed) {
-                peak.store(used, Relaxed);
-            }
+            // Load + store, not fetch_add: only the write-lock holder writes the counters
+            // (module docs), and a locked RMW would wait for the block stores above to
+            // leave the store buffer.
+            self.bump(off::ARENA_FREE, (1u64 << k).wrapping_neg());
+            self.allocated(k);
             return Some(o);
         }
         None
     }
 
-    /// Frees the block holding a string of `len` bytes at `o`, coalescing with free
-    /// buddies. Invalid or already-free blocks are ignored.
+    /// Frees the block holding a string of `len` bytes at `o`: onto its quick list when
+    /// small, else into the buddy lists (coalescing). Invalid or already-free blocks are
+    /// ignored. May run a (paced) release pass, see the module docs.
+    #[inline]
     pub fn free(&self, o: u32, len: usize) {
-        let mut k = order_for(len);
+        let k = order_for(len);
         if !self.valid(o, k) || self.is_free_start(o) {
             return;
         }
+        if k <= QUICK_MAX {
+            self.quick_push(o, k);
+        } else {
+            self.buddy_free(o, k);
+        }
+        let used = self.bump(off::ARENA_USED, (1u64 << k).wrapping_neg());
+        let peak = self.m.u64(off::ARENA_PEAK).load(Relaxed);
+        if used < peak / 4 && peak - used >= RELEASE_MIN_DROP {
+            self.maybe_release(peak);
+        }
+    }
+
+    /// A mass removal's release pass, paced (module docs): always when nothing was
+    /// allocated past the last pass's level since, else at most once per
+    /// [`RELEASE_INTERVAL`] (the clock is sampled, not read on every free).
+    #[cold]
+    #[inline(never)]
+    fn maybe_release(&self, peak: u64) {
+        if peak > self.m.u64(off::ARENA_FLOOR).load(Relaxed) {
+            let n = CLOCK_SAMPLE.load(Relaxed).wrapping_add(1);
+            CLOCK_SAMPLE.store(n, Relaxed);
+            if n % 64 != 1 {
+                return;
+            }
+            let now = crate::ttl::wall_now();
+            if now < self.m.u64(off::ARENA_RELEASED_AT).load(Relaxed).saturating_add(RELEASE_INTERVAL) {
+                return;
+            }
+            self.m.u64(off::ARENA_RELEASED_AT).store(now, Relaxed);
+        }
+        self.release_free();
+    }
+
+    /// Frees the allocated block of order `k` at `o` into the buddy lists, coalescing
+    /// with free buddies.
+    fn buddy_free(&self, o: u32, k: u32) {
+        let mut k = k;
         let size = 1u64 << k;
         let mut o = o;
+        // The freed block is reserved (it held a string); the merged block is sparse
+        // if a buddy it absorbs is.
+        let mut sparse = false;
         while k < MAX_ORDER {
             let b = o ^ (1u32 << k);
             if b as u64 + (1u64 << k) > self.usable || !self.is_free_start(b) || self.order_of_free(b) != Some(k) {
                 break;
             }
+            sparse |= self.is_sparse(b);
             self.unlink(b, k);
             o = o.min(b);
             k += 1;
         }
-        self.push(o, k);
-        let used_w = self.m.u64(off::ARENA_USED);
-        let used = used_w.load(Relaxed).saturating_sub(size);
-        used_w.store(used, Relaxed);
-        self.m.u64(off::ARENA_FREE).fetch_add(size, Relaxed);
-        let peak = self.m.u64(off::ARENA_PEAK).load(Relaxed);
-        if used < peak / 4 && peak - used >= RELEASE_MIN_DROP {
-            self.release_free();
-        }
+        self.push(o, k, sparse);
+        self.bump(off::ARENA_FREE, size);
     }
 
     /// Gives the pages of every free block of two pages or more back to the OS (all but
-    /// the first page, which holds the list links) and restarts the peak.
+    /// the first page, which holds the list links), after the quick lists went back to
+    /// the buddy lists; restarts the peak.
     pub fn release_free(&self) {
+        self.flush_quick();
         for k in 13..=MAX_ORDER {
             let mut o = self.head(k).load(Relaxed);
             let mut n = 0u64;
             // Bounded walk: a damaged list cannot make this loop forever.
             while o != NONE && self.valid(o, k) && n < (self.usable >> k) + 1 {
+                // Marked before the punch: a crash in between leaves a sparse mark on
+                // reserved pages (harmless), never the opposite.
+                let w = self.w1(o);
+                w.store(w.load(Relaxed) | SPARSE, Relaxed);
                 self.m.release(self.base + o as usize + PAGE, (1usize << k) - PAGE);
                 o = self.links(o).0;
                 n += 1;
             }
         }
-        self.m.u64(off::ARENA_PEAK).store(self.used(), Relaxed);
+        let used = self.used();
+        self.m.u64(off::ARENA_PEAK).store(used, Relaxed);
+        self.m.u64(off::ARENA_FLOOR).store(used, Relaxed);
     }
 
     /// Writes `b` at block offset `o` (as aligned words; the tail word is zero-padded).
@@ -470,8 +766,10 @@ impl<'a> Arena<'a> {
             }
         }
         assert_eq!(total, self.m.u64(off::ARENA_FREE).load(Relaxed));
-        assert_eq!(total + self.used(), self.usable);
-        total
+        let quick = self.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed);
+        assert!(self.check_lists(self.used()).is_empty(), "{:?}", self.check_lists(self.used()));
+        assert_eq!(total + quick + self.used(), self.usable);
+        total + quick
     }
 }
 
@@ -555,6 +853,65 @@ mod tests {
     }
 
     #[test]
+    fn quick_lists_reuse_and_flush_before_failing() {
+        let o = map(1 << 16);
+        let a = Arena::new(&o.map, &o.layout);
+        let x = a.alloc(100).unwrap();
+        let y = a.alloc(100).unwrap();
+        a.free(x, 100);
+        a.free(y, 100);
+        a.free(y, 100); // a double free of a quick block is ignored
+        assert_eq!(a.used(), 0);
+        assert_eq!(a.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed), 256);
+        a.check();
+        // LIFO: the last freed block of the order comes back first.
+        assert_eq!(a.alloc(120), Some(y));
+        assert_eq!(a.alloc(65), Some(x));
+        // Fill the arena with small blocks, free them all (every one lands on a quick
+        // list, nothing coalesces), then one block of the whole arena must still fit:
+        // the allocation flushes the quick lists into the buddy lists first.
+        a.free(x, 65);
+        a.free(y, 120);
+        let mut got = Vec::new();
+        while let Some(b) = a.alloc(20 + got.len() % 40) {
+            got.push((b, 20 + got.len() % 40));
+        }
+        assert!(a.used() > (1 << 16) - 64, "filled: {}", a.used());
+        for &(b, n) in &got {
+            a.free(b, n);
+        }
+        assert_eq!(a.used(), 0);
+        assert!(a.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed) > 0);
+        a.check();
+        assert_eq!(a.alloc(1 << 16), Some(0));
+        a.free(0, 1 << 16);
+        assert_eq!(a.check(), 1 << 16);
+        // A rebuild (crash repair) empties the quick lists and derives everything from
+        // the live strings.
+        let s = a.alloc(50).unwrap();
+        let t = a.alloc(50).unwrap();
+        a.free(t, 50);
+        assert!(a.rebuild(&[(s, 50)]).is_empty());
+        assert_eq!(a.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed), 0);
+        assert_eq!(a.used(), 64);
+        assert!(a.check_lists(64).is_empty());
+    }
+
+    #[test]
+    fn a_damaged_quick_list_is_reported_and_dropped() {
+        let o = map(1 << 16);
+        let a = Arena::new(&o.map, &o.layout);
+        let x = a.alloc(40).unwrap();
+        a.free(x, 40);
+        // Overwrite the block's tag as a stray write would.
+        a.w1(x).store(7, Relaxed);
+        assert!(a.check_lists(0).iter().any(|p| p.contains("quick list of order 6 holds a bad block")));
+        // An allocation does not hand it out: it drops the list (the block leaks).
+        let y = a.alloc(40).unwrap();
+        assert_ne!(y, x);
+    }
+
+    #[test]
     fn bounds_and_double_free() {
         let o = map(4096);
         let a = Arena::new(&o.map, &o.layout);
@@ -577,7 +934,7 @@ mod tests {
         for i in 0..100 {
             a.alloc(10 + i * 97).unwrap();
         }
-        a.reset();
+        a.reset().unwrap();
         assert_eq!(a.used(), 0);
         assert_eq!(a.check(), 1 << 20);
         assert_eq!(a.alloc(1 << 20), Some(0));

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI16, AtomicI32, AtomicI64, AtomicU16, AtomicU32, A
 pub enum Backing {
     /// A file at a path: created or attached.
     File,
-    /// Anonymous shared memory (a memfd whose descriptor is closed after mapping),
+    /// Anonymous shared memory (a memfd whose descriptor the handle keeps to itself),
     /// shared with children forked later.
     Anon,
     /// A memfd kept open (its descriptor can be passed to other processes).
@@ -30,12 +30,21 @@ pub enum Backing {
     Fd,
 }
 
-/// A shared read-write mapping of a whole map, plus the descriptor kept for it (memfd
-/// and fd backings; file and anonymous maps keep none). Unmapped and closed on drop.
+/// A shared read-write mapping of a whole map, plus the descriptors kept for it.
+/// Unmapped and closed on drop.
+///
+/// A read-write mapping keeps the open file description it was mapped through: the
+/// handle's own (liveness.rs: its byte locks prove the handle alive to other processes),
+/// opened for this mapping only and never shown to the caller. Memfd and descriptor
+/// backings also keep a *public* descriptor (`memfd()`), another description of the same
+/// file, which the caller may pass on: a descriptor other processes can hold must never
+/// carry our locks. Read-only mappings keep no descriptor. Space is reserved through the
+/// handle's own description ([`Mapping::reserve`]).
 pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     fd: Option<OwnedFd>,
+    public: Option<OwnedFd>,
 }
 
 // SAFETY: the mapping is plain shared memory that every process and thread accesses
@@ -77,7 +86,7 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(errno());
         }
-        Ok(Mapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len, fd: None })
+        Ok(Mapping { ptr: NonNull::new(p.cast()).expect("mmap returned NULL"), len, fd: None, public: None })
     }
 
     /// Base address.
@@ -94,9 +103,53 @@ impl Mapping {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// The descriptor this mapping keeps (memfd / fd backings), if any.
+    /// The handle's own description this read-write mapping was made through (the one
+    /// that holds its liveness locks); None for read-only mappings.
     pub fn fd(&self) -> Option<RawFd> {
         self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Reserves the file space under `[off, off + len)` (decisions 19: space is
+    /// reserved before it is touched, so that no later store into the mapping can fault
+    /// for lack of space): fallocate(mode 0) on the kept descriptor, which allocates the
+    /// blocks (or tmpfs pages) without changing the contents or the size. Err(errno):
+    /// ENOSPC, EDQUOT... A file system that cannot reserve (EOPNOTSUPP, and read-only
+    /// handles, which keep no writable descriptor and never write) counts as success:
+    /// there is nothing better to do there.
+    ///
+    /// The range is widened to whole pages (fallocate changes no contents, so this is
+    /// harmless): ext4 reserves a partly covered block, yet a store into its page
+    /// through the mapping can still fault.
+    pub fn reserve(&self, off: usize, len: usize) -> std::result::Result<(), i32> {
+        let start = off / PAGE * PAGE;
+        let end = layout::round_up(off + len, PAGE).min(self.len);
+        if end <= start {
+            return Ok(());
+        }
+        let Some(fd) = &self.fd else { return Ok(()) };
+        Mapping::fallocate(fd.as_raw_fd(), start, end - start)
+    }
+
+    /// fallocate(mode 0) of `[off, off + len)`, retried on EINTR; file systems that
+    /// cannot reserve count as success (see [`Mapping::reserve`]).
+    fn fallocate(fd: RawFd, off: usize, len: usize) -> std::result::Result<(), i32> {
+        loop {
+            // SAFETY: fallocate on a descriptor we own; mode 0 inside the file's size
+            // only allocates blocks, it changes neither the contents nor the size.
+            let rc = unsafe { libc::fallocate(fd, 0, off as libc::off_t, len as libc::off_t) };
+            if rc == 0 {
+                return Ok(());
+            }
+            match errno() {
+                libc::EINTR => continue,
+                libc::EOPNOTSUPP | libc::ENOSYS | libc::EBADF => return Ok(()),
+                e => return Err(e),
+            }
+        }
+    }
+    /// The descriptor the caller may see and pass on (memfd / fd backings), if any.
+    pub fn public_fd(&self) -> Option<RawFd> {
+        self.public.as_ref().map(|f| f.as_raw_fd())
     }
 
     atomic_at!(u16, AtomicU16, 2);
@@ -178,8 +231,9 @@ pub trait Format {
     /// Bytes a new map takes.
     fn new_size(&self) -> usize;
     /// Initialises a new map in zero-filled `map` (nobody else can see it yet),
-    /// publishing it last.
-    fn init(&self, map: &Mapping) -> Self::Info;
+    /// reserving the space it touches ([`Mapping::reserve`]) and publishing it last.
+    /// Err(errno) when the space cannot be reserved.
+    fn init(&self, map: &Mapping) -> std::result::Result<Self::Info, i32>;
     /// Checks the head (up to [`HEADER_SIZE`] bytes) of an existing map of `size` bytes
     /// called `what` in messages; returns what it found and how many bytes to map.
     /// `readonly`: for a read-only open (`new_readonly`), which has its own conditions.
@@ -278,8 +332,8 @@ impl OpenFail {
 /// - `O_NONBLOCK`: opening a FIFO for reading would wait for a writer forever (and
 ///   reading one opened read-write would too); with it, the open returns and the
 ///   `fstat` below refuses the FIFO. On a regular file the flag changes nothing we
-///   use: reads and writes of regular files never block on Linux, and the kept
-///   descriptors are closed after mapping. (The one effect: a file under another
+///   use: reads, writes and fallocate (the descriptor a mapping keeps, for reserving
+///   space) of regular files never block on Linux. (The one effect: a file under another
 ///   process's lease (`F_SETLEASE`) fails with EWOULDBLOCK instead of waiting for
 ///   the lease break.)
 /// - A path open(2) refuses because of what it is (a socket: ENXIO, a directory opened
@@ -372,7 +426,8 @@ fn all_zero(fd: RawFd, size: u64) -> std::result::Result<bool, i32> {
     Ok(true)
 }
 
-fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
+/// flock(LOCK_EX), retried on EINTR.
+pub(crate) fn flock_ex(fd: RawFd) -> std::result::Result<(), i32> {
     loop {
         // SAFETY: flock on a descriptor we own.
         if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
@@ -458,8 +513,12 @@ fn open_file<F: Format>(path: &CStr, spec: &Spec, f: &F) -> Result<(Mapping, F::
                 // SAFETY: path is NUL-terminated.
                 unsafe { libc::unlink(path.as_ptr()) };
             }
+            // The mapping keeps a duplicate (this handle's own description); `fd` is
+            // closed after `_unlock` (declared later, dropped first) has released the
+            // flock.
             return r;
         }
+        // As above: the mapping keeps a duplicate of this handle's own description.
         return attach_file(&fd, &p, spec, &st, f);
     }
     Err(Error::new(crate::ErrorKind::Io, format!("open({p}): create/attach kept racing")))
@@ -476,16 +535,31 @@ impl Drop for Unlock {
 }
 
 /// Sizes (unless `resize` is false: the file already has the right size), maps and
-/// initialises a new map in `fd`. File maps close the descriptor afterwards.
+/// initialises a new map in `fd` (which the caller then gives to the mapping).
 fn create_in<F: Format>(fd: &OwnedFd, p: &str, f: &F, resize: bool) -> Result<(Mapping, F::Info)> {
     let size = f.new_size();
     if resize {
         check_space(fd.as_raw_fd(), size, p)?;
         ftruncate(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("ftruncate({p}, {size})"), e))?;
     }
+    // The mapping keeps a duplicate of `fd` (the same open file description: the
+    // handle's own) before `init`, which reserves space through it; the caller closes
+    // `fd` after releasing the flock.
     let map = Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(format!("mmap({p})"), e))?;
-    let info = f.init(&map);
+    let map = map.keeping(dup(fd).map_err(|e| Error::io(format!("dup({p})"), e))?);
+    let info = f.init(&map).map_err(|e| Error::io(p.to_string(), e))?;
     Ok((map, info))
+}
+
+/// A second descriptor of the same open file description (kept by the mapping, while
+/// the opener's own one goes on holding the flock until it is released explicitly).
+fn dup(fd: &OwnedFd) -> std::result::Result<OwnedFd, i32> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we own.
+    let d = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if d < 0 {
+        return Err(errno());
+    }
+    Ok(owned(d))
 }
 
 fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f: &F) -> Result<(Mapping, F::Info)> {
@@ -512,13 +586,14 @@ fn attach_file<F: Format>(fd: &OwnedFd, p: &str, spec: &Spec, st: &libc::stat, f
     }
     let (info, len) = f.check(&head, size, p, false)?;
     let map = Mapping::map_fd(raw, len).map_err(|e| Error::io(format!("mmap({p})"), e))?;
+    let map = map.keeping(dup(fd).map_err(|e| Error::io(format!("dup({p})"), e))?);
     f.check_mapped(&map, p)?;
     Ok((map, info))
 }
 
 /// Opens a map file read-only (api.md 3.5): `O_RDONLY`, no flock (the file may belong
 /// to someone else and be mode 0444), checked by `f` as a read-only open, mapped
-/// PROT_READ.
+/// PROT_READ; the descriptor is closed (read-only handles never lock).
 pub fn open_readonly<F: Format>(path: &CStr, f: &F) -> Result<(Mapping, F::Info)> {
     let p = disp(path);
     let (fd, st) = open_regular(path, libc::O_RDONLY, 0).map_err(|f| f.error(format!("open({p})"), &p))?;
@@ -527,6 +602,21 @@ pub fn open_readonly<F: Format>(path: &CStr, f: &F) -> Result<(Mapping, F::Info)
     let (info, len) = f.check(&head, size, &p, true)?;
     let map = Mapping::map_prot(fd.as_raw_fd(), len, libc::PROT_READ).map_err(|e| Error::io(format!("mmap({p})"), e))?;
     Ok((map, info))
+}
+
+impl Mapping {
+    /// This mapping, keeping `fd` (the description it was mapped through).
+    fn keeping(mut self, fd: OwnedFd) -> Mapping {
+        self.fd = Some(fd);
+        self
+    }
+}
+
+/// A description of our own of the file behind `fd` (liveness.rs), as an owned descriptor.
+fn own_description(fd: &OwnedFd, what: &str) -> Result<OwnedFd> {
+    crate::liveness::reopen(fd.as_raw_fd()).map(owned).map_err(|e| {
+        Error::io(format!("{what}: opening a description of our own through /proc/self/fd"), e)
+    })
 }
 
 fn open_memfd<F: Format>(name: &CStr, f: &F, keep: bool) -> Result<(Mapping, F::Info)> {
@@ -550,12 +640,15 @@ fn open_memfd<F: Format>(name: &CStr, f: &F, keep: bool) -> Result<(Mapping, F::
         // SAFETY: fcntl on a descriptor we own.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW) };
     }
-    let mut map =
-        Mapping::map_fd(fd.as_raw_fd(), size).map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?;
-    let info = f.init(&map);
-    if keep {
-        map.fd = Some(fd);
-    }
+    // An anonymous map's memfd is ours alone: it is the handle's own description. A
+    // memfd map's is public (memfd()): the handle maps and locks through another one.
+    let (own, public) = if keep { (own_description(&fd, "memfd")?, Some(fd)) } else { (fd, None) };
+    let mut map = Mapping::map_fd(own.as_raw_fd(), size)
+        .map_err(|e| Error::io(if anon { "mmap(anon)" } else { "mmap" }, e))?
+        .keeping(own);
+    map.public = public;
+    // After `keeping`: init reserves space through the kept description.
+    let info = f.init(&map).map_err(|e| Error::io(if anon { "anon" } else { "memfd" }, e))?;
     Ok((map, info))
 }
 
@@ -575,8 +668,18 @@ fn open_fd<F: Format>(fd: RawFd, f: &F) -> Result<(Mapping, F::Info)> {
     let size = st.st_size.max(0) as u64;
     let head = read_head(fd.as_raw_fd(), size).map_err(|e| Error::io("fd: read", e))?;
     let (info, len) = f.check(&head, size, "fd", false)?;
-    let mut map = Mapping::map_fd(fd.as_raw_fd(), len).map_err(|e| Error::io("mmap", e))?;
+    // A read-write map needs a read-write descriptor (api.md 3.4: mapping a read-only one
+    // fails), even though our own description is opened anew below.
+    // SAFETY: fcntl(F_GETFL) on a descriptor we own.
+    let mode = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) } & libc::O_ACCMODE;
+    if mode != libc::O_RDWR {
+        return Err(Error::io("mmap", libc::EACCES));
+    }
+    // The duplicate is public (memfd()): the handle maps and locks through a description
+    // of its own, never one the caller (or whoever passed the descriptor) shares.
+    let own = own_description(&fd, "fd")?;
+    let mut map = Mapping::map_fd(own.as_raw_fd(), len).map_err(|e| Error::io("mmap", e))?;
     f.check_mapped(&map, "this map")?;
-    map.fd = Some(fd);
-    Ok((map, info))
+    map.public = Some(fd);
+    Ok((map.keeping(own), info))
 }

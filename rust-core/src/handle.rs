@@ -278,6 +278,51 @@ impl Handle {
         }
     }
 
+    /// [`Handle::put`] of an integer key and value (see [`Map::put_int`]).
+    #[inline]
+    pub fn put_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        match self.map_of(In::Int(key)) {
+            Some(m) => m.put_int(key, val),
+            None => self.put(In::Int(key), In::Int(val)),
+        }
+    }
+
+    /// [`Handle::add`] of an integer key and value (see [`Map::add_int`]).
+    #[inline]
+    pub fn add_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        match self.map_of(In::Int(key)) {
+            Some(m) => m.add_int(key, val),
+            None => self.add(In::Int(key), In::Int(val)),
+        }
+    }
+
+    /// [`Handle::update`] of an integer key and value (see [`Map::update_int`]).
+    #[inline]
+    pub fn update_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        match self.map_of(In::Int(key)) {
+            Some(m) => m.update_int(key, val),
+            None => self.update(In::Int(key), In::Int(val)),
+        }
+    }
+
+    /// [`Handle::remove`] of an integer key (see [`Map::remove_int`]).
+    #[inline]
+    pub fn remove_int(&mut self, key: i64) -> Result<bool> {
+        match self.map_of(In::Int(key)) {
+            Some(m) => m.remove_int(key),
+            None => self.remove(In::Int(key)),
+        }
+    }
+
+    /// [`Handle::incr_by`] of an integer key (see [`Map::incr_int`]).
+    #[inline]
+    pub fn incr_int(&mut self, key: i64, delta: i64) -> Result<i64> {
+        match self.map_of(In::Int(key)) {
+            Some(m) => m.incr_int(key, delta),
+            None => self.incr_by(In::Int(key), delta),
+        }
+    }
+
     /// Puts every pair; one write lock for a single map, per key on a shard set (not
     /// atomic across shards, api.md 7.7). Returns how many were stored.
     pub fn set_multi(&mut self, pairs: &[(In<'_>, In<'_>)]) -> Result<u64> {

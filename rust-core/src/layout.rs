@@ -1,4 +1,4 @@
-//! The file format (version 1): header fields, region offsets, validation.
+//! The file format (version 2): header fields, region offsets, validation.
 //!
 //! # Format
 //!
@@ -10,14 +10,16 @@
 //! ```text
 //! 0        header page (4096 bytes)
 //!            0..160   static part, written once at creation, covered by hdr_check
-//!            256      lock words (writer, parked writers, parked readers, sealed)
-//!            320      seqlock word (odd while a writer is inside)
-//!            384      table state: cap, size, tombstones, generation, resize journal
+//!            256      the hot line (one cache line): everything a write touches,
+//!                     writer word, seq, size, tombstones, cap, generation, seal,
+//!                     recover flag, arena used/free, LRU head/tail, slot high-water
+//!            320      lock side line: parked writers, parked readers (advisory)
+//!            400      resize journal, flush cursor
 //!            448      statistics: evictions, expired, recoveries
-//!            512      arena state: bytes allocated, bytes free, 32 free-list heads,
-//!                     peak allocation since pages were last released
-//!            704      LRU state: head slot u32, tail slot u32 (u32::MAX = none)
-//! 4096     reader slots: 1024 x 64 bytes (pid u32, depth u32, padding to a cache line)
+//!            528      arena free-list heads (32 x u32), 656 arena peak
+//!            768      arena quick lists (heads, bytes held), release pacing, space
+//!                     reservation marks
+//! 4096     reader slots: 1024 x 64 bytes (lock.rs `ReaderSlot`: one cache line each)
 //! 69632    reader occupancy bitmap (128 bytes)
 //! ctrl     one control byte per slot, max_cap bytes (page aligned)
 //! slots    max_cap x slot_size bytes (page aligned); slot i's control byte is ctrl[i]
@@ -54,8 +56,10 @@ pub const HEADER_SIZE: usize = 4096;
 pub const PAGE: usize = 4096;
 /// First 8 bytes of every map file.
 pub const MAGIC: [u8; 8] = *b"HMSHRUST";
-/// Format version written by this engine.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version written by this engine. Version 1 (written only by the 0.17_01
+/// development release) had the lock, seqlock, table, arena and LRU words on five
+/// cache lines and pid-based liveness; `upgrade_file` converts it (upgrade.rs).
+pub const FORMAT_VERSION: u32 = 2;
 /// The C implementation's magic (u32 at offset 0), api.md 10 / c-format.md.
 pub const C_MAGIC: u32 = 0x5348_4D31;
 /// Smallest table.
@@ -125,20 +129,45 @@ pub mod off {
     /// End of the static part.
     pub const STATIC_END: usize = 160;
 
-    /// Lock words (lock.rs `LockWords`).
+    // The hot line (lock.rs `HotLine`, one 64-byte cache line): the write lock word, the
+    // seqlock word and every header counter a write touches, so that a write lock
+    // handed from one core to another moves one line, not five (issue 12).
+
+    /// The hot line (lock.rs `HotLine`).
     pub const LOCK: usize = 256;
-    /// Freeze seal (u32 in the lock line, lock.rs `LockWords::sealed`): nonzero = frozen.
-    pub const SEALED: usize = LOCK + 12;
-    /// Seqlock word (lock.rs `SeqWord`).
-    pub const SEQ: usize = 320;
-    /// Table state: current capacity (u32).
-    pub const CAP: usize = 384;
+    /// Write lock word (u32, lock.rs).
+    pub const WRITER: usize = 256;
+    /// Seqlock word (u32, lock.rs): odd while a writer is inside.
+    pub const SEQ: usize = 260;
     /// Live entries (u32).
-    pub const SIZE: usize = 388;
+    pub const SIZE: usize = 264;
     /// Tombstones (u32).
-    pub const TOMBS: usize = 392;
+    pub const TOMBS: usize = 268;
+    /// Table state: current capacity (u32).
+    pub const CAP: usize = 272;
     /// Generation, bumped by every resize / compaction / clear (u32).
-    pub const GENERATION: usize = 396;
+    pub const GENERATION: usize = 276;
+    /// Freeze seal (u32): nonzero = frozen.
+    pub const SEALED: usize = 280;
+    /// Lock recovery flag (u32, lock.rs): a reader took over a dead writer; the next
+    /// writer repairs.
+    pub const RECOVER: usize = 284;
+    /// Arena: bytes currently allocated (u64).
+    pub const ARENA_USED: usize = 288;
+    /// Arena: bytes free (u64).
+    pub const ARENA_FREE: usize = 296;
+    /// LRU state: most recent slot (u32, u32::MAX = empty list).
+    pub const LRU_HEAD: usize = 304;
+    /// LRU state: least recent slot (u32, u32::MAX = empty list).
+    pub const LRU_TAIL: usize = 308;
+    /// Reader slot high-water mark (u32, lock.rs): bitmap words a writer drains.
+    pub const SLOTS_HW: usize = 312;
+    /// End of the hot line.
+    pub const HOT_END: usize = 320;
+
+    /// Lock side line (lock.rs `LockSide`): advisory parked counts, off the hot line.
+    pub const LOCK_SIDE: usize = 320;
+
     /// Resize journal (table.rs `Journal`): 0 = idle, 1 = converting control bytes,
     /// 2 = placing entries (u32).
     pub const J_STATE: usize = 400;
@@ -161,18 +190,28 @@ pub mod off {
     pub const EVICTIONS: usize = 448;
     pub const EXPIRED: usize = 456;
     pub const RECOVERIES: usize = 464;
-    /// Arena: bytes currently allocated (u64).
-    pub const ARENA_USED: usize = 512;
-    /// Arena: bytes free (u64).
-    pub const ARENA_FREE: usize = 520;
     /// Arena: free-list heads, one u32 per block order 0..32 (u32::MAX = empty).
     pub const ARENA_HEADS: usize = 528;
     /// Arena: most bytes allocated since free pages were last given back (u64).
     pub const ARENA_PEAK: usize = 656;
-    /// LRU state: most recent slot (u32, u32::MAX = empty list).
-    pub const LRU_HEAD: usize = 704;
-    /// LRU state: least recent slot (u32, u32::MAX = empty list).
-    pub const LRU_TAIL: usize = 708;
+    /// Arena quick lists (arena.rs): the heads of orders 4..=12, u32 each, holding the
+    /// block offset / 16 + 1 (0 = empty, so the zeroed header of a file written before
+    /// the quick lists reads as "all empty").
+    pub const ARENA_QUICK: usize = 768;
+    /// Arena: bytes held in the quick lists (u64).
+    pub const ARENA_QUICK_BYTES: usize = 808;
+    /// Arena: bytes allocated right after the last release pass (u64).
+    pub const ARENA_FLOOR: usize = 816;
+    /// Arena: when the last release pass ran (wall-clock seconds, u64).
+    pub const ARENA_RELEASED_AT: usize = 824;
+    /// Space reservation (decisions 19): the table capacity whose control bytes, slots
+    /// and side arrays have their file space reserved (u32; 0 in a file written before
+    /// reservation: nothing known to be reserved).
+    pub const TABLE_RESERVED: usize = 832;
+    /// Space reservation: 1 once the file follows the reservation invariants (header,
+    /// reader slots and arena bitmap reserved, sparse marks on the arena's free
+    /// blocks); a file without it is brought under them when opened read-write (u32).
+    pub const ARENA_SPARSE_AWARE: usize = 836;
 }
 
 /// The creation arguments that determine a layout.
@@ -433,11 +472,21 @@ pub fn engine_version() -> u32 {
         | p(env!("CARGO_PKG_VERSION_PATCH"))
 }
 
-fn rd32(h: &[u8], o: usize) -> u32 {
+/// The little-endian u32 at `o` of `h` (header bytes read from a file).
+pub fn rd32(h: &[u8], o: usize) -> u32 {
     u32::from_le_bytes(h[o..o + 4].try_into().unwrap())
 }
-fn rd64(h: &[u8], o: usize) -> u64 {
+/// The little-endian u64 at `o` of `h`.
+pub fn rd64(h: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(h[o..o + 8].try_into().unwrap())
+}
+/// Stores `v` little-endian at `o` of `h`.
+pub fn wr32(h: &mut [u8], o: usize, v: u32) {
+    h[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+/// Stores `v` little-endian at `o` of `h`.
+pub fn wr64(h: &mut [u8], o: usize, v: u64) {
+    h[o..o + 8].copy_from_slice(&v.to_le_bytes());
 }
 
 /// What a header validation decided.
@@ -470,6 +519,12 @@ pub fn validate(head: &[u8], file_len: u64, want: Variant, prefix: &str) -> Resu
         return Err(Error::format(format!("{prefix}: bad magic (not a HashMap::Shared file)")));
     }
     let version = rd32(head, off::VERSION);
+    if version == 1 {
+        return Err(Error::format(format!(
+            "{prefix}: file was written by format version 1 (0.17_01); convert it with \
+             Data::HashMap::Shared->upgrade_file({prefix})"
+        )));
+    }
     if version != FORMAT_VERSION {
         return Err(Error::format(format!(
             "{prefix}: version mismatch (file={version}, expected={FORMAT_VERSION})"
@@ -609,8 +664,15 @@ mod tests {
         assert_eq!(err(&page, l.total_size as u64 + 4096, Variant::SS), "p: corrupt header");
         assert_eq!(err(&page[..100], 100, Variant::SS), "p: file too small (100 bytes, need 4096)");
         let mut bad = page.clone();
-        bad[off::VERSION] = 2;
-        assert_eq!(err(&bad, l.total_size as u64, Variant::SS), "p: version mismatch (file=2, expected=1)");
+        bad[off::VERSION] = 3;
+        assert_eq!(err(&bad, l.total_size as u64, Variant::SS), "p: version mismatch (file=3, expected=2)");
+        let mut v1 = page.clone();
+        v1[off::VERSION] = 1;
+        assert_eq!(
+            err(&v1, l.total_size as u64, Variant::SS),
+            "p: file was written by format version 1 (0.17_01); convert it with \
+             Data::HashMap::Shared->upgrade_file(p)"
+        );
         let mut bad = page.clone();
         bad[off::SLOTS] ^= 1;
         assert_eq!(err(&bad, l.total_size as u64, Variant::SS), "p: corrupt header");

@@ -286,8 +286,8 @@ macro_rules! internal_mods {
 }
 
 internal_mods! {
-    arena, backing, cformat, ctrl, cursor, handle, hash, layout, lock, lru, map, shard, strref,
-    table, ttl, upgrade, value, variant,
+    arena, backing, cformat, ctrl, cursor, handle, hash, layout, liveness, lock, lru, map, shard,
+    strref, table, ttl, upgrade, value, variant,
 }
 // Only macros, exported at the crate root (declared outside `internal_mods!`: exported
 // macros from a macro-expanded module cannot be named by path).

@@ -1,49 +1,79 @@
 //! Cross-process reader-writer lock and seqlock over words that live in the shared mapping.
 //!
 //! Many processes map the same file; each map handle owns a [`Lock`], a process-local view
-//! over four shared things: the lock line ([`LockWords`], header offset 256), the seqlock line
-//! ([`SeqWord`], offset 320), one [`ReaderSlot`] per reading handle (one cache line each, so
-//! readers never write a line another reader writes) and the [`ReaderBitmap`] of occupied slots.
+//! over the shared parts: the header's hot line ([`HotLine`], offset 256: the writer word
+//! and the seqlock word share it with every counter a write touches), the lock side line
+//! ([`LockSide`]: advisory counts), one [`ReaderSlot`] per read-write handle (one cache
+//! line each, so readers never write a line another reader writes), the [`ReaderBitmap`]
+//! of occupied slots, and the handle's own open file description of the map file
+//! ([`Liveness`]), on which it holds a lock that the kernel drops when the process dies.
 //!
 //! # States
 //!
-//! Writer word (`LockWords::writer`):
+//! Writer word (`HotLine::writer`):
 //!
-//! | value                           | meaning                                                     |
-//! |---------------------------------|-------------------------------------------------------------|
-//! | `0`                             | free                                                        |
-//! | `HELD \| pid`                   | held by process `pid`: a writer, or a slotless reader       |
-//! | `HELD \| WRITER_PARKED \| pid`  | held, and someone may sleep on the word: release must wake  |
+//! | value                                  | meaning                                         |
+//! |----------------------------------------|-------------------------------------------------|
+//! | `0`                                    | free                                            |
+//! | `HELD \| tag << 10 \| i`               | held by the handle owning reader slot `i`, in its incarnation `tag` |
+//! | `HELD \| WRITER_PARKED \| tag << 10 \| i` | held, and someone may sleep on the word: release must wake |
 //!
-//! `HELD` is bit 31 (so the value is `0x8000_0000 | pid`, as in the C implementation),
-//! `WRITER_PARKED` bit 30, the pid bits 0..29 (Linux pids are < 2^22).
+//! `HELD` is bit 31, `WRITER_PARKED` bit 30, the tag (low 20 bits of the slot's
+//! incarnation counter) bits 10..29, the slot index bits 0..9. A handle's identity, the
+//! value it writes, is fixed when it claims its slot.
 //!
-//! Reader slot depth word (`ReaderSlot::depth`):
+//! Reader slot (`ReaderSlot`, one per read-write handle):
 //!
-//! | bits            | meaning                                                                 |
-//! |-----------------|-------------------------------------------------------------------------|
-//! | 0..15  `HOLD`   | read locks granted through this slot (nesting, and threads of a handle) |
-//! | 16..30 `TRY`    | readers between their increment and their look at the writer word       |
-//! | 31 `SLOT_PARKED`| the writer sleeps on this word: whoever empties bits 0..30 must wake it |
+//! | field   | meaning                                                                       |
+//! |---------|-------------------------------------------------------------------------------|
+//! | `pid`   | 0 = free, else the owner's pid as the owner sees it (for display; liveness never looks at it) |
+//! | `depth` | bits 0..15 `HOLD`: read locks granted through this slot (nesting, and threads of a handle); bits 16..30 `TRY`: readers between their increment and their look at the writer word; bit 31 `SLOT_PARKED`: the writer sleeps on this word, whoever empties bits 0..30 must wake it |
+//! | `tag`   | incarnation: bumped by every claim, so that a writer word left by an earlier owner of the slot is never taken for the current owner's |
+//! | `ns`    | the owner's PID namespace id (display only) |
 //!
-//! Reader slot pid word (`ReaderSlot::pid`): `0` free; `pid` owned by a handle of process `pid`;
-//! `REAPING | pid` being cleared by process `pid`, which found the owner dead.
+//! Slot `i`'s *byte* is byte `slots_offset + 64 * i` of the map file: its owner holds an
+//! open-file-description lock (`F_OFD_SETLK`, `F_WRLCK`) on it for as long as it owns the
+//! slot (liveness.rs). The slot changes hands only while its byte is held: a claimer or
+//! reaper that gets the byte knows the previous owner is gone.
 //!
-//! Seq word: even = no write in progress; odd = a writer is inside its critical section.
+//! Seq word (`HotLine::seq`, u32): even = no write in progress; odd = a writer is inside.
 //!
-//! `LockWords::recover` (in the lock line's padding): `1` = a reader took over a dead writer
-//! and could not repair the map; the next [`Lock::write`] reports [`WriteGuard::recovered`].
+//! `HotLine::recover`: `1` = a reader took over a dead writer and could not repair the
+//! map; the next [`Lock::write`] reports [`WriteGuard::recovered`].
+//!
+//! `HotLine::slots_hw`: the number of bitmap words a writer scans (at least 1): every
+//! claimer raises it to cover its slot before setting its bit; it never shrinks.
 //!
 //! # Protocol
 //!
-//! Read lock: `depth += TRY; fence(SeqCst); writer == 0 ?` then `depth += HOLD - TRY`.
-//! Write lock: `CAS writer 0 -> HELD|pid; fence(SeqCst)`, then for every bit of the bitmap wait
-//! until that slot's depth has no `HOLD`/`TRY` bits, then make `seq` odd. The two fences make
-//! this Dekker's algorithm: the fences are totally ordered, so either the writer's loads (after
-//! its fence) see the reader's increment and bitmap bit (stored before the reader's fence), or
-//! the reader's load sees the writer's CAS. A reader that sees the writer backs off
-//! (`depth -= TRY`), waits for the writer word to clear, and retries: writers are preferred
-//! over new readers.
+//! Read lock: `depth += TRY (SeqCst); writer == 0 (SeqCst) ?` then `depth += HOLD - TRY`.
+//! Write lock: `CAS writer 0 -> identity (SeqCst)`, then for every bit of the bitmap
+//! words below `slots_hw` (all loaded SeqCst) wait until that slot's depth (SeqCst) has no
+//! `HOLD`/`TRY` bits, then make `seq` odd. This is Dekker's algorithm: either the writer's
+//! loads see the reader's increment and bitmap bit, or the reader's load sees the writer's
+//! CAS (proof below). A reader that sees the writer backs off (`depth -= TRY`), waits for
+//! the writer word to clear, and retries: writers are preferred over new readers.
+//!
+//! **Why one SeqCst CAS is enough (no fence).** C++20 [atomics.order] p4, which Rust's
+//! atomics follow: there is one total order S of all SeqCst operations, consistent with
+//! "strongly happens before" (so with program order between SeqCst operations of one
+//! thread), and if a SeqCst operation A is coherence-ordered before a SeqCst operation B
+//! on the same object, A precedes B in S (p4.1). Suppose both miss each other: the
+//! reader's load R of the writer word reads a value from before the writer's CAS C (R is
+//! coherence-ordered before C, so R <S C), and the writer's load L of the reader's depth
+//! reads a value from before the reader's increment D (L <S D). Program order gives
+//! D <S R and C <S L. Then D < R < C < L < D in S: a cycle, impossible. The claimer's
+//! `slots_hw` raise H and bitmap bit set B are SeqCst RMWs program-ordered before its
+//! first D, so a writer load of either that misses it gives L <S H <S D < R < C < L: the
+//! same cycle. On x86-64 the SeqCst loads are plain `mov`s and a SeqCst RMW is the same
+//! `lock cmpxchg`/`lock xadd` as an Acquire one: the acquire path costs one serialising
+//! instruction (the CAS), where Acquire CAS + `fence(SeqCst)` cost two (issue 12).
+//! Under loom the models use the older, fenced form of the same handshake
+//! (`dekker_fence`: `fence(SeqCst)` after the RMW on both sides): loom models SeqCst
+//! RMWs and loads as AcqRel/Acquire and would report a race the C++ model excludes. The
+//! fenced form is proven by the fences' total order (either the writer's loads after its
+//! fence see what the reader stored before its fence, or the reader's load after its
+//! fence sees the writer's CAS); the fence-free form by the argument above.
 //!
 //! Refinements of the plain protocol of DESIGN.md ("Concurrency"):
 //! - Recursion under a waiting writer. With plain counting, a thread that holds a read lock
@@ -57,59 +87,85 @@
 //! - No fence on release. Sleepers announce themselves with a bit in the very word they sleep
 //!   on (`WRITER_PARKED`, `SLOT_PARKED`), so the releasing RMW returns whether a wake-up is
 //!   needed; a separate `parked_*` counter would need a second Dekker fence on every release.
-//!   `parked_writers`/`parked_readers` are kept as advisory counts of sleepers (diagnostics;
-//!   a process killed while asleep leaves them one too high).
-//! - Slotless readers. When all [`READER_SLOTS`] are owned by live handles, a handle reads by
-//!   holding the writer word (without touching `seq`, without draining readers): slower but
-//!   correct, and a dead slotless reader is recovered like a dead writer.
+//!   `parked_writers`/`parked_readers` ([`LockSide`], off the hot line) are advisory counts
+//!   of sleepers (diagnostics; a process killed while asleep leaves them one too high).
+//! - Every read-write handle has a slot, claimed when it opens the map (and anew in a
+//!   forked child, on first use). When all [`READER_SLOTS`] are owned by live handles,
+//!   opening one more read-write handle is refused ("all 1024 reader slots are held by
+//!   live handles"): a handle's identity in the writer word must name something whose
+//!   liveness the kernel can prove, and the slot is that thing. Read-only handles
+//!   (`new_readonly`) take no slot and never lock.
 //!
 //! Seqlock ([`Lock::optimistic`]): `s1 = seq (Acquire); if even { f(); fence(Acquire);
 //! seq (Relaxed) == s1 }`. The writer makes seq odd then `fence(Release)` before touching
 //! data, and even with a Release store after. If `f` read anything the writer stored after its
 //! odd bump, the reader's acquire fence synchronises with the writer's release fence, so the
 //! second load sees the odd value (or later) and the result is discarded (Boehm, "Can
-//! seqlocks get along with programming language memory models?", 2012).
+//! seqlocks get along with programming language memory models?", 2012). The counter is 32
+//! bits: a reader is fooled only if exactly 2^31 writes (minutes of writing) happen
+//! during one attempt of `f` and the data it read is torn.
 //!
 //! # Waiting and dead holders
 //!
-//! Waiters spin (`spin_loop` only, no system call: decisions 9), then `FUTEX_WAIT` on the word
-//! they need to change, shared futexes since the waker is usually another process, with a
-//! timeout: 5 ms the first time, then 50 ms, so a dead holder is usually noticed within
-//! ~5 ms and at worst ~50 ms (decisions 9). After a timeout (or every 50 ms of wake-ups) a
-//! waiter checks the holder: `kill(pid, 0) == ESRCH`, or `/proc/PID/stat` state `Z`/`X`
-//! (a zombie still answers `kill`), means dead. A dead holder's writer word is taken over by a
-//! CAS from exactly the value naming it, keeping `WRITER_PARKED` so sleepers still get their
-//! wake-up. A writer that takes over steps `seq` over the dead writer's odd value and reports
-//! `recovered()`. A reader that takes over (it cannot repair the map) makes `seq` even, sets
-//! `recover`, and releases; the next writer reports `recovered()` (the map code can poll
-//! [`Lock::repair_pending`] on read paths to repair sooner). A writer waiting on a slot
-//! whose owner is dead clears the slot (depth 0, bitmap bit off, pid 0). A claimer that finds
-//! no free slot reaps slots of dead processes the same way.
+//! Waiters spin first: `spin_loop` pauses, 2 to 8 between looks at the word, for at most
+//! [`SPIN_TIME`] (about 200 critical sections of a put; a wake-up across CPUs costs 80-100
+//! us on the VMs we measured, so parking early loses hundreds of hand-overs), with no
+//! system call (decisions 9): the clock is read through the vDSO. Then `FUTEX_WAIT` on the word they need to change, shared
+//! futexes since the waker is usually another process, with a timeout: 5 ms the first
+//! time, then 50 ms. After a timeout (or every 50 ms of wake-ups) a waiter tests the
+//! holder:
 //!
-//! Values no live holder can have written are taken over the same way: a writer word
-//! without `HELD`, or naming pid 0 or a pid beyond `PID_MAX_LIMIT` (damage); our own pid
-//! while this thread holds no writer word and the process has one thread (left by a dead
-//! process that had our pid: pid reuse, or a file kept across a reboot); a reader slot in
-//! the bitmap with pid 0, or with our pid but another incarnation's nonce. A free slot's
-//! stale counts are reset by its next claimer.
+//! - writer word `HELD | tag << 10 | i`: the holder is alive if another description
+//!   holds slot `i`'s byte (`F_OFD_GETLK`, liveness.rs) *and* slot `i` still carries `tag`
+//!   (a slot claimed anew since carries another tag: its byte proves the new owner alive,
+//!   not the holder). Our own identity is alive (a thread of this handle holds the word,
+//!   or this thread: a deadlock by contract); our own slot under another tag is an
+//!   earlier owner's, dead. A word without `HELD` is damage: dead.
+//! - a reader slot in the bitmap: its owner is alive while its byte is held; a waiting
+//!   writer that gets the byte (`F_OFD_SETLK`) has proved the owner gone and clears the
+//!   slot (depth 0, bitmap bit off, pid 0) before giving the byte back.
 //!
-//! PID namespaces: every slot records its owner's namespace, and [`Lock::attach`] (at
-//! open) refuses a map that a handle of another namespace has open, so a pid is never
-//! judged in the wrong namespace; a slot of a foreign namespace is never taken for dead.
+//! The kernel releases a byte when the owning process dies, in any PID namespace, and a
+//! reused pid has nothing to do with it (decisions 18); so there is no pid-reuse stall and
+//! a map is shared across PID namespaces. The first test comes ~5 ms after the spin, later
+//! ones every 50 ms: a dead holder is taken over after ~5 ms typically, 50 ms at most plus
+//! scheduling (decisions 9). A dead holder's writer word is taken over by a CAS from
+//! exactly the value naming it, keeping `WRITER_PARKED` so sleepers still get their
+//! wake-up. A writer that takes over steps `seq` over the dead writer's odd value and
+//! reports `recovered()`. A reader that takes over (it cannot repair the map) makes `seq`
+//! even, sets `recover`, and releases; the next writer reports `recovered()` (the map code
+//! can poll [`Lock::repair_pending`] on read paths to repair sooner).
 //!
-//! Remaining limits: a dead holder whose pid was reused by a live process looks alive; its
-//! waiters wait until that process exits. Counts written by damage into a reader slot of
-//! this very process are only recognised as damage when the process has one thread (then
-//! nothing of it can hold a read lock while it writes or overflows its own slot); in a
-//! multi-threaded process a read then panics ("nested more than 65535 deep").
+//! Tags are 20 bits in the writer word: a dead holder is mistaken for a live one only if
+//! its slot is claimed again exactly 2^20 times (each claim opens the map: minutes)
+//! between two tests of one waiter. A claimer never takes a tag that the current writer
+//! word names for its slot, so a word left over in a damaged or copied file never names a
+//! live handle's identity by accident of its claim.
+//!
+//! Damage: counts written into a reader slot of this very handle are only recognised as
+//! damage when the process has one thread (then nothing of it can hold a read lock while
+//! it writes or overflows its own slot); in a multi-threaded process a read then panics
+//! ("nested more than 65535 deep"). A writer word naming a slot held by a live handle
+//! under that handle's own tag looks like that handle's hold: waiters wait for it.
+//!
+//! Release stays an RMW (`swap`), not the plain store write-path.md 3.7 proposes: with a
+//! load-then-store release, a waiter that sets `WRITER_PARKED` between the two and enters
+//! FUTEX_WAIT before the store lands is not woken until its timeout (5 ms). That is
+//! bounded, but it turns a lost race into a 5 ms stall of a writer, and loom cannot check
+//! the window without modelling timeouts; the spin before parking already makes parking
+//! rare under contention. Not done.
 //!
 //! # Fork
 //!
-//! A `pthread_atfork` child handler bumps a process-wide generation and refreshes the cached
-//! pid. Each handle's slot is tagged with the generation it was claimed in, so a child claims
-//! its own slot on its first read instead of sharing its parent's (checked with one relaxed
-//! load, no `getpid()` per call). Guards remember their generation too: a guard inherited
-//! across fork is dropped in the child without touching the parent's lock.
+//! A `pthread_atfork` child handler bumps a process-wide generation and refreshes the
+//! cached pid; liveness.rs's gives every handle a fresh file description (the child must
+//! not keep its parent's description, whose locks would then outlive the parent). A
+//! handle's state is tagged with the generation it claimed its slot in, so a child claims
+//! its own slot on its first lock operation instead of sharing its parent's (checked with
+//! one relaxed load). Guards remember their generation too: a guard inherited across fork
+//! is dropped in the child without touching the parent's lock. If the child could not get
+//! a description of its own, its first lock operation panics with the reason (the C ABI
+//! turns it into an error).
 //!
 //! # Rules for callers
 //!
@@ -117,7 +173,8 @@
 //! the write lock deadlocks, and so does `write()` while this thread holds a read lock (through
 //! any handle on the same map). Nested reads through one handle are fine; nested reads through
 //! two handles of the same map can deadlock against a waiting writer. Call
-//! [`Lock::release_slot`] when the handle closes.
+//! [`Lock::release_slot`] when the handle closes. Do not take fcntl record locks on a map
+//! file yourself: they would look like holders of the slot bytes.
 //!
 //! # Tests
 //!
@@ -127,17 +184,18 @@
 //!     cargo test -p hashmap-shared --release --lib lock::loom   # model checking, ~10 s
 //! ```
 //!
-//! Under loom the atomics are loom's, [`READER_SLOTS`] is 4, there is no spinning, and a
-//! futex is a table of parked threads checked under a lock (as the kernel does): a lost
-//! wake-up is then reported as a deadlock instead of being hidden by a timeout. The models
-//! were checked against deliberate bugs (each fence removed, each wake-up removed, the
-//! TRY/HOLD split or the nesting rule removed, a non-exclusive write): each one fails.
+//! Under loom the atomics are loom's, [`READER_SLOTS`] is 4, there is no spinning, no file
+//! description (claims are exclusive through the slot's pid CAS, nobody dies), and a futex
+//! is a table of parked threads checked under a lock (as the kernel does): a lost wake-up
+//! is then reported as a deadlock instead of being hidden by a timeout. The models were
+//! checked against deliberate bugs (each fence removed, each wake-up removed, the TRY/HOLD
+//! split or the nesting rule removed, a non-exclusive write): each one fails.
 
 use core::cell::Cell;
 use core::marker::PhantomData;
-use core::ptr;
 use core::time::Duration;
 
+pub use crate::liveness::Liveness;
 use self::sync::{fence, AtomicU32, AtomicU64, Ordering::*};
 
 /// The atomics and the blocking primitives, swapped for loom's under `--cfg loom`.
@@ -248,6 +306,7 @@ mod sync {
     }
 }
 
+
 /// Number of reader slots in a map (header field at offset 76).
 #[cfg(not(loom))]
 pub const READER_SLOTS: usize = 1024;
@@ -257,38 +316,55 @@ pub const READER_SLOTS: usize = 4;
 
 const BITMAP_WORDS: usize = READER_SLOTS.div_ceil(64);
 
-/// Lives in the mapping at header offset 256 (one cache line).
+/// The header's hot line (offset 256, one cache line): the lock's words and every header
+/// counter a write touches, so that a write lock handed to another core moves one line.
+/// This module owns `writer`, `seq`, `recover` and `slots_hw`; the other fields belong to
+/// the map code (layout.rs `off::*`), which this module never touches.
 #[repr(C, align(64))]
-pub struct LockWords {
-    /// 0 = free, else `0x8000_0000 | holder pid` (+ bit 30 when someone sleeps on it).
+pub struct HotLine {
+    /// 0 = free, else `HELD | tag << 10 | slot` (+ `WRITER_PARKED` when someone sleeps on it).
     pub writer: AtomicU32,
+    /// Seqlock: odd while a writer is inside.
+    pub seq: AtomicU32,
+    /// Map code: live entries, tombstones, capacity, generation.
+    pub size: AtomicU32,
+    pub tombs: AtomicU32,
+    pub cap: AtomicU32,
+    pub generation: AtomicU32,
+    /// Freeze seal, owned by the map code.
+    pub sealed: AtomicU32,
+    /// 1 = a reader took over a dead writer; the next writer reports `recovered()`.
+    recover: AtomicU32,
+    /// Map code: arena bytes used and free.
+    pub arena_used: AtomicU64,
+    pub arena_free: AtomicU64,
+    /// Map code: LRU list head and tail.
+    pub lru_head: AtomicU32,
+    pub lru_tail: AtomicU32,
+    /// Bitmap words a writer drains (raised by claimers, never lowered).
+    slots_hw: AtomicU32,
+    _spare: AtomicU32,
+}
+
+/// The lock side line (header offset 320): what waiters touch, off the hot line.
+#[repr(C, align(64))]
+pub struct LockSide {
     /// Advisory: writers asleep (on the writer word or on a reader slot).
     pub parked_writers: AtomicU32,
     /// Advisory: readers asleep on the writer word.
     pub parked_readers: AtomicU32,
-    /// Freeze seal, owned by the map code; this module never touches it.
-    pub sealed: AtomicU32,
-    /// 1 = a reader took over a dead writer; the next writer reports `recovered()`.
-    recover: AtomicU32,
 }
 
-/// At header offset 320, on its own line: readers only read it, writers bump it.
-#[repr(C, align(64))]
-pub struct SeqWord {
-    pub seq: AtomicU64,
-}
-
-/// One per reading handle, one cache line each (decisions 12).
+/// One per read-write handle, one cache line each (decisions 12).
 #[repr(C, align(64))]
 pub struct ReaderSlot {
+    /// 0 = free; else the owner's pid (display only).
     pub pid: AtomicU32,
     pub depth: AtomicU32,
-    /// The owner's PID namespace (low 32 bits of its inode; 0 = unknown): a pid is only
-    /// meaningful, and a liveness check only valid, inside one namespace.
+    /// Incarnation counter, bumped by every claim.
+    pub tag: AtomicU32,
+    /// The owner's PID namespace (low 32 bits of its inode; display only).
     pub ns: AtomicU32,
-    /// The owner process's incarnation nonce: tells a slot this process owns from one a
-    /// dead process with the same pid left (pid reuse, or a file kept across a reboot).
-    pub nonce: AtomicU32,
 }
 
 /// Occupancy bitmap of the reader slots: bit `i` set while slot `i` may be in use.
@@ -297,19 +373,37 @@ pub struct ReaderBitmap {
     pub words: [AtomicU64; BITMAP_WORDS],
 }
 
-// The file format fixes these sizes (DESIGN.md, "File format").
+// The file format fixes these sizes and offsets (layout.rs `off`, DESIGN.md "File format").
 #[cfg(not(loom))]
 const _: () = {
-    assert!(core::mem::size_of::<LockWords>() == 64);
-    assert!(core::mem::size_of::<SeqWord>() == 64);
-    assert!(core::mem::size_of::<ReaderSlot>() == 64);
-    assert!(core::mem::size_of::<ReaderBitmap>() == 128);
+    use crate::layout::off;
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<HotLine>() == 64);
+    assert!(size_of::<LockSide>() == 64);
+    assert!(size_of::<ReaderSlot>() == 64);
+    assert!(size_of::<ReaderBitmap>() == 128);
     assert!(core::mem::align_of::<ReaderBitmap>() == 64);
+    assert!(off::LOCK + offset_of!(HotLine, writer) == off::WRITER);
+    assert!(off::LOCK + offset_of!(HotLine, seq) == off::SEQ);
+    assert!(off::LOCK + offset_of!(HotLine, size) == off::SIZE);
+    assert!(off::LOCK + offset_of!(HotLine, tombs) == off::TOMBS);
+    assert!(off::LOCK + offset_of!(HotLine, cap) == off::CAP);
+    assert!(off::LOCK + offset_of!(HotLine, generation) == off::GENERATION);
+    assert!(off::LOCK + offset_of!(HotLine, sealed) == off::SEALED);
+    assert!(off::LOCK + offset_of!(HotLine, recover) == off::RECOVER);
+    assert!(off::LOCK + offset_of!(HotLine, arena_used) == off::ARENA_USED);
+    assert!(off::LOCK + offset_of!(HotLine, arena_free) == off::ARENA_FREE);
+    assert!(off::LOCK + offset_of!(HotLine, lru_head) == off::LRU_HEAD);
+    assert!(off::LOCK + offset_of!(HotLine, lru_tail) == off::LRU_TAIL);
+    assert!(off::LOCK + offset_of!(HotLine, slots_hw) == off::SLOTS_HW);
+    assert!(off::LOCK + size_of::<HotLine>() == off::HOT_END);
 };
 
 const HELD: u32 = 1 << 31;
 const WRITER_PARKED: u32 = 1 << 30;
-const PID_MASK: u32 = WRITER_PARKED - 1;
+const IDX_BITS: u32 = 10;
+const IDX_MASK: u32 = (1 << IDX_BITS) - 1;
+const TAG_MASK: u32 = (1 << 20) - 1;
 
 const HOLD: u32 = 1;
 const HOLD_MASK: u32 = 0xFFFF;
@@ -317,22 +411,19 @@ const TRY: u32 = 1 << 16;
 const SLOT_PARKED: u32 = 1 << 31;
 const COUNT_MASK: u32 = !SLOT_PARKED;
 
-const REAPING: u32 = 1 << 31;
+/// The identity a handle owning slot `i` under `tag` writes into the writer word.
+#[inline]
+fn identity(i: usize, tag: u32) -> u32 {
+    HELD | (tag & TAG_MASK) << IDX_BITS | i as u32
+}
 
-/// Linux pids never exceed 2^22 (PID_MAX_LIMIT); a larger pid field is damage.
-const PID_MAX_LIMIT: u32 = 1 << 22;
-
-/// Handle slot state (process-local `Lock::slot`): fork generation in the high half,
-/// `index + 1`, `NO_SLOT` or `SLOTLESS` in the low half.
-const NO_SLOT: u32 = 0;
-const SLOTLESS: u32 = u32::MAX;
-
+/// Longest a waiter spins (pause hints, no system call) before it parks: covers a
+/// normal critical section (~100 ns for a put) hundreds of times over and stays well
+/// below what a futex wake-up across CPUs costs (80-100 us measured); a holder stopped
+/// or descheduled inside the lock costs each waiter this much CPU once, then nothing.
+/// `HMS_SPIN_US` overrides it (benchmarks only; read once).
 #[cfg(not(loom))]
-const SPIN_ROUNDS: u32 = 6; // 2 + 4 + ... + 64 = 126 pauses, a few microseconds
-/// Loom goes straight to the (modelled) futex: it deprioritises a thread that yields, which
-/// would hide the interleavings where a waiter sleeps while the holder still holds.
-#[cfg(loom)]
-const SPIN_ROUNDS: u32 = 0;
+pub const SPIN_TIME: Duration = Duration::from_micros(20);
 /// First sleep is short so that a dead holder is usually noticed within milliseconds.
 const FIRST_PARK: Duration = Duration::from_millis(5);
 /// Later sleeps; also the longest a waiter goes without checking the holder (decisions 9).
@@ -341,6 +432,14 @@ const PARK: Duration = Duration::from_millis(50);
 const OPTIMISTIC_TRIES: u32 = 128;
 #[cfg(loom)]
 const OPTIMISTIC_TRIES: u32 = 2;
+
+/// The Dekker handshake's fence: none in real builds (the RMW and loads around it are
+/// SeqCst: module docs), `fence(SeqCst)` under loom, which models SeqCst RMWs as AcqRel.
+#[inline(always)]
+fn dekker_fence() {
+    #[cfg(loom)]
+    fence(SeqCst);
+}
 
 // ---------------------------------------------------------------------------------------
 // Process-wide state
@@ -351,17 +450,13 @@ static FORK_GEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::ne
 /// getpid(), cached; refreshed in forked children.
 static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static ATFORK: std::sync::Once = std::sync::Once::new();
-
-/// This process incarnation's nonce (see [`ReaderSlot::nonce`]); 0 = not drawn yet.
-static NONCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 /// PID namespace id of this process (low 32 bits of the inode of /proc/self/ns/pid), or
-/// `u32::MAX` before the first look. 0 when /proc is not mounted: treated as "unknown".
+/// `u32::MAX` before the first look. 0 when /proc is not mounted: "unknown". Display only.
 static PIDNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
 
 extern "C" fn atfork_child() {
     // Relaxed: the child runs this single-threaded, before fork() returns to anything that
     // could read these; later threads are ordered after it by their own creation.
-    NONCE.store(0, std::sync::atomic::Ordering::Relaxed);
     PIDNS.store(u32::MAX, std::sync::atomic::Ordering::Relaxed);
     FORK_GEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // SAFETY: getpid is async-signal-safe and cannot fail.
@@ -386,7 +481,11 @@ fn fork_gen() -> u32 {
     FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-#[inline]
+/// The fork generation of this process (liveness.rs tags its own state with it).
+pub(crate) fn fork_generation() -> u32 {
+    fork_gen()
+}
+
 fn my_pid() -> u32 {
     // Relaxed: a cache of getpid(); every thread computes the same value.
     let p = PID.load(std::sync::atomic::Ordering::Relaxed);
@@ -397,35 +496,11 @@ fn my_pid() -> u32 {
     register_atfork();
     // SAFETY: getpid cannot fail.
     let p = unsafe { libc::getpid() } as u32;
-    debug_assert!(p != 0 && p <= PID_MASK);
     PID.store(p, std::sync::atomic::Ordering::Relaxed);
     p
 }
 
-/// This process incarnation's nonce, drawn on first use (and anew in forked children).
-fn my_nonce() -> u32 {
-    use std::sync::atomic::Ordering::Relaxed as R;
-    let n = NONCE.load(R);
-    if n != 0 {
-        return n;
-    }
-    // Not secret, only distinct between incarnations that share a pid: the time, the
-    // pid and a stack address through SipHash's per-process random keys.
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(my_pid());
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    h.write_u128(t.map_or(0, |d| d.as_nanos()));
-    h.write_usize(&n as *const u32 as usize);
-    let n = (h.finish() as u32).max(1);
-    // Relaxed: a process-local value; the CAS makes every racing thread use the first.
-    match NONCE.compare_exchange(0, n, R, R) {
-        Ok(_) => n,
-        Err(x) => x,
-    }
-}
-
-/// This process's PID namespace id (0 = unknown).
+/// This process's PID namespace id (0 = unknown). Display only.
 #[cfg(not(loom))]
 pub(crate) fn my_pidns() -> u32 {
     use std::os::unix::fs::MetadataExt;
@@ -446,26 +521,6 @@ pub(crate) fn my_pidns() -> u32 {
     0
 }
 
-/// True if namespace ids `a` and `b` may name different namespaces.
-#[inline]
-fn foreign_ns(a: u32, b: u32) -> bool {
-    a != 0 && b != 0 && a != b
-}
-
-// Writer words this thread took (writes and slotless reads): lets a waiter that finds its
-// own pid in a writer word tell a hold of its own from one left by a dead process that had
-// the same pid. Counts may drift when a slotless hold is released on another thread; they
-// then err towards "held", which only means waiting.
-#[cfg(not(loom))]
-std::thread_local!(static WRITES_HELD: Cell<u32> = const { Cell::new(0) });
-#[cfg(loom)]
-::loom::thread_local!(static WRITES_HELD: Cell<u32> = Cell::new(0));
-
-#[inline]
-fn writes_held_add(d: i32) {
-    WRITES_HELD.with(|c| c.set(c.get().wrapping_add(d as u32)));
-}
-
 // Read guards this thread holds, on any Lock: lets a nested read pass a waiting writer
 // (see `read_contended`). A guard is !Send, so it is dropped on the thread that counted it.
 #[cfg(not(loom))]
@@ -484,15 +539,15 @@ fn reads_held_add(d: i32) {
 
 /// Per-handle view of a map's lock (not in shared memory).
 pub struct Lock {
-    words: *const LockWords,
-    seq: *const SeqWord,
+    hot: *const HotLine,
+    side: *const LockSide,
     slots: *const ReaderSlot,
     bitmap: *const ReaderBitmap,
-    /// `(fork generation << 32) | index + 1 / NO_SLOT / SLOTLESS`.
-    slot: AtomicU64,
-    /// `(fork generation << 32) | slotless read holds of this handle`; the count is nonzero
-    /// only while this handle holds the writer word (in that generation).
-    slotless: AtomicU64,
+    /// `(fork generation << 32) | identity` once this handle owns a slot in that
+    /// generation, else `(generation << 32) | 0`.
+    state: AtomicU64,
+    /// This handle's own file description and its byte locks.
+    live: Liveness,
     /// A read-only handle on a frozen map (mapped PROT_READ): it must never write a lock
     /// word, and needs no lock, since a frozen map has no writers.
     readonly: bool,
@@ -500,13 +555,21 @@ pub struct Lock {
 
 // SAFETY: the pointers refer to shared memory that `new`'s contract keeps alive for the
 // Lock's lifetime, and every access through them is atomic; the process-local state is
-// atomic too. Nothing is tied to the creating thread.
+// atomic too, and the liveness descriptor is only used through serialised system calls.
+// Nothing is tied to the creating thread.
 unsafe impl Send for Lock {}
-// SAFETY: as above: `&Lock` only ever performs atomic operations.
+// SAFETY: as above: `&Lock` only ever performs atomic operations and system calls.
 unsafe impl Sync for Lock {}
 
+/// Slot index of an identity.
+#[inline]
+fn idx_of(me: u32) -> usize {
+    (me & IDX_MASK) as usize
+}
+
 impl Lock {
-    /// Creates a handle's view of the lock.
+    /// Creates a handle's view of the lock; `live` is the handle's own file description
+    /// of the map (slot `i`'s byte at `live.byte(i)`).
     ///
     /// # Safety
     ///
@@ -514,19 +577,20 @@ impl Lock {
     /// `slots` points to [`READER_SLOTS`] slots, and the memory was zero-initialised when
     /// the map was created.
     pub unsafe fn new(
-        words: *const LockWords,
-        seq: *const SeqWord,
+        hot: *const HotLine,
+        side: *const LockSide,
         slots: *const ReaderSlot,
         bitmap: *const ReaderBitmap,
+        live: Liveness,
     ) -> Lock {
         register_atfork();
         Lock {
-            words,
-            seq,
+            hot,
+            side,
             slots,
             bitmap,
-            slot: AtomicU64::new(0),
-            slotless: AtomicU64::new(0),
+            state: AtomicU64::new((fork_gen() as u64) << 32),
+            live,
             readonly: false,
         }
     }
@@ -541,15 +605,15 @@ impl Lock {
     }
 
     #[inline]
-    fn words(&self) -> &LockWords {
+    fn hot(&self) -> &HotLine {
         // SAFETY: valid and aligned for our lifetime (contract of `new`).
-        unsafe { &*self.words }
+        unsafe { &*self.hot }
     }
 
     #[inline]
-    fn seq(&self) -> &AtomicU64 {
+    fn side(&self) -> &LockSide {
         // SAFETY: valid and aligned for our lifetime (contract of `new`).
-        unsafe { &(*self.seq).seq }
+        unsafe { &*self.side }
     }
 
     #[inline]
@@ -569,7 +633,24 @@ impl Lock {
     /// (the next [`write`](Self::write) reports `recovered()` and clears it).
     pub fn repair_pending(&self) -> bool {
         // Relaxed: a hint; the authoritative hand-over happens under the writer word.
-        self.words().recover.load(Relaxed) != 0
+        self.hot().recover.load(Relaxed) != 0
+    }
+
+    /// This handle's identity in generation `gen`, claiming a slot first if it has none.
+    /// Panics (with the reason) when no slot can be had: every slot held by a live
+    /// handle, or a forked child that could not get a file description of its own.
+    #[inline]
+    fn me(&self, gen: u32) -> u32 {
+        // Acquire: pairs with the Release publication of the claim (another thread of
+        // this handle may have claimed), so the slot's fields are visible.
+        let st = self.state.load(Acquire);
+        if (st >> 32) as u32 == gen && st as u32 != 0 {
+            return st as u32;
+        }
+        match self.claim(gen) {
+            Ok(me) => me,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     // ----- write lock -------------------------------------------------------------------
@@ -578,24 +659,22 @@ impl Lock {
     /// it makes `seq` even again (Release) and releases the writer word, waking waiters.
     #[inline]
     pub fn write(&self) -> WriteGuard<'_> {
-        let me = HELD | my_pid();
-        let words = self.words();
-        // Acquire: pairs with the previous holder's Release swap, so its data and seq are ours.
-        let recovered = match words.writer.compare_exchange(0, me, Acquire, Relaxed) {
+        let gen = fork_gen();
+        let me = self.me(gen);
+        let hot = self.hot();
+        // SeqCst: the writer half of the Dekker handshake with `read` (module docs); it
+        // includes the Acquire that pairs with the previous holder's Release swap.
+        let recovered = match hot.writer.compare_exchange(0, me, SeqCst, Relaxed) {
             Ok(_) => false,
             Err(_) => self.write_contended(me),
         };
-        writes_held_add(1);
-        // SeqCst: the writer half of the Dekker handshake with `read` (module docs): our CAS
-        // is ordered before our loads of the bitmap and of the depth words.
-        fence(SeqCst);
+        dekker_fence();
         self.drain_readers();
         // Relaxed: a reader that set it did so before its Release of the writer word, which
         // our Acquire CAS read from (or a later value of that word).
-        let recovered = recovered | (words.recover.load(Relaxed) != 0 && self.take_recover());
-        let seq = self.seq();
+        let recovered = recovered | (hot.recover.load(Relaxed) != 0 && self.take_recover());
         // Relaxed: only the writer-word holder writes seq, and we acquired that word.
-        let mut s = seq.load(Relaxed);
+        let mut s = hot.seq.load(Relaxed);
         if s & 1 != 0 {
             // A dead writer's unfinished write: step over it to even, then odd below.
             s = s.wrapping_add(1);
@@ -603,12 +682,12 @@ impl Lock {
         let odd = s.wrapping_add(1);
         // Relaxed + Release fence: the fence orders this odd store before every data store of
         // the critical section, which is what an optimistic reader's Acquire fence needs.
-        seq.store(odd, Relaxed);
+        hot.seq.store(odd, Relaxed);
         fence(Release);
         WriteGuard {
             lock: self,
             odd,
-            gen: fork_gen(),
+            gen,
             recovered,
             _not_send: PhantomData,
         }
@@ -617,22 +696,22 @@ impl Lock {
     #[cold]
     fn take_recover(&self) -> bool {
         // Relaxed: we hold the writer word; nobody else touches `recover` until we release it.
-        self.words().recover.swap(0, Relaxed) != 0
+        self.hot().recover.swap(0, Relaxed) != 0
     }
 
     /// Takes the writer word from a live or dead holder; returns true if it was taken over.
     #[cold]
     fn write_contended(&self, me: u32) -> bool {
-        let words = self.words();
+        let hot = self.hot();
         let mut backoff = Backoff::new();
         loop {
-            // Relaxed: just a look; the CAS below carries the Acquire.
-            let v = words.writer.load(Relaxed);
+            // Relaxed: just a look; the CAS below carries the ordering.
+            let v = hot.writer.load(Relaxed);
             if v == 0 {
-                // Acquire: as in `write`.
-                if words
+                // SeqCst: as in `write`.
+                if hot
                     .writer
-                    .compare_exchange_weak(0, me, Acquire, Relaxed)
+                    .compare_exchange_weak(0, me, SeqCst, Relaxed)
                     .is_ok()
                 {
                     return false;
@@ -642,40 +721,36 @@ impl Lock {
             if backoff.spin() {
                 continue;
             }
-            if self.park_on_writer(v, &mut backoff, &words.parked_writers) && self.seize(v, me) {
+            if self.park_on_writer(v, &mut backoff, &self.side().parked_writers) && self.seize(v, me) {
                 return true;
             }
         }
     }
 
-    /// Calls `f(i, slot)` for every slot whose bitmap bit is set, loading each bitmap
-    /// word with `order`, until `f` returns false.
-    #[inline(always)]
-    fn for_each_occupied(&self, order: sync::Ordering, mut f: impl FnMut(usize, &ReaderSlot) -> bool) {
-        for (w, word) in self.bitmap().words.iter().enumerate() {
-            let mut bits = word.load(order);
+    /// Waits for every slot in the bitmap to hold no read lock. Only the words below
+    /// `slots_hw` can have bits (claimers raise it first): one word in the common case
+    /// of at most 64 handles, as slots are claimed lowest first.
+    #[inline]
+    fn drain_readers(&self) {
+        // SeqCst (this load, the bitmap loads, the depth loads): the Dekker handshake
+        // without a fence (module docs); on x86-64 these are plain loads.
+        let hw = (self.hot().slots_hw.load(SeqCst) as usize).clamp(1, BITMAP_WORDS);
+        for w in 0..hw {
+            let mut bits = self.bitmap().words[w].load(SeqCst);
             while bits != 0 {
                 let i = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if i >= READER_SLOTS || !f(i, self.slot_at(i)) {
-                    return;
+                if i >= READER_SLOTS {
+                    break;
+                }
+                let slot = self.slot_at(i);
+                // SeqCst includes the Acquire that pairs with the Release decrement of the
+                // last reader to leave, so everything it read happens before our writes.
+                if slot.depth.load(SeqCst) & COUNT_MASK != 0 {
+                    self.wait_for_slot(slot, i);
                 }
             }
         }
-    }
-
-    /// Waits for every slot in the bitmap to hold no read lock.
-    fn drain_readers(&self) {
-        // Relaxed: ordered after our SeqCst fence, which is all Dekker needs (a reader sets
-        // its bit before its own fence).
-        self.for_each_occupied(Relaxed, |i, slot| {
-            // Acquire: pairs with the Release decrement of the last reader to leave, so
-            // everything it read happens before what we are about to write.
-            if slot.depth.load(Acquire) & COUNT_MASK != 0 {
-                self.wait_for_slot(slot, i);
-            }
-            true
-        });
     }
 
     /// Waits until `slot` holds no read lock (or its owner turns out dead and is cleared).
@@ -705,22 +780,24 @@ impl Lock {
             {
                 continue;
             }
-            let due = backoff.park(&slot.depth, v | SLOT_PARKED, &self.words().parked_writers);
-            if due && (self.reap_if_dead(slot, i) || self.reset_own_damaged(slot)) {
+            let due = backoff.park(&slot.depth, v | SLOT_PARKED, &self.side().parked_writers);
+            if due && (self.reap_if_dead(i) || self.reset_own_damaged(slot, i)) {
                 return;
             }
         }
     }
 
-    /// A slot of this very process holds counts while nothing of this process can hold a
+    /// A slot of this very handle holds counts while nothing of this process can hold a
     /// read lock (we are the only thread, and we are writing): the counts are damage, so
     /// clear them. True if cleared.
     #[cold]
-    fn reset_own_damaged(&self, slot: &ReaderSlot) -> bool {
+    fn reset_own_damaged(&self, slot: &ReaderSlot, i: usize) -> bool {
         // Relaxed: hints; the depth CAS decides.
         let v = slot.depth.load(Relaxed);
-        if slot.pid.load(Relaxed) != my_pid()
-            || slot.nonce.load(Relaxed) != my_nonce()
+        let st = self.state.load(Relaxed);
+        if (st >> 32) as u32 != fork_gen()
+            || st as u32 == 0
+            || idx_of(st as u32) != i
             || v & COUNT_MASK == 0
             || !own_counts_are_damage()
         {
@@ -732,29 +809,23 @@ impl Lock {
 
     // ----- read lock --------------------------------------------------------------------
 
-    /// Shared lock: excludes writers, not other readers. Uses this handle's reader slot,
-    /// claimed on first use (and anew in a forked child). Recursive.
+    /// Shared lock: excludes writers, not other readers. Uses this handle's reader slot
+    /// (claimed anew in a forked child). Recursive.
     #[inline]
     pub fn read(&self) -> ReadGuard<'_> {
         let gen = fork_gen();
-        // Acquire: pairs with the Release that published the slot in `read_slow`, so another
-        // thread's claim (pid, bitmap bit) happens before our increment.
-        let state = self.slot.load(Acquire);
-        let s = state as u32;
-        if (state >> 32) as u32 == gen && s != NO_SLOT && s != SLOTLESS {
-            return self.read_in(self.slot_at(s as usize - 1), gen);
-        }
-        self.read_slow(gen)
+        let me = self.me(gen);
+        self.read_in(self.slot_at(idx_of(me)), gen)
     }
 
     #[inline]
     fn read_in<'a>(&'a self, slot: &'a ReaderSlot, gen: u32) -> ReadGuard<'a> {
-        // Relaxed: the fence below orders it before our look at the writer word.
-        let prev = slot.depth.fetch_add(TRY, Relaxed);
-        // SeqCst: the reader half of the Dekker handshake with `write`.
-        fence(SeqCst);
-        // Acquire: seeing 0 stored by a writer's release makes its writes visible to us.
-        if prev & HOLD_MASK != HOLD_MASK && self.words().writer.load(Acquire) == 0 {
+        // SeqCst: the reader half of the Dekker handshake with `write` (module docs).
+        let prev = slot.depth.fetch_add(TRY, SeqCst);
+        dekker_fence();
+        // SeqCst: as above; it includes the Acquire that makes a writer's writes visible
+        // once we see the 0 its release stored.
+        if prev & HOLD_MASK != HOLD_MASK && self.hot().writer.load(SeqCst) == 0 {
             // Release: a nested reader that passes a waiting writer because of this hold
             // (read_contended) must see what we saw.
             slot.depth.fetch_add(HOLD.wrapping_sub(TRY), Release);
@@ -771,7 +842,7 @@ impl Lock {
         mut prev: u32,
         gen: u32,
     ) -> ReadGuard<'a> {
-        let words = self.words();
+        let hot = self.hot();
         loop {
             if prev & HOLD_MASK == HOLD_MASK {
                 if own_counts_are_damage() {
@@ -801,222 +872,224 @@ impl Lock {
             if prev_back == SLOT_PARKED | TRY {
                 sync::futex_wake_all(&slot.depth);
             }
-            // This handle may hold the writer word as a slotless reader (mode switch).
-            if let Some(g) = self.slotless_join(gen) {
-                return g;
-            }
             self.wait_writer_free();
             // Same steps and orderings as `read_in`.
-            prev = slot.depth.fetch_add(TRY, Relaxed);
-            fence(SeqCst);
-            if prev & HOLD_MASK != HOLD_MASK && words.writer.load(Acquire) == 0 {
+            prev = slot.depth.fetch_add(TRY, SeqCst);
+            dekker_fence();
+            if prev & HOLD_MASK != HOLD_MASK && hot.writer.load(SeqCst) == 0 {
                 slot.depth.fetch_add(HOLD.wrapping_sub(TRY), Release);
                 return ReadGuard::new(self, slot, gen);
             }
         }
     }
 
-    /// No slot in this fork generation yet, or slotless.
+    // ----- slots ------------------------------------------------------------------------
+
+    /// Claims a slot for this handle in generation `gen` and publishes it; returns the
+    /// identity (another thread of this handle may have claimed first: then its).
     #[cold]
-    fn read_slow(&self, gen: u32) -> ReadGuard<'_> {
-        loop {
-            // Acquire: as in `read`.
-            let state = self.slot.load(Acquire);
-            let s = state as u32;
-            let current = (state >> 32) as u32 == gen;
-            if current && s != NO_SLOT && s != SLOTLESS {
-                return self.read_in(self.slot_at(s as usize - 1), gen);
+    fn claim(&self, gen: u32) -> Result<u32, String> {
+        self.live.serial(|| {
+            // Acquire: as in `me`.
+            let st = self.state.load(Acquire);
+            if (st >> 32) as u32 == gen && st as u32 != 0 {
+                return Ok(st as u32);
             }
-            if current && s == SLOTLESS {
-                if let Some(g) = self.slotless_join(gen) {
-                    return g;
+            let (i, me) = self.claim_slot()?;
+            // Release: publishes the claim (slot fields, bitmap bit) to the other threads
+            // of this handle, which Acquire-load the state in `me`. A CAS, not a store: under
+            // loom claims of one handle are not serialised (no descriptor).
+            match self.state.compare_exchange(st, (gen as u64) << 32 | me as u64, Release, Acquire) {
+                Ok(_) => Ok(me),
+                Err(cur) => {
+                    self.free_slot(i);
+                    Ok(cur as u32)
                 }
             }
-            // Full reaping pass only on the first claim of a generation: it costs a system
-            // call per occupied slot.
-            let claimed = self.claim_slot(!(current && s == SLOTLESS));
-            if claimed.is_none() && current && s == SLOTLESS {
-                return self.slotless_read(gen);
-            }
-            let new = (gen as u64) << 32 | claimed.map_or(SLOTLESS, |i| i as u32 + 1) as u64;
-            // Release: publishes the claim (pid, bitmap bit) to the other threads of this
-            // handle, which Acquire-load the state in `read`.
-            if self
-                .slot
-                .compare_exchange(state, new, Release, Relaxed)
-                .is_err()
-            {
-                if let Some(i) = claimed {
-                    self.free_slot(i); // another thread of this handle claimed first
-                }
-            }
-        }
+        })
     }
 
-    /// Claims a free slot for this process; with `reap`, clears dead processes' slots when
-    /// none is free.
-    fn claim_slot(&self, reap: bool) -> Option<usize> {
-        let me = my_pid();
+    /// Claims a free slot (or one whose owner is gone, clearing it first): takes its byte,
+    /// then fills it in and sets its bitmap bit. Runs serialised (`Liveness::serial`).
+    fn claim_slot(&self) -> Result<(usize, u32), String> {
+        if let Some(e) = self.live.broken() {
+            return Err(format!(
+                "cannot lock the map in this forked child: reopening its file failed ({})",
+                crate::error::strerror(e)
+            ));
+        }
+        let real = self.live.real();
+        // Pass 0: slots whose bit is clear (free, usually); pass 1: every slot, to find
+        // owners that died without giving their slot back.
         for pass in 0..2 {
-            for (w, word) in self.bitmap().words.iter().enumerate() {
-                // Relaxed: a hint; the pid CAS decides.
-                let mut free = !word.load(Relaxed);
-                while free != 0 {
-                    let b = free.trailing_zeros();
-                    free &= free - 1;
-                    let i = w * 64 + b as usize;
-                    if i >= READER_SLOTS {
-                        break;
-                    }
-                    // Acquire: pairs with the Release of the previous owner's (or reaper's)
-                    // pid store, so its depth reset is visible before we count in it.
-                    let slot = self.slot_at(i);
-                    if slot.pid.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
-                        // A free slot carries no counts, unless the file was damaged or a
-                        // reaper died mid-way: start from zero rather than inherit them.
-                        // Relaxed: the slot is ours and not yet in the bitmap.
-                        if slot.depth.swap(0, Relaxed) & SLOT_PARKED != 0 {
-                            sync::futex_wake_all(&slot.depth);
-                        }
-                        // Relaxed: published by the Release bitmap update below.
-                        slot.ns.store(my_pidns(), Relaxed);
-                        slot.nonce.store(my_nonce(), Relaxed);
-                        // Release: whoever Acquire-loads the bit sees ns and nonce. Our
-                        // first read's increment and SeqCst fence come after this, which
-                        // carries the bit to a writer (Dekker).
-                        word.fetch_or(1 << b, Release);
-                        return Some(i);
+            if pass == 1 && !real {
+                break; // nobody dies under loom
+            }
+            for i in 0..READER_SLOTS {
+                // Relaxed: a hint; the byte lock and the pid CAS decide.
+                let bit = self.bitmap().words[i / 64].load(Relaxed) & (1 << (i % 64)) != 0;
+                if pass == 0 && bit {
+                    continue;
+                }
+                let slot = self.slot_at(i);
+                // Relaxed: a hint, as above.
+                if !real && slot.pid.load(Relaxed) != 0 {
+                    continue;
+                }
+                match self.live.try_lock(i) {
+                    Ok(true) => {}
+                    Ok(false) => continue, // a live owner, or a claimer or reaper at work
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot lock a byte of the map file (fcntl F_OFD_SETLK: {}); maps \
+                             need a file system with open file description locks",
+                            crate::error::strerror(e)
+                        ))
                     }
                 }
+                // We hold the byte: whoever owned the slot before is gone.
+                // Acquire: the previous owner's (or reaper's) last stores are visible.
+                if real && (slot.pid.load(Acquire) != 0 || bit) {
+                    self.clear_slot(i);
+                }
+                // Acquire: pairs with the Release of the previous owner's (or reaper's) pid
+                // store, so its depth reset is visible before we count in it. With the byte
+                // held this cannot fail except under loom (no bytes: the CAS decides).
+                if slot.pid.compare_exchange(0, my_pid(), Acquire, Relaxed).is_err() {
+                    self.live.unlock(i);
+                    continue;
+                }
+                // A free slot carries no counts, unless the file was damaged or a reaper
+                // died mid-way: start from zero rather than inherit them.
+                // Relaxed: the slot is ours and not yet in the bitmap.
+                if slot.depth.swap(0, Relaxed) & SLOT_PARKED != 0 {
+                    sync::futex_wake_all(&slot.depth);
+                }
+                // A new incarnation, never the one the writer word names for this slot
+                // (a word left by damage or a copied file must not look like ours).
+                // Relaxed: published by the SeqCst bitmap update below.
+                let w = self.hot().writer.load(Relaxed);
+                let mut tag = slot.tag.load(Relaxed).wrapping_add(1);
+                if w & HELD != 0 && idx_of(w) == i && (w >> IDX_BITS) & TAG_MASK == tag & TAG_MASK {
+                    tag = tag.wrapping_add(1);
+                }
+                slot.tag.store(tag, Relaxed);
+                slot.ns.store(my_pidns(), Relaxed);
+                // SeqCst (both): a writer that misses the raise or the bit is seen by our
+                // first read (Dekker, module docs); they also publish pid, tag and ns.
+                self.hot().slots_hw.fetch_max((i / 64 + 1) as u32, SeqCst);
+                self.bitmap().words[i / 64].fetch_or(1 << (i % 64), SeqCst);
+                return Ok((i, identity(i, tag)));
             }
-            if pass == 1 || !reap {
-                break;
-            }
-            self.reap_dead_slots();
         }
-        None
+        Err(format!(
+            "all {READER_SLOTS} reader slots are held by live handles (at most {READER_SLOTS} \
+             read-write handles can have one map open at a time)"
+        ))
     }
 
-    /// Gives a slot claimed by `claim_slot` back (its depth is 0).
+    /// Gives slot `i` (claimed by this handle, depth 0) back.
     fn free_slot(&self, i: usize) {
         // Relaxed: the Release pid store below publishes it.
         self.bitmap().words[i / 64].fetch_and(!(1u64 << (i % 64)), Relaxed);
-        // Release: the next claimer's Acquire CAS sees the bit cleared and depth 0.
+        // Release: the next claimer's Acquire sees the bit cleared and depth 0.
         self.slot_at(i).pid.store(0, Release);
+        self.live.unlock(i);
     }
 
-    #[cold]
-    fn reap_dead_slots(&self) {
-        for i in 0..READER_SLOTS {
-            // Relaxed: reap re-checks with a CAS.
-            let pid = self.slot_at(i).pid.load(Relaxed);
-            if pid != 0 {
-                self.reap_if_dead(self.slot_at(i), i);
-            }
-        }
-    }
-
-    /// Clears slot `i` if its owner (or a reaper that died mid-way) is dead, or if the
-    /// slot is damaged; true if the slot no longer holds a read lock to wait for.
-    #[cold]
-    fn reap_if_dead(&self, slot: &ReaderSlot, i: usize) -> bool {
-        // Relaxed: checked again by the CAS.
-        let pid = slot.pid.load(Relaxed);
-        // Acquire: pairs with the claimer's Release bitmap update, so ns and nonce are the
-        // claimer's when the bit is set.
-        let in_bitmap = self.bitmap().words[i / 64].load(Acquire) & (1 << (i % 64)) != 0;
-        if pid == 0 && !in_bitmap {
-            return true; // free: its counts (damage) are nobody's, the next claimer resets them
-        }
-        if !slot_dead(slot, pid, in_bitmap) {
-            return false;
-        }
-        // Acquire: we are about to rewrite the slot; see the dead owner's last stores.
-        if slot
-            .pid
-            .compare_exchange(pid, REAPING | my_pid(), Acquire, Relaxed)
-            .is_err()
-        {
-            return false;
-        }
+    /// Clears slot `i`, whose byte we hold and whose owner is gone: its counts, its bit,
+    /// its pid; wakes a writer parked on it.
+    fn clear_slot(&self, i: usize) {
+        let slot = self.slot_at(i);
         // Relaxed: the dead owner's counts published nothing; the next claimer sees the 0
         // through the Release pid store below.
-        let old = slot.depth.swap(0, Relaxed);
-        if old & SLOT_PARKED != 0 {
+        if slot.depth.swap(0, Relaxed) & SLOT_PARKED != 0 {
             sync::futex_wake_all(&slot.depth);
         }
         // Relaxed: published by the Release pid store below.
         self.bitmap().words[i / 64].fetch_and(!(1u64 << (i % 64)), Relaxed);
-        // Release: a claimer's Acquire CAS sees depth 0 and the bit cleared before it sets it.
+        // Release: a claimer's Acquire sees depth 0 and the bit cleared.
         slot.pid.store(0, Release);
-        true
     }
 
-    // ----- slotless reads ---------------------------------------------------------------
+    /// Clears slot `i` if its owner is gone (its byte can be taken); true if the slot no
+    /// longer holds a read lock to wait for. Never for this handle's own slot.
+    #[cold]
+    fn reap_if_dead(&self, i: usize) -> bool {
+        if !self.live.real() {
+            return false;
+        }
+        let st = self.state.load(Relaxed);
+        if (st >> 32) as u32 == fork_gen() && st as u32 != 0 && idx_of(st as u32) == i {
+            return false; // ours: our description holds its byte, the test would say free
+        }
+        self.live.serial(|| match self.live.try_lock(i) {
+            Ok(true) => {
+                self.clear_slot(i);
+                self.live.unlock(i);
+                true
+            }
+            _ => false,
+        })
+    }
 
-    /// Joins this handle's slotless read hold, if it has one. A count left by an older
-    /// generation is our parent's hold, not ours.
-    fn slotless_join(&self, gen: u32) -> Option<ReadGuard<'_>> {
-        // Relaxed: the CAS carries the Acquire.
-        let mut c = self.slotless.load(Relaxed);
-        while (c >> 32) as u32 == gen && c as u32 > 0 {
-            // Acquire: pairs with the Release increment of the thread that took the writer
-            // word, whose Acquire CAS saw the last writer's release.
-            match self
-                .slotless
-                .compare_exchange_weak(c, c + 1, Acquire, Relaxed)
+    /// Registers this handle with the map: claims its reader slot now (not at its first
+    /// lock operation), so that an open reports every reason it cannot use the map
+    /// (every slot held by a live handle, a file system without open file description
+    /// locks). Opening does not wait for the write lock, nor take a dead holder over.
+    pub fn attach(&self) -> Result<(), String> {
+        self.claim(fork_gen()).map(|_| ())
+    }
+
+    /// Gives back this handle's reader slot (when the handle closes; no guard may be alive
+    /// and no other thread may use the handle concurrently). Idempotent; the next `read`
+    /// claims a slot again. A no-op in a forked child for the parent's slot.
+    pub fn release_slot(&self) {
+        // Acquire: as in `me`.
+        let st = self.state.load(Acquire);
+        let gen = fork_gen();
+        if (st >> 32) as u32 != gen || st as u32 == 0 {
+            return;
+        }
+        let i = idx_of(st as u32);
+        // Relaxed: same-thread bookkeeping; a live hold means misuse: keep the slot
+        // rather than free it under a reader (it is reaped when the process dies).
+        if self.slot_at(i).depth.load(Relaxed) & COUNT_MASK != 0 {
+            debug_assert!(false, "release_slot with a read lock held");
+            return;
+        }
+        self.live.serial(|| {
+            // Relaxed: the state is process-local and the caller guarantees no concurrent use.
+            if self
+                .state
+                .compare_exchange(st, (gen as u64) << 32, Relaxed, Relaxed)
+                .is_ok()
             {
-                Ok(_) => return Some(ReadGuard::new(self, ptr::null(), gen)),
-                Err(x) => c = x,
+                self.free_slot(i);
             }
-        }
-        None
+        });
     }
 
-    /// Reads by holding the writer word: excludes writers; other readers back off.
-    #[cold]
-    fn slotless_read(&self, gen: u32) -> ReadGuard<'_> {
-        let me = HELD | my_pid();
-        let words = self.words();
-        let mut backoff = Backoff::new();
-        loop {
-            if let Some(g) = self.slotless_join(gen) {
-                return g;
-            }
-            // Relaxed: the CAS carries the Acquire.
-            let v = words.writer.load(Relaxed);
-            if v == 0 {
-                // Acquire: pairs with the last writer's Release; no fence: we do not drain.
-                if words
-                    .writer
-                    .compare_exchange_weak(0, me, Acquire, Relaxed)
-                    .is_ok()
-                {
-                    // Release: pairs with the Acquire of `slotless_join`. A plain store: holding
-                    // the word, no other thread of this handle can hold a count of this
-                    // generation (the last one out released the word after its decrement).
-                    self.slotless.store((gen as u64) << 32 | 1, Release);
-                    writes_held_add(1);
-                    return ReadGuard::new(self, ptr::null(), gen);
-                }
-                continue;
-            }
-            if backoff.spin() {
-                continue;
-            }
-            if self.park_on_writer(v, &mut backoff, &words.parked_readers) {
-                self.reader_takeover(v);
-            }
+    /// What the writer word says, for display: `None` when free, else the holder's slot,
+    /// the pid it records and whether the holder is alive (the kernel's answer, from this
+    /// handle's description; `None` when it cannot tell).
+    pub fn holder(&self) -> Option<(usize, u32, Option<bool>)> {
+        // Relaxed: a snapshot for a human.
+        let v = self.hot().writer.load(Relaxed);
+        if v == 0 {
+            return None;
         }
-    }
-
-    #[cold]
-    fn slotless_release(&self) {
-        // Release: orders our reads before the word's release; the last one out releases it.
-        if self.slotless.fetch_sub(1, Release) as u32 == 1 {
-            writes_held_add(-1);
-            self.release_writer_word();
-        }
+        let i = idx_of(v);
+        let pid = if i < READER_SLOTS { self.slot_at(i).pid.load(Relaxed) } else { 0 };
+        #[cfg(not(loom))]
+        let alive = if i >= READER_SLOTS || v & HELD == 0 {
+            Some(false)
+        } else {
+            self.holder_alive(v)
+        };
+        #[cfg(loom)]
+        let alive = None;
+        Some((i, pid, alive))
     }
 
     // ----- waiting on the writer word ---------------------------------------------------
@@ -1024,18 +1097,18 @@ impl Lock {
     /// Waits until the writer word is 0, taking over a dead holder (as a reader).
     #[cold]
     fn wait_writer_free(&self) {
-        let words = self.words();
+        let hot = self.hot();
         let mut backoff = Backoff::new();
         loop {
             // Relaxed: the caller redoes the whole read protocol afterwards.
-            let v = words.writer.load(Relaxed);
+            let v = hot.writer.load(Relaxed);
             if v == 0 {
                 return;
             }
             if backoff.spin() {
                 continue;
             }
-            if self.park_on_writer(v, &mut backoff, &words.parked_readers) {
+            if self.park_on_writer(v, &mut backoff, &self.side().parked_readers) {
                 self.reader_takeover(v);
             }
         }
@@ -1043,7 +1116,7 @@ impl Lock {
 
     /// Sleeps while the writer word holds `v`; true if the holder named by `v` is dead.
     fn park_on_writer(&self, v: u32, backoff: &mut Backoff, parked: &AtomicU32) -> bool {
-        let writer = &self.words().writer;
+        let writer = &self.hot().writer;
         let expected = v | WRITER_PARKED;
         // Relaxed: the bit only needs to be in the word the release swaps out; the futex
         // compares against the exact value, so a release in between is not lost.
@@ -1054,31 +1127,77 @@ impl Lock {
         {
             return false;
         }
-        backoff.park(writer, expected, parked) && writer_dead(v)
+        backoff.park(writer, expected, parked) && self.holder_dead(v)
+    }
+
+    /// Is the holder named by writer word `v` gone? (Module docs, "Waiting and dead
+    /// holders".)
+    #[cold]
+    fn holder_dead(&self, v: u32) -> bool {
+        if v & HELD == 0 || idx_of(v) >= READER_SLOTS {
+            return true; // no holder writes this: damage
+        }
+        #[cfg(not(loom))]
+        {
+            self.holder_alive(v) == Some(false)
+        }
+        #[cfg(loom)]
+        {
+            false // nobody dies under loom
+        }
+    }
+
+    /// Some(true/false) if the kernel (or our own state) says whether the holder named by
+    /// `v` (HELD, slot in range) is alive; None when it cannot tell.
+    #[cfg(not(loom))]
+    fn holder_alive(&self, v: u32) -> Option<bool> {
+        let i = idx_of(v);
+        let tag = (v >> IDX_BITS) & TAG_MASK;
+        // Acquire: as in `me`.
+        let st = self.state.load(Acquire);
+        if (st >> 32) as u32 == fork_gen() && st as u32 != 0 {
+            let mine = st as u32;
+            if mine == v & !WRITER_PARKED {
+                return Some(true); // a thread of this handle holds it (or this thread)
+            }
+            if idx_of(mine) == i {
+                return Some(false); // our slot: an earlier owner's hold
+            }
+        }
+        self.live.serial(|| match self.live.test(i) {
+            crate::liveness::Held::No => Some(false),
+            crate::liveness::Held::Unknown => None,
+            // Acquire: a claimer's tag store precedes its bitmap RMW; a holder whose slot
+            // was claimed again is gone.
+            crate::liveness::Held::Yes => Some(self.slot_at(i).tag.load(Acquire) & TAG_MASK == tag),
+        })
     }
 
     /// Replaces a dead holder's value with ours; false if someone else changed it first.
     fn seize(&self, dead: u32, me: u32) -> bool {
-        let writer = &self.words().writer;
+        let writer = &self.hot().writer;
         // Relaxed: the CAS decides.
         let cur = writer.load(Relaxed);
         if cur & !WRITER_PARKED != dead & !WRITER_PARKED {
             return false;
         }
-        // Acquire: what the dead holder's predecessors released is ours. WRITER_PARKED
-        // stays: sleepers still need the wake-up of our release.
+        // SeqCst: the word was held all along, so no reader passed it; SeqCst keeps the
+        // takeover a plain instance of the acquire in `write` (Acquire: what the dead
+        // holder's predecessors released is ours). WRITER_PARKED stays: sleepers still
+        // need the wake-up of our release.
         writer
-            .compare_exchange(cur, me | (cur & WRITER_PARKED), Acquire, Relaxed)
+            .compare_exchange(cur, me | (cur & WRITER_PARKED), SeqCst, Relaxed)
             .is_ok()
     }
 
     /// A reader found the holder `dead`: make the lock usable, leave the repair to a writer.
     #[cold]
     fn reader_takeover(&self, dead: u32) {
-        if !self.seize(dead, HELD | my_pid()) {
+        let me = self.me(fork_gen());
+        if !self.seize(dead, me) {
             return;
         }
-        let seq = self.seq();
+        let seq = &self.hot().seq;
         // Relaxed: we hold the writer word, so nobody else writes seq.
         let s = seq.load(Relaxed);
         if s & 1 != 0 {
@@ -1086,13 +1205,13 @@ impl Lock {
             seq.store(s.wrapping_add(1), Release);
         }
         // Relaxed: published by the Release swap in `release_writer_word`.
-        self.words().recover.store(1, Relaxed);
+        self.hot().recover.store(1, Relaxed);
         self.release_writer_word();
     }
 
     #[inline]
     fn release_writer_word(&self) {
-        let writer = &self.words().writer;
+        let writer = &self.hot().writer;
         // Release: pairs with the Acquire of the next holder's CAS and of readers' loads.
         let v = writer.swap(0, Release);
         if v & WRITER_PARKED != 0 {
@@ -1107,7 +1226,7 @@ impl Lock {
     /// [`read`](Self::read) so that readers cannot starve.
     #[inline]
     pub fn optimistic<R>(&self, mut f: impl FnMut() -> R) -> R {
-        let seq = self.seq();
+        let seq = &self.hot().seq;
         for _ in 0..OPTIMISTIC_TRIES {
             // Acquire: the data `f` reads is at least as new as the write that made s1.
             let s1 = seq.load(Acquire);
@@ -1137,83 +1256,6 @@ impl Lock {
         let _g = self.read();
         f()
     }
-
-    /// Registers this handle with the map: claims its reader slot now (not at its first
-    /// read), then checks that no handle of another PID namespace has one. Pids, and so
-    /// every liveness check, only mean something inside one namespace, so a map is never
-    /// shared across namespaces: returns the pid of such a handle (this handle's slot is
-    /// then given back). Two handles registering at once from two namespaces cannot both
-    /// miss each other: each stores its slot before a SeqCst fence and scans after it
-    /// (Dekker, as for the read lock). A handle that found every slot taken reads
-    /// slotless and is not checked.
-    pub fn attach(&self) -> Result<(), u32> {
-        // Claim without reading: opening a map must not wait for a writer (nor take a
-        // dead one over: tools that inspect the lock open the map too).
-        let gen = fork_gen();
-        // Acquire: as in `read`.
-        let state = self.slot.load(Acquire);
-        if (state >> 32) as u32 != gen || state as u32 == NO_SLOT {
-            let claimed = self.claim_slot(true);
-            let new = (gen as u64) << 32 | claimed.map_or(SLOTLESS, |i| i as u32 + 1) as u64;
-            // Release: as in `read_slow`.
-            if self.slot.compare_exchange(state, new, Release, Relaxed).is_err() {
-                if let Some(i) = claimed {
-                    self.free_slot(i);
-                }
-            }
-        }
-        let me = my_pidns();
-        if me == 0 {
-            return Ok(());
-        }
-        fence(SeqCst);
-        let mut foreign = None;
-        // Acquire: pairs with the claimer's Release, so its ns store is visible.
-        self.for_each_occupied(Acquire, |_, slot| {
-            // Relaxed: ordered by the Acquire bitmap load.
-            let pid = slot.pid.load(Relaxed) & PID_MASK;
-            if pid != 0 && foreign_ns(slot.ns.load(Relaxed), me) {
-                foreign = Some(pid);
-            }
-            foreign.is_none()
-        });
-        match foreign {
-            Some(pid) => {
-                self.release_slot();
-                Err(pid)
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Gives back this handle's reader slot (when the handle closes; no guard may be alive
-    /// and no other thread may use the handle concurrently). Idempotent; the next `read`
-    /// claims a slot again. A no-op in a forked child for the parent's slot.
-    pub fn release_slot(&self) {
-        // Acquire: as in `read`.
-        let state = self.slot.load(Acquire);
-        let s = state as u32;
-        if (state >> 32) as u32 != fork_gen() || s == NO_SLOT {
-            return;
-        }
-        if s != SLOTLESS {
-            // Relaxed: same-thread bookkeeping; a live hold means misuse: keep the slot
-            // rather than free it under a reader (it is reaped when the process dies).
-            if self.slot_at(s as usize - 1).depth.load(Relaxed) & COUNT_MASK != 0 {
-                debug_assert!(false, "release_slot with a read lock held");
-                return;
-            }
-        }
-        // Relaxed: the state is process-local and the caller guarantees no concurrent use.
-        if self
-            .slot
-            .compare_exchange(state, state & !0xFFFF_FFFF, Relaxed, Relaxed)
-            .is_ok()
-            && s != SLOTLESS
-        {
-            self.free_slot(s as usize - 1);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1224,7 +1266,7 @@ impl Lock {
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct WriteGuard<'a> {
     lock: &'a Lock,
-    odd: u64,
+    odd: u32,
     gen: u32,
     recovered: bool,
     _not_send: PhantomData<*const ()>,
@@ -1241,13 +1283,12 @@ impl WriteGuard<'_> {
 impl Drop for WriteGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        writes_held_add(-1);
         if fork_gen() != self.gen {
             return; // inherited across fork: the lock is our parent's to release
         }
         // Release: everything written under the guard happens before an optimistic read
         // that Acquire-loads this even value.
-        self.lock.seq().store(self.odd.wrapping_add(1), Release);
+        self.lock.hot().seq.store(self.odd.wrapping_add(1), Release);
         self.lock.release_writer_word();
     }
 }
@@ -1255,9 +1296,7 @@ impl Drop for WriteGuard<'_> {
 /// Holds a read lock.
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct ReadGuard<'a> {
-    lock: &'a Lock,
-    /// Null for a slotless hold (this handle holds the writer word).
-    slot: *const ReaderSlot,
+    slot: &'a ReaderSlot,
     gen: u32,
     /// !Send: the thread-local READS_HELD count must be decremented where it was incremented.
     _not_send: PhantomData<*const ()>,
@@ -1265,10 +1304,9 @@ pub struct ReadGuard<'a> {
 
 impl<'a> ReadGuard<'a> {
     #[inline]
-    fn new(lock: &'a Lock, slot: *const ReaderSlot, gen: u32) -> Self {
+    fn new(_lock: &'a Lock, slot: &'a ReaderSlot, gen: u32) -> Self {
         reads_held_add(1);
         ReadGuard {
-            lock,
             slot,
             gen,
             _not_send: PhantomData,
@@ -1283,16 +1321,10 @@ impl Drop for ReadGuard<'_> {
         if fork_gen() != self.gen {
             return; // inherited across fork: the hold is our parent's
         }
-        if self.slot.is_null() {
-            self.lock.slotless_release();
-            return;
-        }
-        // SAFETY: the slot is in the mapping, which outlives the Lock we borrow.
-        let slot = unsafe { &*self.slot };
         // Release: our reads happen before the writer's writes (its Acquire load of depth).
-        let prev = slot.depth.fetch_sub(HOLD, Release);
+        let prev = self.slot.depth.fetch_sub(HOLD, Release);
         if prev == SLOT_PARKED | HOLD {
-            sync::futex_wake_all(&slot.depth);
+            sync::futex_wake_all(&self.slot.depth);
         }
     }
 }
@@ -1306,7 +1338,26 @@ struct Backoff {
     spins: u32,
     parks: u32,
     #[cfg(not(loom))]
+    spin_start: Option<std::time::Instant>,
+    #[cfg(not(loom))]
     last_check: Option<std::time::Instant>,
+}
+
+/// The spin budget: [`SPIN_TIME`], or `HMS_SPIN_US` microseconds (read once).
+#[cfg(not(loom))]
+fn spin_time() -> Duration {
+    static NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+    // Relaxed: a cache; every thread computes the same value.
+    let v = NS.load(std::sync::atomic::Ordering::Relaxed);
+    if v != u64::MAX {
+        return Duration::from_nanos(v);
+    }
+    let d = std::env::var("HMS_SPIN_US")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(SPIN_TIME, Duration::from_micros);
+    NS.store(d.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    d
 }
 
 impl Backoff {
@@ -1315,25 +1366,45 @@ impl Backoff {
             spins: 0,
             parks: 0,
             #[cfg(not(loom))]
+            spin_start: None,
+            #[cfg(not(loom))]
             last_check: None,
         }
     }
 
-    /// One round of spinning; false once the spin budget is used up.
+    /// One round of spinning; false once the spin budget is used up. Rounds pause 2, 4,
+    /// 8 times, then 8 each (~0.3 us): a waiter must look often enough to catch a
+    /// release between two critical sections of a busy holder (~100 ns apart), but each
+    /// look takes the hot line from the holder for a moment, so not at every pause.
     #[inline]
-    #[allow(clippy::absurd_extreme_comparisons)] // SPIN_ROUNDS is 0 under loom
     fn spin(&mut self) -> bool {
-        if self.spins >= SPIN_ROUNDS {
-            return false;
-        }
-        self.spins += 1;
         #[cfg(not(loom))]
-        for _ in 0..1u32 << self.spins {
-            sync::spin_hint();
+        {
+            if self.parks > 0 {
+                return false; // spin once per wait: a stopped holder costs no more CPU
+            }
+            self.spins += 1;
+            if self.spins > 3 {
+                // vDSO clock read: no system call
+                let now = std::time::Instant::now();
+                let start = *self.spin_start.get_or_insert(now);
+                if now.duration_since(start) >= spin_time() {
+                    return false;
+                }
+            }
+            for _ in 0..1u32 << self.spins.min(3) {
+                sync::spin_hint();
+            }
+            true
         }
         #[cfg(loom)]
-        sync::spin_hint();
-        true
+        {
+            // Loom goes straight to the (modelled) futex: it deprioritises a thread that
+            // yields, which would hide the interleavings where a waiter sleeps while the
+            // holder still holds.
+            let _ = self.spins;
+            false
+        }
     }
 
     /// Sleeps on `word` while it equals `expected`; true if the holder should be checked now.
@@ -1364,37 +1435,6 @@ impl Backoff {
     }
 }
 
-/// True if the writer word value `v` names no live holder: a dead process, or a value no
-/// holder writes (no HELD bit, pid 0 or beyond PID_MAX_LIMIT, damage), or our own pid
-/// when this process cannot be holding it (left by a dead process that had our pid).
-#[cfg(not(loom))]
-#[cold]
-fn writer_dead(v: u32) -> bool {
-    if v & HELD == 0 {
-        return true;
-    }
-    let pid = v & PID_MASK;
-    if pid == 0 || pid >= PID_MAX_LIMIT {
-        return true;
-    }
-    if pid == my_pid() {
-        return own_pid_stale();
-    }
-    process_dead(pid)
-}
-
-#[cfg(loom)]
-fn writer_dead(_v: u32) -> bool {
-    false // every loom thread has our pid, and none dies
-}
-
-/// Our pid is in a writer word that we are waiting for: ours only if this thread took a
-/// writer word, or another thread of this process may have (we cannot tell which).
-#[cfg(not(loom))]
-fn own_pid_stale() -> bool {
-    WRITES_HELD.with(|c| c.get()) == 0 && threads_in_process() == Some(1)
-}
-
 /// True when no read lock of this process can be held or pending: this thread holds no
 /// read guard and is the process's only thread.
 #[cfg(not(loom))]
@@ -1418,98 +1458,6 @@ fn threads_in_process() -> Option<u32> {
     rest.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
-/// True if reader slot `slot` (pid word `pid`) belongs to nobody alive: a dead owner or
-/// reaper, damage (pid 0 or out of range while in the bitmap), or our pid with another
-/// incarnation's nonce. Never true for an owner in another PID namespace: its pid means
-/// nothing here.
-#[cfg(not(loom))]
-#[cold]
-fn slot_dead(slot: &ReaderSlot, pid: u32, in_bitmap: bool) -> bool {
-    let p = pid & PID_MASK;
-    if p == 0 || p >= PID_MAX_LIMIT {
-        return in_bitmap || pid & REAPING != 0;
-    }
-    // Relaxed: valid when the bit is set (Acquire above); otherwise a hint we re-check.
-    if foreign_ns(slot.ns.load(Relaxed), my_pidns()) {
-        return false;
-    }
-    if p == my_pid() {
-        if pid & REAPING != 0 {
-            return own_pid_stale(); // a reaper of ours is mid-way only on another thread
-        }
-        // Relaxed: as above. Our current slots carry our nonce.
-        return in_bitmap && slot.nonce.load(Relaxed) != my_nonce();
-    }
-    process_dead(p)
-}
-
-#[cfg(loom)]
-fn slot_dead(_slot: &ReaderSlot, _pid: u32, _in_bitmap: bool) -> bool {
-    false
-}
-
-/// True if process `pid` has exited (gone, or a zombie). Never true for ourselves.
-#[cfg(not(loom))]
-#[cold]
-fn process_dead(pid: u32) -> bool {
-    if pid == 0 || pid == my_pid() {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists and that we may signal it.
-    if unsafe { libc::kill(pid as libc::pid_t, 0) } == -1 && sync::errno() == libc::ESRCH {
-        return true;
-    }
-    is_zombie(pid) // a zombie still answers kill() until its parent reaps it
-}
-
-#[cfg(loom)]
-fn process_dead(_pid: u32) -> bool {
-    false
-}
-
-/// Reads the state letter of /proc/PID/stat without allocating.
-#[cfg(not(loom))]
-fn is_zombie(pid: u32) -> bool {
-    let mut path = [0u8; 32];
-    path[..6].copy_from_slice(b"/proc/");
-    let mut n = 6;
-    let mut digits = [0u8; 10];
-    let (mut d, mut p) = (0, pid);
-    loop {
-        digits[d] = b'0' + (p % 10) as u8;
-        d += 1;
-        p /= 10;
-        if p == 0 {
-            break;
-        }
-    }
-    while d > 0 {
-        d -= 1;
-        path[n] = digits[d];
-        n += 1;
-    }
-    path[n..n + 5].copy_from_slice(b"/stat"); // NUL follows: the buffer was zeroed
-                                              // SAFETY: `path` is NUL-terminated and outlives the call.
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return false; // gone since kill(): the next check sees ESRCH
-    }
-    let mut buf = [0u8; 256];
-    // SAFETY: `buf` is writable for its length; `fd` is ours and closed right after.
-    let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    // SAFETY: closing the descriptor we opened above.
-    unsafe { libc::close(fd) };
-    if r <= 0 {
-        return false;
-    }
-    let line = &buf[..r as usize];
-    // "pid (comm) S ...": comm may contain ')' and spaces, nothing after it does.
-    match line.iter().rposition(|&c| c == b')') {
-        Some(i) if i + 2 < line.len() => matches!(line[i + 2], b'Z' | b'X'),
-        _ => false,
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------
@@ -1517,6 +1465,7 @@ fn is_zombie(pid: u32) -> bool {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use core::ptr;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -1525,6 +1474,7 @@ mod tests {
     pub(super) struct Region {
         base: *mut u8,
         len: usize,
+        fd: i32,
     }
 
     // SAFETY: the region is plain shared memory used only through atomics.
@@ -1532,40 +1482,49 @@ mod tests {
     // SAFETY: as above.
     unsafe impl Sync for Region {}
 
-    const OFF_SEQ: usize = 64;
+    const OFF_SIDE: usize = 64;
     const OFF_BITMAP: usize = 128;
     const OFF_SLOTS: usize = 256;
     const OFF_DATA: usize = OFF_SLOTS + READER_SLOTS * 64;
 
     impl Region {
+        /// A memfd mapped shared (a file, so that handles can hold byte locks on it).
         pub(super) fn new() -> Region {
             let len = (OFF_DATA + 4096 + 4095) & !4095;
-            // SAFETY: anonymous shared mapping, checked for failure; zero-filled by the kernel.
-            let base = unsafe {
-                libc::mmap(
+            // SAFETY: plain system calls, each checked; the mapping is zero-filled.
+            let (fd, base) = unsafe {
+                let fd = libc::memfd_create(c"lock-test".as_ptr(), libc::MFD_CLOEXEC);
+                assert!(fd >= 0);
+                assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+                let base = libc::mmap(
                     ptr::null_mut(),
                     len,
                     libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                    -1,
+                    libc::MAP_SHARED,
+                    fd,
                     0,
-                )
+                );
+                assert_ne!(base, libc::MAP_FAILED);
+                (fd, base)
             };
-            assert_ne!(base, libc::MAP_FAILED);
             Region {
                 base: base.cast(),
                 len,
+                fd,
             }
         }
         fn at<T>(&self, off: usize) -> &T {
             // SAFETY: offsets are in range and 64-aligned; all-zero is valid for these types.
             unsafe { &*self.base.add(off).cast::<T>() }
         }
-        pub(super) fn words(&self) -> &LockWords {
+        pub(super) fn hot(&self) -> &HotLine {
             self.at(0)
         }
-        pub(super) fn seq(&self) -> u64 {
-            self.at::<SeqWord>(OFF_SEQ).seq.load(Relaxed)
+        pub(super) fn side(&self) -> &LockSide {
+            self.at(OFF_SIDE)
+        }
+        pub(super) fn seq(&self) -> u32 {
+            self.hot().seq.load(Relaxed)
         }
         pub(super) fn bitmap(&self) -> &ReaderBitmap {
             self.at(OFF_BITMAP)
@@ -1576,16 +1535,41 @@ mod tests {
         pub(super) fn data(&self, i: usize) -> &AtomicU64 {
             self.at(OFF_DATA + i * 8)
         }
+        /// A handle's lock: its own description of the region's memfd.
         pub(super) fn lock(&self) -> Lock {
+            let live = Liveness::reopened(self.fd, self.base, self.len, OFF_SLOTS as u64).unwrap();
             // SAFETY: the region outlives every Lock of these tests (leaked or joined).
-            unsafe {
+            let l = unsafe {
                 Lock::new(
                     self.at(0),
-                    self.at(OFF_SEQ),
+                    self.at(OFF_SIDE),
                     self.at(OFF_SLOTS),
                     self.at(OFF_BITMAP),
+                    live,
                 )
-            }
+            };
+            l.attach().unwrap();
+            l
+        }
+        /// Another description of the region's file, holding byte locks on `slots`
+        /// (each slot's byte) until dropped: live owners that are not Locks.
+        pub(super) fn holder(&self, slots: std::ops::Range<usize>) -> Liveness {
+            let live = Liveness::reopened(self.fd, self.base, self.len, OFF_SLOTS as u64).unwrap();
+            live.serial(|| {
+                for i in slots {
+                    assert_eq!(live.try_lock(i), Ok(true));
+                }
+            });
+            live
+        }
+        /// Marks slot `i` occupied by `pid` under `tag` with `depth` (no byte lock: an
+        /// owner that died).
+        pub(super) fn fake_slot(&self, i: usize, pid: u32, tag: u32, depth: u32) {
+            self.slot(i).pid.store(pid, Relaxed);
+            self.slot(i).tag.store(tag, Relaxed);
+            self.slot(i).depth.store(depth, Relaxed);
+            self.bitmap().words[i / 64].fetch_or(1 << (i % 64), Relaxed);
+            self.hot().slots_hw.fetch_max((i / 64 + 1) as u32, Relaxed);
         }
         /// Slots currently owned by `pid`.
         pub(super) fn slots_of(&self, pid: u32) -> Vec<usize> {
@@ -1600,8 +1584,12 @@ mod tests {
 
     impl Drop for Region {
         fn drop(&mut self) {
-            // SAFETY: unmapping our own mapping; no Lock outlives the Region in these tests.
-            unsafe { libc::munmap(self.base.cast(), self.len) };
+            // SAFETY: unmapping our own mapping and closing our descriptor; no Lock
+            // outlives the Region in these tests.
+            unsafe {
+                libc::munmap(self.base.cast(), self.len);
+                libc::close(self.fd);
+            }
         }
     }
 
@@ -1624,20 +1612,18 @@ mod tests {
     }
 
     #[test]
-    fn lock_layout_offsets() {
+    fn lock_slot_layout() {
         let r = Region::new();
-        let w = r.words();
-        let base = w as *const LockWords as usize;
-        assert_eq!(&w.writer as *const _ as usize - base, 0);
-        assert_eq!(&w.parked_writers as *const _ as usize - base, 4);
-        assert_eq!(&w.parked_readers as *const _ as usize - base, 8);
-        assert_eq!(&w.sealed as *const _ as usize - base, 12);
-        assert_eq!(&w.recover as *const _ as usize - base, 16);
         let s = r.slot(0);
-        assert_eq!(
-            &s.depth as *const _ as usize - &s.pid as *const _ as usize,
-            4
-        );
+        let base = s as *const ReaderSlot as usize;
+        assert_eq!(&s.depth as *const _ as usize - base, 4);
+        assert_eq!(&s.tag as *const _ as usize - base, 8);
+        assert_eq!(&s.ns as *const _ as usize - base, 12);
+    }
+
+    /// The identity this lock writes (its slot and tag).
+    fn id_of(l: &Lock) -> u32 {
+        l.state.load(Relaxed) as u32
     }
 
     #[test]
@@ -1647,10 +1633,12 @@ mod tests {
         {
             let g = l.write();
             assert!(!g.recovered());
-            assert_eq!(r.words().writer.load(Relaxed), HELD | me());
+            let i = r.slots_of(me())[0];
+            assert_eq!(r.hot().writer.load(Relaxed), identity(i, r.slot(i).tag.load(Relaxed)));
+            assert_eq!(r.hot().writer.load(Relaxed), id_of(&l));
             assert_eq!(r.seq() & 1, 1);
         }
-        assert_eq!(r.words().writer.load(Relaxed), 0);
+        assert_eq!(r.hot().writer.load(Relaxed), 0);
         assert_eq!(r.seq(), 2);
         {
             let _a = l.read();
@@ -1662,12 +1650,18 @@ mod tests {
         let i = r.slots_of(me())[0];
         assert_eq!(r.slot(i).depth.load(Relaxed), 0);
         assert_eq!(l.optimistic(|| 7), 7);
+        // The slot's byte is held while it is ours, and given back with it.
+        let other = r.holder(0..0);
+        assert_eq!(other.serial(|| other.test(i)), crate::liveness::Held::Yes);
         l.release_slot();
+        assert_eq!(other.serial(|| other.test(i)), crate::liveness::Held::No);
         assert_eq!(r.slot(i).pid.load(Relaxed), 0);
         assert!(!r.bit(i));
         l.release_slot(); // idempotent
-        drop(l.read()); // claims again
-        assert_eq!(r.slots_of(me()).len(), 1);
+        let tag = r.slot(i).tag.load(Relaxed);
+        drop(l.read()); // claims again, under a new tag
+        assert_eq!(r.slots_of(me()), vec![i]);
+        assert_ne!(r.slot(i).tag.load(Relaxed), tag);
         l.release_slot();
     }
 
@@ -1676,7 +1670,7 @@ mod tests {
     fn lock_threads_count_exactly() {
         let r = Arc::new(Region::new());
         let shared = Arc::new(r.lock());
-        let iters = 20_000u64;
+        let iters = 20_000u32;
         let mut ts = Vec::new();
         for t in 0..4 {
             let r = r.clone();
@@ -1710,8 +1704,8 @@ mod tests {
         for t in ts {
             t.join().unwrap();
         }
-        assert_eq!(r.data(0).load(Relaxed), 4 * iters);
-        assert_eq!(r.data(1).load(Relaxed), 4 * iters);
+        assert_eq!(r.data(0).load(Relaxed), 4 * iters as u64);
+        assert_eq!(r.data(1).load(Relaxed), 4 * iters as u64);
         assert_eq!(r.seq(), 2 * 4 * iters);
     }
 
@@ -1729,7 +1723,7 @@ mod tests {
             d2.store(true, Relaxed);
         });
         // Wait until the writer holds the word (it is now draining our slot).
-        while r.words().writer.load(Relaxed) == 0 {
+        while r.hot().writer.load(Relaxed) == 0 {
             std::thread::yield_now();
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -1772,7 +1766,7 @@ mod tests {
             d2.store(true, Relaxed);
         });
         until("writer asleep on our slot", || {
-            r.words().parked_writers.load(Relaxed) == 1
+            r.side().parked_writers.load(Relaxed) == 1
         });
         let i = r.slots_of(me())[0];
         assert_eq!(r.slot(i).depth.load(Relaxed), SLOT_PARKED | HOLD);
@@ -1780,7 +1774,7 @@ mod tests {
         drop(g); // must wake it (its timeout is 5 ms, so only "not stuck" is observable)
         t.join().unwrap();
         assert!(done.load(Relaxed));
-        assert_eq!(r.words().parked_writers.load(Relaxed), 0);
+        assert_eq!(r.side().parked_writers.load(Relaxed), 0);
         assert_eq!(r.slot(i).depth.load(Relaxed), 0); // the parked bit was cleared
 
         let w = l.write();
@@ -1794,20 +1788,27 @@ mod tests {
             v
         });
         until("reader asleep on the writer word", || {
-            r.words().parked_readers.load(Relaxed) == 1
+            r.side().parked_readers.load(Relaxed) == 1
         });
-        assert_eq!(r.words().writer.load(Relaxed), HELD | WRITER_PARKED | me());
+        assert_eq!(r.hot().writer.load(Relaxed), WRITER_PARKED | id_of(&l));
         r.data(0).store(42, Relaxed);
         drop(w);
         assert_eq!(t.join().unwrap(), 42);
     }
 
+    /// A writer word naming slot 7 under tag 3, whose owner died (no byte lock).
+    fn dead_holder(r: &Region) -> u32 {
+        r.fake_slot(7, dead_pid(), 3, 0);
+        let v = identity(7, 3);
+        r.hot().writer.store(v, Relaxed);
+        v
+    }
+
     #[test]
     fn lock_dead_writer_taken_over() {
         let r = Region::new();
-        let dead = dead_pid();
-        r.words().writer.store(HELD | dead, Relaxed);
-        r.at::<SeqWord>(OFF_SEQ).seq.store(5, Relaxed); // died mid-write
+        dead_holder(&r);
+        r.hot().seq.store(5, Relaxed); // died mid-write
         let l = r.lock();
         let start = Instant::now();
         let g = l.write();
@@ -1822,16 +1823,15 @@ mod tests {
     #[test]
     fn lock_dead_writer_reader_takeover_flags_repair() {
         let r = Region::new();
-        let dead = dead_pid();
-        r.words().writer.store(HELD | dead, Relaxed);
-        r.at::<SeqWord>(OFF_SEQ).seq.store(3, Relaxed);
+        dead_holder(&r);
+        r.hot().seq.store(3, Relaxed);
         let l = r.lock();
         let start = Instant::now();
         assert_eq!(l.optimistic(|| 1), 1);
         assert!(start.elapsed() < Duration::from_secs(2));
         assert_eq!(r.seq(), 4);
         assert!(l.repair_pending());
-        assert_eq!(r.words().writer.load(Relaxed), 0);
+        assert_eq!(r.hot().writer.load(Relaxed), 0);
         let g = l.write();
         assert!(g.recovered());
         assert!(!l.repair_pending());
@@ -1839,13 +1839,33 @@ mod tests {
         assert!(!l.write().recovered());
     }
 
+    /// The holder's slot is held by a live handle, but under another tag (the holder
+    /// died, its slot was claimed again): the holder is dead. Under its own tag it is
+    /// alive, and waiters wait.
+    #[test]
+    fn lock_reused_slot_does_not_keep_a_dead_holder_alive() {
+        let r = Region::new();
+        let owner = r.holder(7..8); // a live owner of slot 7
+        r.fake_slot(7, 1, 4, 0);
+        r.hot().writer.store(identity(7, 3), Relaxed); // left by incarnation 3
+        let l = r.lock();
+        assert_eq!(l.holder(), Some((7, 1, Some(false))));
+        let start = Instant::now();
+        let g = l.write();
+        assert!(g.recovered());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        drop(g);
+        r.hot().writer.store(identity(7, 4), Relaxed); // the live owner's own hold
+        assert_eq!(l.holder(), Some((7, 1, Some(true))));
+        drop(owner);
+        assert_eq!(l.holder(), Some((7, 1, Some(false))));
+        assert!(l.write().recovered());
+    }
+
     #[test]
     fn lock_dead_reader_slot_cleared_by_writer() {
         let r = Region::new();
-        let dead = dead_pid();
-        r.slot(5).pid.store(dead, Relaxed);
-        r.slot(5).depth.store(3 * HOLD, Relaxed);
-        r.bitmap().words[0].store(1 << 5, Relaxed);
+        r.fake_slot(5, dead_pid(), 1, 3 * HOLD);
         let l = r.lock();
         let start = Instant::now();
         drop(l.write());
@@ -1855,93 +1875,89 @@ mod tests {
         assert!(!r.bit(5));
     }
 
-    /// All slots owned by live processes: reads go through the writer word, still recursive
-    /// and still exclusive with writers.
+    /// A live reader's slot is never cleared: the writer waits for it.
     #[test]
-    fn lock_slotless_when_full() {
+    fn lock_live_reader_slot_is_waited_for() {
         let r = Arc::new(Region::new());
+        let owner = r.holder(5..6);
+        r.fake_slot(5, 1, 1, HOLD);
+        let r2 = r.clone();
+        let t = std::thread::spawn(move || {
+            let l = r2.lock();
+            let start = Instant::now();
+            drop(l.write());
+            start.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(r.slot(5).depth.load(Relaxed) & COUNT_MASK, HOLD, "a live reader's hold was cleared");
+        r.slot(5).depth.fetch_sub(HOLD, Relaxed); // the reader leaves (a timeout wakes the writer)
+        let waited = t.join().unwrap();
+        assert!(waited >= Duration::from_millis(150));
+        drop(owner);
+    }
+
+    /// Every slot held by a live handle: opening one more is refused, with the reason.
+    #[test]
+    fn lock_claim_refused_when_every_slot_is_live() {
+        let r = Region::new();
+        let owner = r.holder(0..READER_SLOTS);
         for i in 0..READER_SLOTS {
-            r.slot(i).pid.store(1, Relaxed); // init: alive, not ours
+            r.fake_slot(i, 1, 1, 0);
         }
-        for w in &r.bitmap().words {
-            w.store(!0, Relaxed);
-        }
-        let l = Arc::new(r.lock());
-        {
-            let _a = l.read();
-            let _b = l.read();
-            assert_eq!(r.words().writer.load(Relaxed), HELD | me());
-            assert!(r.slots_of(me()).is_empty());
-        }
-        assert_eq!(r.words().writer.load(Relaxed), 0);
-        let mut ts = Vec::new();
-        for t in 0..3 {
-            let (r, l) = (r.clone(), l.clone());
-            ts.push(std::thread::spawn(move || {
-                let own = r.lock();
-                for _ in 0..5000 {
-                    if t == 0 {
-                        let _g = own.write();
-                        let a = r.data(0).load(Relaxed);
-                        r.data(0).store(a + 1, Relaxed);
-                        r.data(1).store(a + 1, Relaxed);
-                    } else {
-                        let _g = l.read();
-                        let _g2 = l.read();
-                        assert_eq!(r.data(0).load(Relaxed), r.data(1).load(Relaxed));
-                    }
-                }
-            }));
-        }
-        for t in ts {
-            t.join().unwrap();
-        }
-        assert_eq!(r.data(0).load(Relaxed), 5000);
-        // A slot frees up: the handle moves back to slotted reads.
-        r.slot(9).pid.store(0, Relaxed);
-        r.bitmap().words[0].fetch_and(!(1 << 9), Relaxed);
-        drop(l.read());
-        assert_eq!(r.slots_of(me()), vec![9]);
+        let live = Liveness::reopened(r.fd, r.base, r.len, OFF_SLOTS as u64).unwrap();
+        // SAFETY: as in Region::lock.
+        let l = unsafe { Lock::new(r.at(0), r.at(OFF_SIDE), r.at(OFF_SLOTS), r.at(OFF_BITMAP), live) };
+        let e = l.attach().unwrap_err();
+        assert!(e.starts_with("all 1024 reader slots are held by live handles"), "{e}");
+        drop(owner); // their owners die: the next claim reaps one
+        l.attach().unwrap();
+        assert_eq!(r.slots_of(me()), vec![0]);
     }
 
     #[test]
-    fn lock_full_of_dead_slots_is_reaped_on_claim() {
+    fn lock_dead_slots_are_reaped_on_claim_and_drain() {
         let r = Region::new();
         let dead = dead_pid();
-        for i in 0..READER_SLOTS {
-            r.slot(i).pid.store(dead, Relaxed);
-            r.slot(i).depth.store(HOLD, Relaxed);
+        for i in 0..8 {
+            r.fake_slot(i, dead, 1, HOLD);
         }
-        for w in &r.bitmap().words {
-            w.store(!0, Relaxed);
-        }
-        let l = r.lock();
-        drop(l.read());
-        let mine = r.slots_of(me());
-        assert_eq!(mine.len(), 1);
+        let l = r.lock(); // a free slot first
+        assert_eq!(r.slots_of(me()), vec![8]);
+        drop(l.write()); // the drain reaps the dead ones
         assert_eq!(r.slots_of(dead).len(), 0);
-        assert_eq!(r.words().writer.load(Relaxed), 0);
+        assert_eq!(r.hot().writer.load(Relaxed), 0);
     }
 
+    /// The kernel releases a dead process's byte at once, zombie or not: that is what
+    /// the liveness test relies on.
     #[test]
-    fn lock_zombie_is_dead() {
-        // SAFETY: the child only calls _exit.
+    fn lock_byte_of_a_zombie_is_free() {
+        let r = Region::new();
+        let l = r.lock();
+        // SAFETY: the child claims a slot (system calls, atomics) and _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: ends the child at once.
+            let c = r.lock();
+            let g = c.write();
+            std::mem::forget(g);
+            // SAFETY: ends the child holding the lock.
             unsafe { libc::_exit(0) };
         }
         let start = Instant::now();
-        while !process_dead(pid as u32) {
+        loop {
+            let v = r.hot().writer.load(Relaxed);
+            if v != 0 && l.holder() == Some((idx_of(v), pid as u32, Some(false))) {
+                break; // a zombie until we reap it below, and already dead to the kernel
+            }
             assert!(start.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(1));
         }
+        let g = l.write();
+        assert!(g.recovered());
+        drop(g);
         let mut st = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut st, 0) };
-        assert!(process_dead(pid as u32));
-        assert!(!process_dead(me()));
-        assert!(!process_dead(1));
     }
 }
 
@@ -1953,8 +1969,8 @@ mod loom_models {
     use ::loom::thread;
 
     struct Shared {
-        words: LockWords,
-        seq: SeqWord,
+        hot: HotLine,
+        side: LockSide,
         slots: Vec<ReaderSlot>,
         bitmap: ReaderBitmap,
         a: AtomicU64,
@@ -1970,22 +1986,32 @@ mod loom_models {
     impl Shared {
         fn new() -> Arc<Shared> {
             Arc::new(Shared {
-                words: LockWords {
+                hot: HotLine {
                     writer: AtomicU32::new(0),
-                    parked_writers: AtomicU32::new(0),
-                    parked_readers: AtomicU32::new(0),
+                    seq: AtomicU32::new(0),
+                    size: AtomicU32::new(0),
+                    tombs: AtomicU32::new(0),
+                    cap: AtomicU32::new(0),
+                    generation: AtomicU32::new(0),
                     sealed: AtomicU32::new(0),
                     recover: AtomicU32::new(0),
+                    arena_used: AtomicU64::new(0),
+                    arena_free: AtomicU64::new(0),
+                    lru_head: AtomicU32::new(0),
+                    lru_tail: AtomicU32::new(0),
+                    slots_hw: AtomicU32::new(0),
+                    _spare: AtomicU32::new(0),
                 },
-                seq: SeqWord {
-                    seq: AtomicU64::new(0),
+                side: LockSide {
+                    parked_writers: AtomicU32::new(0),
+                    parked_readers: AtomicU32::new(0),
                 },
                 slots: (0..READER_SLOTS)
                     .map(|_| ReaderSlot {
                         pid: AtomicU32::new(0),
                         depth: AtomicU32::new(0),
+                        tag: AtomicU32::new(0),
                         ns: AtomicU32::new(0),
-                        nonce: AtomicU32::new(0),
                     })
                     .collect(),
                 bitmap: ReaderBitmap {
@@ -1996,9 +2022,15 @@ mod loom_models {
                 cell: UnsafeCell::new((0, 0)),
             })
         }
+        /// A handle with its slot claimed, as an open does: a handle made before the
+        /// threads start claims sequentially; one made inside a thread claims while the
+        /// others run (the claim's high-water raise and bitmap bit against a writer's
+        /// drain, module docs).
         fn lock(&self) -> Lock {
             // SAFETY: every Lock is dropped before the Arc that owns this memory.
-            unsafe { Lock::new(&self.words, &self.seq, self.slots.as_ptr(), &self.bitmap) }
+            let l = unsafe { Lock::new(&self.hot, &self.side, self.slots.as_ptr(), &self.bitmap, Liveness::none()) };
+            l.attach().unwrap();
+            l
         }
         fn bump(&self) {
             // SAFETY: called under the write lock; loom reports any overlap.

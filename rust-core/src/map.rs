@@ -36,7 +36,7 @@ use crate::ctrl::Ctrl;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{hash_bytes, hash_int};
 use crate::layout::{self, off, Layout, Params};
-use crate::lock::{Lock, LockWords, ReadGuard, ReaderBitmap, ReaderSlot, SeqWord, WriteGuard};
+use crate::lock::{HotLine, Liveness, Lock, LockSide, ReadGuard, ReaderBitmap, ReaderSlot, WriteGuard};
 use crate::lru::{Lru, Skipper};
 use crate::strref::{StrRef, MAX_INLINE, MAX_LEN};
 use crate::table::{Journal, Probe, Relocate, Table};
@@ -118,6 +118,10 @@ struct Shared {
     // Field order matters: the lock points into the mapping and is dropped first.
     lock: Lock,
     map: Mapping,
+    /// The table regions of `map`, at capacity 0: every table view is this one at the
+    /// header's capacity ([`Shared::current`]). Never handed out with a lifetime longer
+    /// than a borrow of `self`, so never used after `map` is unmapped.
+    tab: Table<'static>,
     lay: Layout,
     seed: u64,
     kk: Kind,
@@ -126,6 +130,10 @@ struct Shared {
     backing: Backing,
     /// LRU or TTL is on: the operations take their feature-aware paths.
     extra: bool,
+    /// The field width (2, 4, 8) of a plain integer-key, integer-value map (II, I32,
+    /// I16 without LRU or TTL), whose int operations take the monomorphic path
+    /// ([`Map::put_int`] ...); 0 for every other map.
+    lean: u8,
     lru_on: bool,
     ttl_on: bool,
     /// The header's ttl epoch (wall-clock seconds): expiries count from it.
@@ -221,15 +229,30 @@ impl Map {
     fn from_opened((map, info): (Mapping, Info), backing: Backing, path: Option<CString>, ro: bool) -> Result<Map> {
         let base = map.base();
         let l = info.layout;
+        let what = || match &path {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => "map".to_string(),
+        };
+        // Read-only handles never write the mapping, not even a reader slot, and never
+        // lock: they need no liveness. A read-write handle's own description (the one it
+        // mapped through) carries the byte lock of its reader slot (liveness.rs).
+        let live = match (ro, map.fd()) {
+            (true, _) => Liveness::none(),
+            (false, Some(fd)) => Liveness::new(fd, base, map.len(), l.readers_off as u64)
+                .map_err(|e| Error::io(format!("{}: fstat", what()), e))?,
+            // backing.rs keeps a descriptor for every read-write mapping
+            (false, None) => unreachable!("a read-write mapping without its descriptor"),
+        };
         // SAFETY: the four regions lie inside the mapping at the offsets fixed by the
         // format (validated header), are 64-byte aligned, and live as long as the
         // mapping, which outlives the lock (field order in Shared; release_slot in Drop).
         let mut lock = unsafe {
             Lock::new(
-                base.add(off::LOCK) as *const LockWords,
-                base.add(off::SEQ) as *const SeqWord,
+                base.add(off::LOCK) as *const HotLine,
+                base.add(off::LOCK_SIDE) as *const LockSide,
                 base.add(l.readers_off) as *const ReaderSlot,
                 base.add(l.readers_bitmap_off) as *const ReaderBitmap,
+                live,
             )
         };
         let epoch = map.u64(off::TTL_EPOCH).load(Relaxed);
@@ -237,24 +260,21 @@ impl Map {
         // process and the time), so that handles do not skip in lockstep.
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64);
         let skip_seed = info.seed ^ ((std::process::id() as u64) << 32) ^ t.unwrap_or(0) ^ (base as u64);
-        // Read-only handles never write the mapping, not even a reader slot.
         if ro {
             lock.set_readonly();
         } else {
-            if let Err(pid) = lock.attach() {
-                let what = match &path {
-                    Some(p) => p.to_string_lossy().into_owned(),
-                    None => "map".to_string(),
-                };
-                return Err(Error::format(format!(
-                    "{what}: in use by process {pid} in another PID namespace (a map cannot be shared across PID namespaces)"
-                )));
-            }
+            // Claims this handle's reader slot now: every reason it cannot use the map is
+            // reported by the open.
+            lock.attach().map_err(|e| Error::format(format!("{}: {e}", what())))?;
         }
-        Ok(Map {
+        // SAFETY: the view lives in Shared next to the mapping and is only handed out as
+        // Table<'_> borrowed from Shared (current, table_at), so never used after unmap.
+        let tab = unsafe { Table::detached(&map, &l) };
+        let m = Map {
             sh: Shared {
                 lock,
-                map: map,
+                map,
+                tab,
                 lay: l,
                 seed: info.seed,
                 kk: l.variant.key_kind(),
@@ -262,6 +282,12 @@ impl Map {
                 path,
                 backing,
                 extra: l.has_lru() || l.has_ttl(),
+                lean: match (l.variant.key_kind(), l.variant.val_kind(), l.has_lru() || l.has_ttl()) {
+                    (Kind::I64, Kind::I64, false) => 8,
+                    (Kind::I32, Kind::I32, false) => 4,
+                    (Kind::I16, Kind::I16, false) => 2,
+                    _ => 0,
+                },
                 lru_on: l.has_lru(),
                 ttl_on: l.has_ttl(),
                 epoch,
@@ -269,7 +295,11 @@ impl Map {
                 ro,
             },
             st: State { skip: Skipper::new(skip_seed), ..State::default() },
-        })
+        };
+        if !ro && !m.sh.sealed() {
+            m.sh.adopt_reservation()?;
+        }
+        Ok(m)
     }
 
     /// Uses `clock` instead of the system's coarse real-time clock for this handle's
@@ -304,7 +334,7 @@ impl Map {
     }
     /// The descriptor kept by memfd / fd maps, else -1.
     pub fn memfd(&self) -> i32 {
-        self.sh.map.fd().unwrap_or(-1)
+        self.sh.map.public_fd().unwrap_or(-1)
     }
     /// How the map is backed.
     pub fn backing(&self) -> Backing {
@@ -342,7 +372,7 @@ impl Map {
             // 16-byte enum would go through memory and stall store forwarding on this
             // hot path).
             sh.lock.optimistic(|| {
-                let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0i64) };
+                let Some(t) = sh.current() else { return (0u8, 0i64) };
                 let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
                 match sh.read_val(&t, i, buf) {
                     Got::Int(v) => (1, v),
@@ -377,7 +407,7 @@ impl Map {
         let fit = cap & !7;
         // (tag, len) in registers: 0 missing, 2/3 in buf (utf8 off/on), 4/5 in dst.
         let (tag, len) = sh.lock.optimistic(|| {
-            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (0u8, 0usize) };
+            let Some(t) = sh.current() else { return (0u8, 0usize) };
             let Some(i) = sh.find(&t, h, &k) else { return (0, 0) };
             let r = StrRef(t.val_word(i));
             if r.is_inline() {
@@ -425,13 +455,144 @@ impl Map {
         let h = hash_int(k, sh.seed);
         // (found, value) travels in registers, as in `get`.
         let (hit, v) = sh.lock.optimistic(|| {
-            let Some(t) = Table::current(&sh.map, &sh.lay) else { return (false, 0) };
+            let Some(t) = sh.current() else { return (false, 0) };
             match t.find(h, |i| t.key_int(i) == k) {
                 Some(i) => (true, t.val_int(i)),
                 None => (false, 0),
             }
         });
         Ok(if hit { Some(v) } else { None })
+    }
+
+    /// [`Map::put`] of an integer key and value: the hot path of the II put keyword,
+    /// with no key or value conversion and one probe loop compiled for the variant's
+    /// field width. LRU/TTL maps and string variants take the general path (whose
+    /// errors they get: "this variant has string keys" ...).
+    #[inline]
+    pub fn put_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        match self.sh.lean {
+            8 => self.upsert_int::<8>(key, val, Upsert::Put),
+            4 => self.upsert_int::<4>(key, val, Upsert::Put),
+            2 => self.upsert_int::<2>(key, val, Upsert::Put),
+            _ => self.put(In::Int(key), In::Int(val)),
+        }
+    }
+
+    /// [`Map::add`] of an integer key and value (see [`Map::put_int`]).
+    #[inline]
+    pub fn add_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        match self.sh.lean {
+            8 => self.upsert_int::<8>(key, val, Upsert::Add),
+            4 => self.upsert_int::<4>(key, val, Upsert::Add),
+            2 => self.upsert_int::<2>(key, val, Upsert::Add),
+            _ => self.add(In::Int(key), In::Int(val)),
+        }
+    }
+
+    /// [`Map::update`] of an integer key and value (see [`Map::put_int`]).
+    #[inline]
+    pub fn update_int(&mut self, key: i64, val: i64) -> Result<bool> {
+        match self.sh.lean {
+            8 => self.upsert_int::<8>(key, val, Upsert::Update),
+            4 => self.upsert_int::<4>(key, val, Upsert::Update),
+            2 => self.upsert_int::<2>(key, val, Upsert::Update),
+            _ => self.update(In::Int(key), In::Int(val)),
+        }
+    }
+
+    /// [`Map::remove`] of an integer key (any integer-key variant: string values are
+    /// freed by the general path, as on LRU/TTL maps).
+    #[inline]
+    pub fn remove_int(&mut self, key: i64) -> Result<bool> {
+        match self.sh.lean {
+            8 => self.remove_int_w::<8>(key),
+            4 => self.remove_int_w::<4>(key),
+            2 => self.remove_int_w::<2>(key),
+            _ => self.remove(In::Int(key)),
+        }
+    }
+
+    /// [`Map::incr_by`] of an integer key (see [`Map::put_int`]).
+    #[inline]
+    pub fn incr_int(&mut self, key: i64, delta: i64) -> Result<i64> {
+        match self.sh.lean {
+            8 => self.incr_int_w::<8>(key, delta),
+            4 => self.incr_int_w::<4>(key, delta),
+            2 => self.incr_int_w::<2>(key, delta),
+            _ => self.incr_by(In::Int(key), delta),
+        }
+    }
+
+    /// put / add / update on a plain integer map whose fields are `W` bytes wide.
+    #[inline(always)]
+    fn upsert_int<const W: usize>(&mut self, key: i64, val: i64, how: Upsert) -> Result<bool> {
+        let (sh, st) = (&self.sh, &self.st);
+        sh.writable()?;
+        let (k, v) = (narrow_w::<W>(key), narrow_w::<W>(val));
+        let h = hash_int(k, sh.seed);
+        let _g = sh.write_mut()?;
+        let t = sh.table()?;
+        Ok(match t.probe(h, |i| t.key_int_w::<W>(i) == k) {
+            Probe::Found(i) => {
+                if how != Upsert::Add {
+                    t.set_val_int_w::<W>(i, v);
+                }
+                how != Upsert::Add
+            }
+            Probe::Vacant(slot) if how != Upsert::Update => sh.insert_int::<W>(st, t, slot, h, k, v),
+            _ => false,
+        })
+    }
+
+    #[inline(always)]
+    fn remove_int_w<const W: usize>(&mut self, key: i64) -> Result<bool> {
+        let (sh, st) = (&self.sh, &mut self.st);
+        sh.writable()?;
+        let k = narrow_w::<W>(key);
+        let h = hash_int(k, sh.seed);
+        let _g = sh.write_mut()?;
+        let t = sh.table()?;
+        let Some(i) = t.find(h, |i| t.key_int_w::<W>(i) == k) else { return Ok(false) };
+        let tomb = t.erase(i);
+        // Relaxed load/store pairs under the write lock (see h32).
+        let s = sh.h32(off::SIZE);
+        let size = s.load(Relaxed).saturating_sub(1);
+        s.store(size, Relaxed);
+        if tomb {
+            let tb = sh.h32(off::TOMBS);
+            tb.store(tb.load(Relaxed) + 1, Relaxed);
+        }
+        if t.cap > layout::MIN_CAP as usize && (size as usize) < t.cap / 4 {
+            sh.maybe_shrink(st);
+        }
+        Ok(true)
+    }
+
+    #[inline(always)]
+    fn incr_int_w<const W: usize>(&mut self, key: i64, delta: i64) -> Result<i64> {
+        let sh = &self.sh;
+        // Before the read lock: a read-only handle must not take it (its mapping is
+        // PROT_READ); checked again under the lock for a freeze in between.
+        sh.writable()?;
+        let (k, d) = (narrow_w::<W>(key), narrow_w::<W>(delta));
+        let h = hash_int(k, sh.seed);
+        {
+            let _r = sh.lock.read();
+            // Under the read lock freeze (a writer) cannot run: the seal is settled.
+            sh.writable()?;
+            if let Some(t) = sh.current() {
+                if let Some(i) = t.find(h, |i| t.key_int_w::<W>(i) == k) {
+                    return Ok(t.val_fetch_add(i, d));
+                }
+            }
+        }
+        let _g = sh.write_mut()?;
+        let t = sh.table()?;
+        match t.probe(h, |i| t.key_int_w::<W>(i) == k) {
+            Probe::Found(i) => Ok(t.val_fetch_add(i, d)),
+            Probe::Vacant(slot) if sh.insert_int::<W>(&self.st, t, slot, h, k, d) => Ok(d),
+            _ => Err(Error::new(ErrorKind::Full, "the map is full")),
+        }
     }
 
     /// The value of `key` and its remaining TTL in seconds (Some(0) for a permanent
@@ -460,7 +621,7 @@ impl Map {
         let now = sh.now();
         let x = sh.ttl_view();
         let e = sh.lock.optimistic(|| {
-            let t = Table::current(&sh.map, &sh.lay)?;
+            let t = sh.current()?;
             let i = sh.find(&t, h, &k)?;
             Some(x.map_or(0, |x| x.get(i)))
         });
@@ -475,11 +636,11 @@ impl Map {
             let now = sh.now();
             let x = sh.ttl_view();
             return Ok(sh.lock.optimistic(|| {
-                let Some(t) = Table::current(&sh.map, &sh.lay) else { return false };
+                let Some(t) = sh.current() else { return false };
                 sh.find(&t, h, &k).is_some_and(|i| !ttl::is_expired(x.map_or(0, |x| x.get(i)), now))
             }));
         }
-        Ok(sh.lock.optimistic(|| Table::current(&sh.map, &sh.lay).and_then(|t| sh.find(&t, h, &k)).is_some()))
+        Ok(sh.lock.optimistic(|| sh.current().and_then(|t| sh.find(&t, h, &k)).is_some()))
     }
 
     /// Inserts or overwrites. False when a new key finds the table or the arena full,
@@ -793,7 +954,7 @@ impl Map {
             let _r = sh.lock.read();
             // Under the read lock freeze (a writer) cannot run: the seal is settled.
             sh.writable()?;
-            if let Some(t) = Table::current(&sh.map, &sh.lay) {
+            if let Some(t) = sh.current() {
                 if let Some(i) = sh.find(&t, h, &k) {
                     return Ok(apply(&t, i));
                 }
@@ -874,7 +1035,7 @@ impl Map {
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
         let _r = sh.read_lock();
-        let t = Table::current(&sh.map, &sh.lay);
+        let t = sh.current();
         for (n, (k, h)) in prep.iter().enumerate() {
             match t.as_ref().and_then(|t| sh.find(t, *h, k).map(|i| (t, i))) {
                 Some((t, i)) if !sh.expired(i, now) => {
@@ -1077,7 +1238,7 @@ impl Map {
         let (sh, st) = (&self.sh, &mut self.st);
         let mut v = Vec::new();
         let _r = sh.read_lock();
-        let (Some(l), Some(t)) = (sh.lru_view(), Table::current(&sh.map, &sh.lay)) else { return Ok(v) };
+        let (Some(l), Some(t)) = (sh.lru_view(), sh.current()) else { return Ok(v) };
         let mut cur = l.head();
         while let Some(i) = cur {
             if i >= t.cap || v.len() > t.cap {
@@ -1095,8 +1256,8 @@ impl Map {
         self.sh.writable()?;
         let (sh, st) = (&self.sh, &mut self.st);
         let _g = sh.write_mut()?;
-        let old = Table::current(&sh.map, &sh.lay).map(|t| t.cap).unwrap_or(sh.lay.max_cap as usize);
-        let t = Table::with_cap(&sh.map, &sh.lay, layout::MIN_CAP as usize);
+        let old = sh.current().map(|t| t.cap).unwrap_or(sh.lay.max_cap as usize);
+        let t = sh.table_at(layout::MIN_CAP as usize);
         for i in 0..layout::MIN_CAP as usize {
             t.set_ctrl(i, Ctrl::EMPTY);
         }
@@ -1109,8 +1270,11 @@ impl Map {
             l.clear();
         }
         sh.bump_generation();
+        sh.unreserve_table(layout::MIN_CAP as usize);
         sh.release_tail(layout::MIN_CAP as usize, old);
-        sh.arena().reset();
+        // A failure leaves an empty map whose arena lacks some free blocks until the
+        // next clear or repair: report it.
+        sh.arena().reset().map_err(|e| sh.nospace(e))?;
         st.each_active = false;
         st.each_pos = 0;
         st.deferred = false;
@@ -1128,6 +1292,7 @@ impl Map {
         let _g = sh.write_mut()?;
         let t = sh.table()?;
         if t.cap < need as usize {
+            sh.reserve_table(need as usize).map_err(|e| sh.nospace(e))?;
             sh.resize(t, need as usize);
         }
         Ok(true)
@@ -1170,7 +1335,7 @@ impl Map {
                 st.each_pos = 0;
                 st.each_gen = gen;
             }
-            let t = Table::current(&sh.map, &sh.lay);
+            let t = sh.current();
             let mut next = t.and_then(|t| t.next_full(st.each_pos).map(|i| (t, i)));
             // Expired entries are skipped (not removed).
             while let Some((t, i)) = next.filter(|&(_, i)| sh.expired(i, now)) {
@@ -1236,7 +1401,7 @@ impl Map {
         let (sh, st) = (&self.sh, &mut self.st);
         let now = sh.now();
         let _r = sh.read_lock();
-        let Some(t) = Table::current(&sh.map, &sh.lay) else { return Ok(()) };
+        let Some(t) = sh.current() else { return Ok(()) };
         let mut i = 0;
         while let Some(j) = t.next_full(i) {
             if sh.expired(j, now) {
@@ -1373,7 +1538,7 @@ impl Map {
             // nothing changes any more).
             let g = sh.h32(off::GENERATION).load(Relaxed);
             let from = if gen == Some(g) { from } else { 0 };
-            let t = Table::current(&sh.map, &sh.lay);
+            let t = sh.current();
             let mut next = t.and_then(|t| t.next_full(from).map(|i| (t, i)));
             // Expired entries are skipped (not removed).
             while let Some((t, i)) = next.filter(|&(_, i)| sh.expired(i, now)) {
@@ -1398,7 +1563,7 @@ impl Map {
         let _r = sh.read_lock();
         // Relaxed: as in scan.
         let g = sh.h32(off::GENERATION).load(Relaxed);
-        let Some(t) = Table::current(&sh.map, &sh.lay) else { return Ok(None) };
+        let Some(t) = sh.current() else { return Ok(None) };
         Ok(sh.find(&t, h, &k).filter(|&i| !sh.expired(i, now)).map(|i| (i, g)))
     }
 
@@ -1495,6 +1660,7 @@ impl Shared {
 
     /// Takes the write lock; when the previous holder had died, repairs what it may have
     /// left half-done (repair.rs) and counts a recovery.
+    #[inline(always)]
     fn write(&self) -> WriteGuard<'_> {
         let g = self.lock.write();
         if g.recovered() {
@@ -1515,7 +1681,7 @@ impl Shared {
     /// Rebuilds the LRU list (in slot order) unless it is consistent with the table
     /// (write-lock holder only).
     fn repair_lru(&self) {
-        let (Some(l), Some(t)) = (self.lru_view(), Table::current(&self.map, &self.lay)) else { return };
+        let (Some(l), Some(t)) = (self.lru_view(), self.current()) else { return };
         // Relaxed: under the write lock (see h32).
         let size = self.h32(off::SIZE).load(Relaxed) as usize;
         if !l.check(t.cap, size, |i| t.ctrl(i).is_full()) {
@@ -1588,7 +1754,7 @@ impl Shared {
         let (mut slot, mut exp) = (0usize, 0u32);
         // (tag, int) travel in registers; the slot and expiry of a hit go to locals.
         let (tag, v) = self.lock.optimistic(|| {
-            let Some(t) = Table::current(&self.map, &self.lay) else { return (0u8, 0i64) };
+            let Some(t) = self.current() else { return (0u8, 0i64) };
             // The side data of the key's home group, loaded while the slots are (the
             // usual hit is in that group): one memory latency instead of two.
             let home = h as usize & (t.cap - 1);
@@ -1737,8 +1903,59 @@ impl Shared {
     }
 
     /// The table under the write lock; an out-of-range capacity is a damaged map.
+    #[inline(always)]
     fn table(&self) -> Result<Table<'_>> {
-        Table::current(&self.map, &self.lay).ok_or_else(|| Error::format("corrupt table state (capacity)"))
+        match self.current() {
+            Some(t) => Ok(t),
+            None => Err(corrupt_cap()),
+        }
+    }
+
+    /// The table at the capacity the header records (see [`Table::at_current`]).
+    #[inline(always)]
+    fn current(&self) -> Option<Table<'_>> {
+        self.tab.at_current(&self.map)
+    }
+
+    /// The table at capacity `cap` (not checked).
+    #[inline(always)]
+    fn table_at(&self, cap: usize) -> Table<'_> {
+        self.tab.at_cap(cap)
+    }
+
+    /// The error of an operation whose space could not be reserved: "PATH: No space
+    /// left on device" (the backing's name for maps without a path).
+    #[cold]
+    fn nospace(&self, errno: i32) -> Error {
+        let what = match (&self.path, self.backing) {
+            (Some(p), _) => p.to_string_lossy().into_owned(),
+            (None, Backing::Anon) => "anonymous map".into(),
+            (None, _) => "memfd map".into(),
+        };
+        Error::io(what, errno)
+    }
+
+    /// Brings a file written before space reservation existed under its invariants
+    /// (decisions 19), once, under the write lock: reserves the header and reader
+    /// slots and the arena bitmap (pages a later write may touch for the first time)
+    /// and gives the arena's free blocks their sparse marks (arena.rs). The table is
+    /// covered by its mark, 0 in such a file: the next grow reserves it whole.
+    fn adopt_reservation(&self) -> Result<()> {
+        // Relaxed: a hint; checked again under the lock.
+        if self.map.u32(off::ARENA_SPARSE_AWARE).load(Relaxed) != 0 {
+            return Ok(());
+        }
+        let _g = self.write();
+        if self.map.u32(off::ARENA_SPARSE_AWARE).load(Relaxed) == 0 {
+            let l = &self.lay;
+            self.map.reserve(0, l.ctrl_off).map_err(|e| self.nospace(e))?;
+            if l.arena_cap > 0 {
+                self.map.reserve(l.arena_bitmap_off, l.arena_bitmap_len).map_err(|e| self.nospace(e))?;
+                self.arena().mark_all_sparse();
+            }
+            self.map.u32(off::ARENA_SPARSE_AWARE).store(1, Relaxed);
+        }
+        Ok(())
     }
 
     fn counter_kind(&self) -> Result<Kind> {
@@ -1925,6 +2142,39 @@ impl Shared {
         })
     }
 
+    /// [`Shared::insert_new`] for a plain integer map with `W`-byte fields (no LRU, no
+    /// TTL, no strings): false when the map holds max_entries already.
+    #[inline(always)]
+    fn insert_int<const W: usize>(&self, st: &State, t: Table, vacant: usize, h: u64, k: i64, v: i64) -> bool {
+        // Relaxed loads/stores under the write lock (see h32).
+        let (size_w, tombs_w) = (self.h32(off::SIZE), self.h32(off::TOMBS));
+        let size = size_w.load(Relaxed);
+        if size >= self.lay.max_entries {
+            return false;
+        }
+        let (mut t, mut slot) = (t, vacant);
+        let mut c = t.ctrl(slot);
+        if c == Ctrl::EMPTY && size as usize + tombs_w.load(Relaxed) as usize + 1 > layout::load_limit(t.cap as u32) as usize {
+            let Some(nt) = self.make_room(st, t, size as usize) else { return false };
+            t = nt;
+            let Some(s) = t.find_insert_slot(h) else { return false };
+            slot = s;
+            c = t.ctrl(slot);
+        }
+        t.set_key_int_w::<W>(slot, k);
+        t.set_val_int_w::<W>(slot, v);
+        // Crash order (repair.rs): the entry's data is complete before the control byte
+        // publishes it (see insert_new).
+        fence(Release);
+        t.set_ctrl(slot, Ctrl::full(h));
+        // make_room recounts the size: read it again.
+        size_w.store(size_w.load(Relaxed) + 1, Relaxed);
+        if c == Ctrl::DELETED {
+            tombs_w.store(tombs_w.load(Relaxed).saturating_sub(1), Relaxed);
+        }
+        true
+    }
+
     /// Inserts an absent key whose probe found `vacant`: on an LRU map at max_size one
     /// entry is evicted first; grows or compacts when needed. The new entry goes to the
     /// LRU head with expiry `e` (Default: the default TTL). None when the map holds
@@ -1945,7 +2195,7 @@ impl Shared {
         let tombs = self.h32(off::TOMBS).load(Relaxed);
         let (mut t, mut slot) = (t, vacant);
         if t.ctrl(slot) == Ctrl::EMPTY && size as usize + tombs as usize + 1 > layout::load_limit(t.cap as u32) as usize {
-            t = self.make_room(st, t, size as usize);
+            t = self.make_room(st, t, size as usize)?;
             slot = t.find_insert_slot(h)?;
         }
         let ks = match *k {
@@ -1999,12 +2249,43 @@ impl Shared {
     }
 
     /// Grows (doubling) when the live entries need it, or when this handle iterates
-    /// (compaction is deferred then), else compacts tombstones in place.
-    fn make_room<'a>(&'a self, st: &State, t: Table<'a>, size: usize) -> Table<'a> {
+    /// (compaction is deferred then), else compacts tombstones in place. None when the
+    /// space of a grown table cannot be reserved (the table is unchanged).
+    #[cold]
+    #[inline(never)]
+    fn make_room<'a>(&'a self, st: &State, t: Table<'a>, size: usize) -> Option<Table<'a>> {
         let cap = t.cap;
         let bigger = size + 1 > layout::load_limit(cap as u32) as usize / 2 || st.each_active || st.cursors > 0;
         let new_cap = if bigger && cap < self.lay.max_cap as usize { cap * 2 } else { cap };
-        self.resize(t, new_cap)
+        self.reserve_table(new_cap).ok()?;
+        Some(self.resize(t, new_cap))
+    }
+
+    /// Reserves the file space of a table of `cap` slots before a grow touches it
+    /// (decisions 19; write-lock holder only). Err(errno) when the file system is full.
+    fn reserve_table(&self, cap: usize) -> std::result::Result<(), i32> {
+        // Relaxed load/store under the write lock (see h32). Stored only after the space
+        // is reserved, so a crash in between leaves a mark that is too low (re-reserved
+        // later, harmless), never one that is too high.
+        let r = self.h32(off::TABLE_RESERVED);
+        let have = r.load(Relaxed) as usize;
+        if cap <= have {
+            return Ok(());
+        }
+        format::reserve_table(&self.map, &self.lay, have, cap)?;
+        r.store(cap as u32, Relaxed);
+        Ok(())
+    }
+
+    /// Lowers the reservation mark to `cap` before the pages above it are released
+    /// (write-lock holder only): a mark too high would let a later grow skip
+    /// reserving punched pages.
+    fn unreserve_table(&self, cap: usize) {
+        // Relaxed load/store under the write lock (see h32).
+        let r = self.h32(off::TABLE_RESERVED);
+        if r.load(Relaxed) as usize > cap {
+            r.store(cap as u32, Relaxed);
+        }
     }
 
     /// Removes the entry at slot `i` (frees its strings, unlinks it from the LRU list,
@@ -2040,7 +2321,7 @@ impl Shared {
     /// Shrinks when size < cap / 4 (to the smallest capacity keeping that false, at
     /// least 16); deferred while this handle's `each` is active.
     fn maybe_shrink(&self, st: &mut State) {
-        let Some(t) = Table::current(&self.map, &self.lay) else { return };
+        let Some(t) = self.current() else { return };
         // Relaxed: under the write lock (see h32).
         let size = self.h32(off::SIZE).load(Relaxed) as usize;
         if t.cap <= layout::MIN_CAP as usize || size >= t.cap / 4 {
@@ -2087,6 +2368,7 @@ impl Shared {
         self.bump_generation();
         j.done();
         if new_cap < old {
+            self.unreserve_table(new_cap);
             self.release_tail(new_cap, old);
         }
         nt
@@ -2117,6 +2399,30 @@ impl Shared {
             self.map.release(l.ttl_off + from * 4, (to - from) * 4);
         }
     }
+}
+
+/// Which of put / add / update a lean integer write is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upsert {
+    Put,
+    Add,
+    Update,
+}
+
+/// `v` narrowed to a `W`-byte field (two's complement, sign-extended back).
+#[inline(always)]
+fn narrow_w<const W: usize>(v: i64) -> i64 {
+    match W {
+        2 => v as i16 as i64,
+        4 => v as i32 as i64,
+        _ => v,
+    }
+}
+
+/// A header capacity that cannot be (damage).
+#[cold]
+fn corrupt_cap() -> Error {
+    Error::format("corrupt table state (capacity)")
 }
 
 /// The error of every mutator on a frozen map (the glue prefixes "Class: ").
@@ -2221,6 +2527,64 @@ mod tests {
             let mut m = Map::open(&Options::of(v, 100)).unwrap();
             assert!(m.get_int(1).is_err());
         }
+    }
+
+    #[test]
+    fn int_writes_match_the_general_path() {
+        // The lean integer path (plain II/I32/I16) and the general one (LRU/TTL maps,
+        // which put_int & co. route to it) must agree on every result, including the
+        // narrowing of keys and values, growth and shrink.
+        for v in [Variant::II, Variant::I16, Variant::I32] {
+            for o in [Options::of(v, 3000), Options::of(v, 3000).lru(3000, 0), Options::of(v, 3000).ttl(60)] {
+                let mut a = Map::open(&o).unwrap();
+                let mut b = Map::open(&Options { ..o.clone() }).unwrap();
+                let mut x = 0x9E37_79B9_7F4A_7C15u64;
+                for n in 0..20_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let k = (x % 2500) as i64 - 1200 + if n % 97 == 0 { 1 << 40 } else { 0 };
+                    let val = (x >> 20) as i64 - (1 << 40);
+                    let (ra, rb) = match x % 6 {
+                        0 => (a.put_int(k, val).unwrap() as i64, b.put(In::Int(k), In::Int(val)).unwrap() as i64),
+                        1 => (a.add_int(k, val).unwrap() as i64, b.add(In::Int(k), In::Int(val)).unwrap() as i64),
+                        2 => (a.update_int(k, val).unwrap() as i64, b.update(In::Int(k), In::Int(val)).unwrap() as i64),
+                        3 => (a.incr_int(k, val).unwrap(), b.incr_by(In::Int(k), val).unwrap()),
+                        _ => (a.remove_int(k).unwrap() as i64, b.remove(In::Int(k)).unwrap() as i64),
+                    };
+                    assert_eq!(ra, rb, "{v:?} op {} key {k} (step {n})", x % 6);
+                }
+                assert_eq!(a.len(), b.len());
+                let mut items = a.items().unwrap();
+                let mut want = b.items().unwrap();
+                items.sort_by_key(|p| format!("{p:?}"));
+                want.sort_by_key(|p| format!("{p:?}"));
+                assert_eq!(items, want);
+                assert!(a.verify().is_empty(), "{:?}", a.verify());
+            }
+        }
+        // Full map: put_int false, incr_int Full; frozen: refused; string variants: the
+        // general path's error.
+        let mut m = Map::open(&Options::of(Variant::II, 10)).unwrap();
+        for i in 0..14 {
+            assert!(m.put_int(i, i).unwrap());
+        }
+        assert!(!m.put_int(100, 1).unwrap());
+        assert!(!m.add_int(100, 1).unwrap());
+        assert_eq!(m.incr_int(100, 1).unwrap_err().kind(), ErrorKind::Full);
+        assert!(m.update_int(3, 33).unwrap());
+        assert_eq!(m.get_int(3).unwrap(), Some(33));
+        m.freeze().unwrap();
+        for e in [m.put_int(1, 1).unwrap_err(), m.remove_int(1).unwrap_err(), m.incr_int(1, 1).unwrap_err()] {
+            assert_eq!(e.kind(), ErrorKind::Frozen);
+        }
+        let mut s = Map::open(&Options::of(Variant::SS, 10)).unwrap();
+        assert_eq!(s.put_int(1, 1).unwrap_err().to_string(), "this variant has string keys");
+        let mut is = Map::open(&Options::of(Variant::IS, 10)).unwrap();
+        assert!(is.put(In::Int(5), In::Str(b"a string in the arena", false)).unwrap());
+        assert!(is.remove_int(5).unwrap());
+        assert!(!is.remove_int(5).unwrap());
+        assert_eq!(is.stats().arena_used, 0);
     }
 
     #[test]

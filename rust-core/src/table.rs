@@ -145,6 +145,14 @@ pub struct Table<'a> {
     pub cap: usize,
 }
 
+// SAFETY: a Table is a view of regions of a Mapping (itself Send + Sync) that it only
+// accesses through atomics; its raw pointers are the regions' fixed addresses, never
+// mutated, and valid as long as the mapping ('a, or the owner's borrow for a detached
+// view).
+unsafe impl Send for Table<'_> {}
+// SAFETY: as above; every method takes &self and accesses memory through atomics.
+unsafe impl Sync for Table<'_> {}
+
 impl<'a> Table<'a> {
     /// The table of a mapping with layout `l`, at capacity `cap` (not checked).
     #[inline]
@@ -170,13 +178,40 @@ impl<'a> Table<'a> {
     /// power of two within 16..=max_cap (damaged, or torn under an optimistic reader).
     #[inline]
     pub fn current(m: &'a Mapping, l: &Layout) -> Option<Table<'a>> {
+        Table::with_cap(m, l, 0).at_current(m)
+    }
+
+    /// A view of the same regions at the capacity the header of `m` records (the
+    /// mapping this view was made for); None as for [`Table::current`]. A handle keeps
+    /// one view built at open and derives every table from it with this: only the
+    /// capacity is loaded per call, nothing is recomputed from the layout.
+    #[inline(always)]
+    pub fn at_current(&self, m: &Mapping) -> Option<Table<'a>> {
         // Relaxed: writers change cap only under the write lock (seq odd); optimistic
         // readers validate with the seqlock, locked readers are ordered by the lock.
         let cap = m.u32(layout::off::CAP).load(Relaxed);
-        if !cap.is_power_of_two() || cap < layout::MIN_CAP || cap > l.max_cap {
+        if !cap.is_power_of_two() || cap < layout::MIN_CAP || cap as usize > self.max_cap {
             return None;
         }
-        Some(Table::with_cap(m, l, cap as usize))
+        Some(Table { cap: cap as usize, ..*self })
+    }
+
+    /// This view at capacity `cap` (not checked).
+    #[inline(always)]
+    pub fn at_cap(&self, cap: usize) -> Table<'a> {
+        debug_assert!(cap <= self.max_cap);
+        Table { cap, ..*self }
+    }
+
+    /// A view of `m` with layout `l` whose lifetime is not tied to `m`.
+    ///
+    /// # Safety
+    /// The view (and every view derived from it) must only be used while the mapping
+    /// lives: its owner hands out copies whose lifetime is bounded by its own borrow.
+    pub unsafe fn detached(m: &Mapping, l: &Layout) -> Table<'static> {
+        let t = Table::with_cap(m, l, 0);
+        let Table { _m, ctrl, slots, max_cap, ss, ko, kw, vo, vw, cap } = t;
+        Table { _m: std::marker::PhantomData, ctrl, slots, max_cap, ss, ko, kw, vo, vw, cap }
     }
 
     /// Number of groups.
@@ -268,6 +303,26 @@ impl<'a> Table<'a> {
         debug_assert!(i < self.max_cap);
         // SAFETY: i < max_cap: inside the slot region.
         unsafe { self.slots.add(i * self.ss + self.vo) }
+    }
+
+    /// Integer key of slot `i`, for a table whose key field is known to be `W` bytes
+    /// (the monomorphic write path: no width dispatch in the probe loop).
+    #[inline(always)]
+    pub fn key_int_w<const W: usize>(&self, i: usize) -> i64 {
+        debug_assert_eq!(self.kw, W);
+        self.load_int(self.key_off(i), W)
+    }
+    /// Stores an integer value field known to be `W` bytes wide (truncated to it).
+    #[inline(always)]
+    pub fn set_val_int_w<const W: usize>(&self, i: usize, v: i64) {
+        debug_assert_eq!(self.vw, W);
+        self.store_raw(self.val_off(i), W, v as u64)
+    }
+    /// Stores an integer key field known to be `W` bytes wide (truncated to it).
+    #[inline(always)]
+    pub fn set_key_int_w<const W: usize>(&self, i: usize, v: i64) {
+        debug_assert_eq!(self.kw, W);
+        self.store_raw(self.key_off(i), W, v as u64)
     }
 
     /// Integer key of slot `i` (sign-extended from the field width).

@@ -1,5 +1,6 @@
-//! Offline conversion of a file written by the C implementation (formats 9 and 10) into
-//! our format (decisions 15; api.md 6.10 for the interface and message style).
+//! Offline conversion of a file written by the C implementation (formats 9 and 10), or
+//! by our own 0.17_01 development release (format version 1, [`v1`]), into our current
+//! format (decisions 15; api.md 6.10 for the interface and message style).
 //!
 //! [`upgrade_file`] reads the source (`O_NOFOLLOW`, never written), parses and validates
 //! it with [`crate::cformat`], builds a new map of the same variant in
@@ -57,6 +58,8 @@
 //! fit in a new map (…)", "PATH: corrupt table (duplicate keys: …)", "PATH: corrupt
 //! header (N live entries, more than max_size M)".
 
+mod v1;
+
 use crate::backing::fstat;
 use crate::cformat::{self, CEntry, CFile};
 use crate::error::{errno, strerror, Error, ErrorKind, Result};
@@ -77,7 +80,7 @@ pub const TMP_SUFFIX: &str = ".upgrade-tmp";
 /// What [`upgrade`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The file already is in our format (magic `HMSHRUST`): nothing was done.
+    /// The file already is in our current format: nothing was done.
     Current,
     /// The file was converted.
     Converted(Report),
@@ -86,7 +89,7 @@ pub enum Outcome {
 /// Details of a conversion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
-    /// The source's C format version (9 or 10).
+    /// The source's format version: C 9 or 10, or our own 1.
     pub source_version: u32,
     /// The variant.
     pub variant: Variant,
@@ -102,11 +105,11 @@ pub struct Report {
 }
 
 /// Converts the map file at `path` written by the C implementation of
-/// Data::HashMap::Shared (its on-disk formats 9 and 10, releases 0.09 to 0.17) into
-/// this crate's format, in place and atomically, keeping every entry, expiry, the LRU
-/// order and the statistics. Returns true when it was converted, false when it already
-/// was in our format. No process may use the file meanwhile (a file in use is
-/// refused). On an error the file is unchanged.
+/// Data::HashMap::Shared (its on-disk formats 9 and 10, releases 0.09 to 0.17), or by
+/// this crate's format version 1, into this crate's current format, in place and
+/// atomically, keeping every entry, expiry, the LRU order and the statistics. Returns
+/// true when it was converted, false when it already was current. No process may use
+/// the file meanwhile (a file in use is refused). On an error the file is unchanged.
 pub fn upgrade_file(path: impl AsRef<Path>) -> Result<bool> {
     Ok(matches!(upgrade(path.as_ref())?, Outcome::Converted(_)))
 }
@@ -123,7 +126,7 @@ fn cstr(p: &Path) -> Result<CString> {
         .map_err(|_| Error::new(ErrorKind::InvalidArgument, format!("{}: path contains a NUL byte", p.display())))
 }
 
-fn io_err(what: String, e: i32) -> Error {
+pub(crate) fn io_err(what: String, e: i32) -> Error {
     Error::io(what, e)
 }
 
@@ -153,75 +156,32 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
     let mut file =
         std::fs::File::from(src.try_clone().map_err(|e| io_err(format!("dup {disp}"), e.raw_os_error().unwrap_or(0)))?);
     file.read_to_end(&mut bytes).map_err(|e| io_err(format!("read {disp}"), e.raw_os_error().unwrap_or(0)))?;
-    if bytes.len() >= crate::layout::MAGIC.len() && bytes[..crate::layout::MAGIC.len()] == crate::layout::MAGIC {
+    let ours = bytes.len() >= crate::layout::MAGIC.len() && bytes[..crate::layout::MAGIC.len()] == crate::layout::MAGIC;
+    let v1 = ours && bytes.len() >= 12 && u32::from_le_bytes(bytes[8..12].try_into().unwrap()) == 1;
+    if ours && !v1 {
         return Ok(Outcome::Current);
     }
-    let c = cformat::parse(&bytes, &disp)?;
-
-    // Entries to write, with their remaining lifetime; expired ones are dropped.
-    let now = cformat::now_monotonic_coarse();
-    let mut live: Vec<(&CEntry, u64)> = Vec::with_capacity(c.entries.len());
-    let mut expired = 0u64;
-    for e in &c.entries {
-        match cformat::remaining_secs(e.expiry, now) {
-            Some(r) => live.push((e, r)),
-            None => expired += 1,
-        }
+    if v1 {
+        // Excludes version 1 openers (they flock while opening) until the rename, and
+        // reads the file again under the lock: what we check is what we convert.
+        crate::backing::flock_ex(src.as_raw_fd()).map_err(|e| io_err(format!("flock {disp}"), e))?;
+        bytes.clear();
+        let mut f2 = std::fs::File::from(
+            src.try_clone().map_err(|e| io_err(format!("dup {disp}"), e.raw_os_error().unwrap_or(0)))?,
+        );
+        use std::io::Seek;
+        f2.seek(std::io::SeekFrom::Start(0)).map_err(|e| io_err(format!("read {disp}"), e.raw_os_error().unwrap_or(0)))?;
+        f2.read_to_end(&mut bytes).map_err(|e| io_err(format!("read {disp}"), e.raw_os_error().unwrap_or(0)))?;
     }
-    if c.has_lru() && live.len() as u64 > c.header.max_size as u64 {
-        // Our inserts would evict: the C map never holds more than max_size entries.
-        return Err(Error::new(
-            ErrorKind::Format,
-            format!("{disp}: corrupt header ({} live entries, more than max_size {})", live.len(), c.header.max_size),
-        ));
-    }
-
-    let tmp = tmp_path(path);
-    let tdisp = tmp.display().to_string();
-    let ctmp = cstr(&tmp)?;
-    // Exclusive create: never reuse or clobber a file we did not make (another upgrade
-    // running, or one that was interrupted). Our engine initialises the empty file.
-    // SAFETY: ctmp is NUL-terminated; the mode is passed as the variadic mode_t.
-    let tfd = unsafe {
-        libc::open(
-            ctmp.as_ptr(),
-            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
-        )
-    };
-    if tfd < 0 {
-        let e = errno();
-        let mut m = format!("create {tdisp}: {}", strerror(e));
-        if e == libc::EEXIST {
-            m.push_str(" (left by an interrupted upgrade, or another upgrade is running: remove it and retry)");
-        }
-        return Err(Error::os(m, e));
-    }
-    // SAFETY: tfd was just opened and is owned by nobody else.
-    let tfd = unsafe { OwnedFd::from_raw_fd(tfd) };
-    let mut guard = TmpGuard { path: ctmp.clone(), armed: true };
-
-    let arena_cap = build(&c, &live, &tmp, tfd.as_raw_fd(), &disp)?;
-
-    // Statistics and seal, written into the private file (no handle has it open now).
+    let (tmp, tdisp, ctmp, tfd, mut guard) = create_tmp(path)?;
     let t = tfd.as_raw_fd();
-    let h = &c.header;
-    pwrite_all(t, &h.stat_evictions.to_le_bytes(), off::EVICTIONS, &tdisp)?;
-    pwrite_all(t, &h.stat_expired.saturating_add(expired).to_le_bytes(), off::EXPIRED, &tdisp)?;
-    pwrite_all(t, &(h.stat_recoveries as u64).to_le_bytes(), off::RECOVERIES, &tdisp)?;
-    if h.sealed != 0 {
-        pwrite_all(t, &1u32.to_le_bytes(), off::SEALED, &tdisp)?;
-    }
-    // The file may be one shard of a C shard set, routed by the C hash, and nothing in
-    // it says which: mark it "C routing, shard count not known" (shard.rs explains how
-    // new_sharded then adopts it); a plain `new` ignores the mark.
-    let mut head = [0u8; off::STATIC_END];
-    // SAFETY: head is writable for its length; t is our descriptor.
-    if unsafe { libc::pread(t, head.as_mut_ptr().cast(), head.len(), 0) } != head.len() as isize {
-        return Err(io_err(format!("read {tdisp}"), errno()));
-    }
-    crate::layout::set_shard_fields(&mut head, 0, 0, true);
-    pwrite_all(t, &head, 0, &tdisp)?;
+    let report = if v1 {
+        let (report, carry) = v1::build(&bytes, &disp, &tmp)?;
+        write_carry(t, &tdisp, &carry)?;
+        report
+    } else {
+        convert_c(&bytes, &disp, &tmp, t, &tdisp)?
+    };
 
     // Same group where permitted (chown clears set-id bits, so before the chmod), same
     // permission bits.
@@ -241,7 +201,7 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
 
     // Refuse to replace a source that changed under us (someone opened and wrote it,
     // or replaced the file at PATH).
-    if source_changed(&src, &st, &cpath, &bytes) {
+    if source_changed(&src, &st, &cpath, &bytes, if v1 { crate::layout::HEADER_SIZE } else { cformat::HEADER_SIZE }) {
         return Err(Error::new(
             ErrorKind::Io,
             format!("{disp}: changed while it was being upgraded; nothing was replaced, retry"),
@@ -258,14 +218,103 @@ pub fn upgrade(path: &Path) -> Result<Outcome> {
     }
     guard.armed = false;
     sync_dir(path);
-    Ok(Outcome::Converted(Report {
+    Ok(Outcome::Converted(report))
+}
+
+/// Creates `PATH.upgrade-tmp` exclusively (never reusing or clobbering a file we did not
+/// make: another upgrade running, or one that was interrupted); the guard removes it
+/// unless disarmed. Our engine initialises the empty file.
+fn create_tmp(path: &Path) -> Result<(PathBuf, String, CString, OwnedFd, TmpGuard)> {
+    let tmp = tmp_path(path);
+    let tdisp = tmp.display().to_string();
+    let ctmp = cstr(&tmp)?;
+    // SAFETY: ctmp is NUL-terminated; the mode is passed as the variadic mode_t.
+    let tfd = unsafe {
+        libc::open(
+            ctmp.as_ptr(),
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if tfd < 0 {
+        let e = errno();
+        let mut m = format!("create {tdisp}: {}", strerror(e));
+        if e == libc::EEXIST {
+            m.push_str(" (left by an interrupted upgrade, or another upgrade is running: remove it and retry)");
+        }
+        return Err(Error::os(m, e));
+    }
+    // SAFETY: tfd was just opened and is owned by nobody else.
+    let tfd = unsafe { OwnedFd::from_raw_fd(tfd) };
+    let guard = TmpGuard { path: ctmp.clone(), armed: true };
+    Ok((tmp, tdisp, ctmp, tfd, guard))
+}
+
+/// Statistics, seal and C shard fields into the new file (no handle has it open now).
+fn write_carry(t: RawFd, tdisp: &str, c: &v1::Carry) -> Result<()> {
+    pwrite_all(t, &c.evictions.to_le_bytes(), off::EVICTIONS, tdisp)?;
+    pwrite_all(t, &c.expired.to_le_bytes(), off::EXPIRED, tdisp)?;
+    pwrite_all(t, &c.recoveries.to_le_bytes(), off::RECOVERIES, tdisp)?;
+    if c.sealed {
+        pwrite_all(t, &1u32.to_le_bytes(), off::SEALED, tdisp)?;
+    }
+    if let Some((index, count)) = c.shard {
+        let mut head = [0u8; off::STATIC_END];
+        // SAFETY: head is writable for its length; t is our descriptor.
+        if unsafe { libc::pread(t, head.as_mut_ptr().cast(), head.len(), 0) } != head.len() as isize {
+            return Err(io_err(format!("read {tdisp}"), errno()));
+        }
+        crate::layout::set_shard_fields(&mut head, index, count, true);
+        pwrite_all(t, &head, 0, tdisp)?;
+    }
+    Ok(())
+}
+
+/// The C conversion proper: builds the new map in the temporary file from the parsed
+/// C file, then its statistics, seal and shard mark.
+fn convert_c(bytes: &[u8], disp: &str, tmp: &Path, t: RawFd, tdisp: &str) -> Result<Report> {
+    let c = cformat::parse(bytes, disp)?;
+    // Entries to write, with their remaining lifetime; expired ones are dropped.
+    let now = cformat::now_monotonic_coarse();
+    let mut live: Vec<(&CEntry, u64)> = Vec::with_capacity(c.entries.len());
+    let mut expired = 0u64;
+    for e in &c.entries {
+        match cformat::remaining_secs(e.expiry, now) {
+            Some(r) => live.push((e, r)),
+            None => expired += 1,
+        }
+    }
+    if c.has_lru() && live.len() as u64 > c.header.max_size as u64 {
+        // Our inserts would evict: the C map never holds more than max_size entries.
+        return Err(Error::new(
+            ErrorKind::Format,
+            format!("{disp}: corrupt header ({} live entries, more than max_size {})", live.len(), c.header.max_size),
+        ));
+    }
+    let arena_cap = build(&c, &live, tmp, t, disp)?;
+    let h = &c.header;
+    // The file may be one shard of a C shard set, routed by the C hash, and nothing in
+    // it says which: mark it "C routing, shard count not known" (shard.rs explains how
+    // new_sharded then adopts it); a plain `new` ignores the mark.
+    write_carry(
+        t,
+        tdisp,
+        &v1::Carry {
+            evictions: h.stat_evictions,
+            expired: h.stat_expired.saturating_add(expired),
+            recoveries: h.stat_recoveries as u64,
+            sealed: h.sealed != 0,
+            shard: Some((0, 0)),
+        },
+    )?;
+    Ok(Report {
         source_version: h.version,
         variant: c.variant,
         entries: live.len() as u64,
         expired,
         lru_intact: c.lru_intact,
         arena_cap,
-    }))
+    })
 }
 
 /// Bytes of the arena block a value takes in our engine (0 for ints and inline strings).
@@ -349,7 +398,7 @@ fn insert(m: &mut Map, e: &CEntry, remaining: u64) -> Result<bool> {
     }
 }
 
-fn pwrite_all(fd: RawFd, b: &[u8], at: usize, disp: &str) -> Result<()> {
+pub(crate) fn pwrite_all(fd: RawFd, b: &[u8], at: usize, disp: &str) -> Result<()> {
     let mut done = 0;
     while done < b.len() {
         // SAFETY: the buffer range is valid for reads; fd is ours.
@@ -371,7 +420,7 @@ fn pwrite_all(fd: RawFd, b: &[u8], at: usize, disp: &str) -> Result<()> {
 
 /// Did the source change since we read it: another file at PATH now, another size, or
 /// another header (every C writer bumps the seqlock counter in it)?
-fn source_changed(src: &OwnedFd, st: &libc::stat, cpath: &CString, bytes: &[u8]) -> bool {
+fn source_changed(src: &OwnedFd, st: &libc::stat, cpath: &CString, bytes: &[u8], hdr: usize) -> bool {
     let Ok(now) = fstat(src.as_raw_fd()) else { return true };
     if now.st_size != st.st_size {
         return true;
@@ -379,7 +428,7 @@ fn source_changed(src: &OwnedFd, st: &libc::stat, cpath: &CString, bytes: &[u8])
     if !same_file(cpath, st) {
         return true;
     }
-    let mut head = vec![0u8; cformat::HEADER_SIZE];
+    let mut head = vec![0u8; hdr];
     let mut got = 0;
     while got < head.len() {
         // SAFETY: the buffer range is valid for writes; the descriptor is ours.
@@ -394,7 +443,7 @@ fn source_changed(src: &OwnedFd, st: &libc::stat, cpath: &CString, bytes: &[u8])
         }
         got += n as usize;
     }
-    bytes.get(..cformat::HEADER_SIZE) != Some(&head[..])
+    bytes.get(..hdr) != Some(&head[..])
 }
 
 /// Is the file at `p` (not following a symlink) the one `st` describes?

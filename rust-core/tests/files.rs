@@ -102,9 +102,18 @@ fn header_errors() {
     assert_eq!(open_err(&o(Variant::II)), format!("{pd}: variant mismatch (file=10, expected=3)"));
 
     let mut b = good.clone();
-    b[8] = 2;
+    b[8] = 3;
     std::fs::write(&p, &b).unwrap();
-    assert_eq!(open_err(&o(Variant::SS)), format!("{pd}: version mismatch (file=2, expected=1)"));
+    assert_eq!(open_err(&o(Variant::SS)), format!("{pd}: version mismatch (file=3, expected=2)"));
+
+    // A version 1 file (our 0.17_01 development release) names the conversion.
+    let mut b = good.clone();
+    b[8] = 1;
+    std::fs::write(&p, &b).unwrap();
+    assert_eq!(
+        open_err(&o(Variant::SS)),
+        format!("{pd}: file was written by format version 1 (0.17_01); convert it with Data::HashMap::Shared->upgrade_file({pd})")
+    );
 
     let mut b = good.clone();
     b[100] ^= 0x40;

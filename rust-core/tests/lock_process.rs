@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hashmap_shared::lock::{Lock, LockWords, ReaderBitmap, ReaderSlot, SeqWord, READER_SLOTS};
+use hashmap_shared::lock::{HotLine, Liveness, Lock, LockSide, ReaderBitmap, ReaderSlot, READER_SLOTS};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -18,13 +18,15 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Zeroed shared memory: lock line, seq line, bitmap, slots, then test data words.
+/// Zeroed shared memory (a memfd: handles hold byte locks on it): hot line, side line,
+/// bitmap, slots, then test data words.
 struct Region {
     base: *mut u8,
     len: usize,
+    fd: i32,
 }
 
-const OFF_SEQ: usize = 64;
+const OFF_SIDE: usize = 64;
 const OFF_BITMAP: usize = 128;
 const OFF_SLOTS: usize = 256;
 const OFF_DATA: usize = OFF_SLOTS + READER_SLOTS * 64;
@@ -35,32 +37,47 @@ unsafe impl Sync for Region {}
 impl Region {
     fn new() -> Region {
         let len = (OFF_DATA + 4096 + 4095) & !4095;
-        // SAFETY: anonymous shared mapping, checked; the kernel zero-fills it and fork shares it.
-        let base = unsafe {
-            libc::mmap(
+        // SAFETY: system calls, each checked; the kernel zero-fills the memfd and fork
+        // shares the mapping.
+        let (fd, base) = unsafe {
+            let fd = libc::memfd_create(c"lock-process".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            assert_eq!(libc::ftruncate(fd, len as libc::off_t), 0);
+            let base = libc::mmap(
                 ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
+                libc::MAP_SHARED,
+                fd,
                 0,
-            )
+            );
+            assert_ne!(base, libc::MAP_FAILED);
+            (fd, base)
         };
-        assert_ne!(base, libc::MAP_FAILED);
         Region {
             base: base.cast(),
             len,
+            fd,
         }
     }
     fn at<T>(&self, off: usize) -> &T {
         // SAFETY: in range, 64-byte aligned, and all-zero bytes are valid for these atomics.
         unsafe { &*self.base.add(off).cast::<T>() }
     }
-    fn words(&self) -> &LockWords {
+    fn hot(&self) -> &HotLine {
         self.at(0)
     }
-    fn seq(&self) -> u64 {
-        self.at::<SeqWord>(OFF_SEQ).seq.load(Relaxed)
+    fn seq(&self) -> u32 {
+        self.hot().seq.load(Relaxed)
+    }
+    /// The pid recorded in the slot the writer word names (0 when free).
+    fn holder_pid(&self) -> u32 {
+        let w = self.hot().writer.load(Relaxed);
+        if w == 0 {
+            0
+        } else {
+            self.slot((w & 0x3FF) as usize).pid.load(Relaxed)
+        }
     }
     fn bitmap(&self) -> &ReaderBitmap {
         self.at(OFF_BITMAP)
@@ -74,16 +91,21 @@ impl Region {
     fn flag(&self) -> &AtomicU32 {
         self.at(OFF_DATA + 512)
     }
+    /// A handle: its own description of the region's memfd, its slot claimed.
     fn lock(&self) -> Lock {
+        let live = Liveness::reopened(self.fd, self.base, self.len, OFF_SLOTS as u64).unwrap();
         // SAFETY: the region outlives every Lock made in these tests; it was zeroed.
-        unsafe {
+        let l = unsafe {
             Lock::new(
                 self.at(0),
-                self.at(OFF_SEQ),
+                self.at::<LockSide>(OFF_SIDE),
                 self.at(OFF_SLOTS),
                 self.at(OFF_BITMAP),
+                live,
             )
-        }
+        };
+        l.attach().unwrap();
+        l
     }
     fn slots_of(&self, pid: i32) -> Vec<usize> {
         (0..READER_SLOTS)
@@ -97,8 +119,11 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: our own mapping; every Lock over it is gone by now.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
+        // SAFETY: our own mapping and descriptor; every Lock over them is gone by now.
+        unsafe {
+            libc::munmap(self.base.cast(), self.len);
+            libc::close(self.fd);
+        }
     }
 }
 
@@ -215,8 +240,8 @@ fn lock_processes_count_exactly() {
     let total = ITERS * (1 + 3 * CHILDREN as u64);
     assert_eq!(r.data(0).load(Relaxed), total);
     assert_eq!(r.data(1).load(Relaxed), total);
-    assert_eq!(r.seq(), 2 * total);
-    assert_eq!(r.words().writer.load(Relaxed), 0);
+    assert_eq!(r.seq() as u64, 2 * total);
+    assert_eq!(r.hot().writer.load(Relaxed), 0);
     // Children gave their slots back; only the parent's remains.
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
@@ -263,7 +288,7 @@ fn lock_dead_writer_taken_over_by_another_process() {
     assert_eq!(reap(taker), 0);
     assert_eq!(reap(dying), 0);
     assert_eq!(r.seq() & 1, 0);
-    assert_eq!(r.words().writer.load(Relaxed), 0);
+    assert_eq!(r.hot().writer.load(Relaxed), 0);
     assert_eq!(r.data(0).load(Relaxed), r.data(1).load(Relaxed));
     let l = r.lock();
     assert!(!l.write().recovered());
@@ -281,7 +306,7 @@ fn lock_dead_writer_reaped_then_taken_over() {
         0
     });
     assert_eq!(reap(dying), 0);
-    assert_eq!(r.words().writer.load(Relaxed), 0x8000_0000 | dying as u32);
+    assert_eq!(r.holder_pid(), dying as u32);
     assert_eq!(r.seq() & 1, 1);
     let l = r.lock();
     let start = Instant::now();
@@ -425,64 +450,59 @@ fn lock_fork_claims_new_slot_and_leaves_parent_locks_alone() {
     assert_eq!(r.slot(pslot).depth.load(Relaxed), 0);
 
     let w = l.write();
+    let id = r.hot().writer.load(Relaxed);
     // SAFETY: as above.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
         drop(w); // the child's copy: the lock stays the parent's
-        let held = r.words().writer.load(Relaxed) & !0x4000_0000 == 0x8000_0000 | parent as u32;
+        let held = r.hot().writer.load(Relaxed) & !0x4000_0000 == id && r.holder_pid() == parent as u32;
         let odd = r.seq() & 1 == 1;
         // SAFETY: ends the child.
         unsafe { libc::_exit(if held && odd { 0 } else { 1 }) };
     }
     assert_eq!(reap(pid), 0);
     drop(w);
-    assert_eq!(r.words().writer.load(Relaxed), 0);
+    assert_eq!(r.hot().writer.load(Relaxed), 0);
     assert_eq!(r.seq() & 1, 0);
 }
 
-/// With every slot owned by a live process, reads hold the writer word ("slotless"). A child
-/// forked while the parent holds such a read must neither join nor release that hold.
+/// A process forks a child that lives on without touching the lock, then dies holding
+/// it: the child's copy of the mapping and descriptor must not keep the dead parent's
+/// byte lock alive (liveness.rs renews them in the child), so a waiter takes over in
+/// time although the child still runs.
 #[test]
-fn lock_fork_with_slotless_read_held() {
+fn lock_dead_writer_with_a_live_forked_child_is_taken_over() {
     let _s = serial();
     let r = Region::new();
-    for i in 0..READER_SLOTS {
-        r.slot(i).pid.store(1, Relaxed); // init: alive, never ours
-    }
-    for w in &r.bitmap().words {
-        w.store(!0, Relaxed);
-    }
-    let l = r.lock();
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() } as u32;
-    let g = l.read();
-    assert_eq!(r.words().writer.load(Relaxed), 0x8000_0000 | parent);
-    // SAFETY: the child only uses the lock, atomics and _exit (tests run serially).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        drop(g); // the parent's hold: must not release the parent's writer word
-        let code = if r.words().writer.load(Relaxed) & 0xBFFF_FFFF != 0x8000_0000 | parent {
-            1
-        } else {
-            let g = l.read(); // must wait for the parent, not join its hold
-            let ok = r.flag().load(Relaxed) == 1;
-            drop(g);
-            if ok {
-                0
-            } else {
-                2
+    let rr = &r;
+    let dying = spawn(move || {
+        let l = rr.lock();
+        // SAFETY: the grandchild only sleeps (on a flag) and _exits.
+        let gc = unsafe { libc::fork() };
+        if gc == 0 {
+            rr.flag().store(1, Relaxed);
+            let start = Instant::now();
+            while rr.flag().load(Relaxed) != 2 && start.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(5));
             }
-        };
-        // SAFETY: ends the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    r.flag().store(1, Relaxed);
-    drop(g);
-    assert_eq!(reap(pid), 0);
-    assert_eq!(r.words().writer.load(Relaxed), 0);
+            // SAFETY: ends the grandchild.
+            unsafe { libc::_exit(0) };
+        }
+        while rr.flag().load(Relaxed) != 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::mem::forget(l.write());
+        0 // dies holding the lock; its child lives on
+    });
+    assert_eq!(reap(dying), 0);
+    let l = r.lock();
+    let start = Instant::now();
+    let g = l.write();
+    let waited = start.elapsed();
+    r.flag().store(2, Relaxed); // the grandchild may go now
+    assert!(g.recovered());
+    assert!(waited < Duration::from_secs(2), "waited {waited:?} for a dead writer whose child lives");
 }
 
 /// How long a waiter takes to get the lock when its holder died, in every state a holder
@@ -497,7 +517,7 @@ fn lock_recovery_times_in_every_holder_state() {
         "writer, dead (reaped), waiter writes",
         "writer, dead (zombie), waiter reads",
         "reader, dead (zombie), waiter writes",
-        "reaper died mid-reap of a dead reader, waiter writes",
+        "writer, dead (reaped), its slot claimed again by a live process, waiter writes",
         "writer word without HELD bit (damage), waiter writes",
     ];
     let mut report = Vec::new();
@@ -509,8 +529,8 @@ fn lock_recovery_times_in_every_holder_state() {
             let dying = spawn(move || {
                 let l = rr.lock();
                 match s {
-                    0..=2 => std::mem::forget(l.write()),
-                    3 | 4 => std::mem::forget(l.read()),
+                    0..=2 | 4 => std::mem::forget(l.write()),
+                    3 => std::mem::forget(l.read()),
                     _ => {}
                 }
                 rr.flag().store(1, Relaxed);
@@ -520,13 +540,17 @@ fn lock_recovery_times_in_every_holder_state() {
             if s == 1 || s == 4 {
                 assert_eq!(reap(dying), 0);
             }
-            if s == 4 {
-                // the dead reader's slot, as a reaper that died after claiming it leaves it
-                let slot = r.slots_of(dying)[0];
-                r.slot(slot).pid.store(1 << 31 | dying as u32, Relaxed);
-            }
+            // the dead writer's slot is reaped and goes to a live handle (a new incarnation)
+            let _other = (s == 4).then(|| {
+                let i = r.slots_of(dying)[0];
+                r.slot(i).pid.store(0, Relaxed);
+                r.bitmap().words[i / 64].fetch_and(!(1 << (i % 64)), Relaxed);
+                let o = r.lock();
+                assert_eq!(r.slot(i).pid.load(Relaxed), std::process::id());
+                o
+            });
             if s == 5 {
-                r.words().writer.store(0x1, Relaxed);
+                r.hot().writer.store(0x1, Relaxed);
             }
             let l = r.lock();
             let start = Instant::now();

@@ -12,6 +12,11 @@ package Torture;
 # every key holds its last acknowledged value, or the value of the one write that was in
 # flight when its writer was killed; that nothing else is in the map; that verify()
 # finds no inconsistency; and that stat_recoveries counted the takeovers.
+#
+# With ns => N (and root, and unshare(1)), workers 0 .. N-1 run as pid 1 of a PID
+# namespace of their own (`unshare --pid --fork --kill-child --mount-proc`): a kill ends
+# the namespace, and the others must take the dead worker's lock over all the same
+# (issue 14: liveness the kernel proves, valid across namespaces).
 use strict;
 use warnings;
 use POSIX ();
@@ -27,6 +32,7 @@ my %fh_of;    # holds_lock: one read handle per map file
 sub run {
     my (%o) = @_;
     my ($dir, $W, $R, $KEYS) = @o{qw(dir workers rounds keys)};
+    my $NS = $o{ns} // 0;
     my $ss_path = "$dir/torture-ss.shm";
     my $si_path = "$dir/torture-si.shm";
     unlink $ss_path, $si_path;
@@ -35,16 +41,27 @@ sub run {
 
     # One pipe per worker: a batch's lines go in one write (more time under the lock,
     # less in system calls), which may exceed PIPE_BUF, so pipes are not shared.
-    my (%pid_of, %rd_of, %buf_of);
+    my (%pid_of, %rd_of, %buf_of, %ns_of);
     my $spawn = sub {
         my ($w, $gen) = @_;
         pipe(my $rd, my $wr) or die "pipe: $!";
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {
             close $rd;
+            if ($w < $NS) {    # pid 1 of a new PID namespace; SIGKILL to unshare kills it
+                fcntl($wr, POSIX::F_SETFD(), 0) or die "fcntl: $!";    # inherited by exec
+                # unshare 2.38 complains ("sigprocmask unblock failed") when its child is
+                # SIGKILLed; the worker reports through the pipe, not stderr
+                open STDERR, '>', '/dev/null';
+                { no warnings 'exec'; exec 'unshare', '--pid', '--fork', '--kill-child', '--mount-proc', $^X,
+                    (map { "-I$_" } @INC), '-MTorture', '-e', 'Torture::worker_fd(@ARGV)',
+                    $w, $gen, $W, $KEYS, $ss_path, $si_path, fileno $wr; }
+                POSIX::_exit(127);
+            }
             worker($w, $gen, $W, $KEYS, $ss_path, $si_path, $wr);
             POSIX::_exit(0);
         }
+        delete $ns_of{$w};
         close $wr;
         ($pid_of{$w}, $rd_of{$w}, $buf_of{$w}) = ($pid, $rd, '');
     };
@@ -52,9 +69,10 @@ sub run {
 
     # Per key: the acknowledged value and, while writes are in flight, their values.
     my (%ss, %ss_flight, %si, %si_flight);
-    my ($acks, $kills, $in_lock) = (0, 0, 0);
+    my ($acks, $kills, $in_lock, $ns_kills) = (0, 0, 0, 0);
     my $line = sub {
         my ($kind, $map, $k, $v) = split / /, $_[0], 4;
+        return $ns_of{ $_[1] } = $k if $kind eq 'N';    # a namespaced worker's namespace
         my ($acked, $flight) = $map eq 'S' ? (\%ss, \%ss_flight) : (\%si, \%si_flight);
         $v = undef if defined $v && $v eq '-';
         if ($kind eq 'F') {    # refused (arena full): nothing changed
@@ -87,7 +105,7 @@ sub run {
                 my $n = sysread($rd_of{$w}, $buf_of{$w}, 1 << 20, length $buf_of{$w});
                 my @l = split /\n/, $buf_of{$w}, -1;
                 $buf_of{$w} = pop(@l) // '';    # an unfinished line waits for its end
-                $line->($_) for @l;
+                $line->($_, $w) for @l;
                 $eof = 1 if !$n && defined $eof_of && $w == $eof_of;
             }
             last if $eof;
@@ -104,14 +122,17 @@ sub run {
             my $path = $ss_path;
             my $polls = 0;
             # keep reading the pipes: a worker blocked on a full pipe never locks
-            until (holds_lock($path, $pid_of{$w}) || time > $until) {
+            until (holds_lock($path, $pid_of{$w}, $ns_of{$w}) || time > $until) {
                 $drain->(0) unless ++$polls % 50;
             }
         }
-        kill 'KILL', $pid_of{$w};
+        # a namespaced worker is unshare's child: kill it, not unshare (whose --kill-child
+        # would only ask the kernel to kill it later)
+        kill 'KILL', $w < $NS ? child_of($pid_of{$w}) // $pid_of{$w} : $pid_of{$w};
         waitpid $pid_of{$w}, 0;
         $kills++;
-        $in_lock++ if grep { holds_lock($_, $pid_of{$w}) } $ss_path, $si_path;
+        $in_lock++ if grep { holds_lock($_, $pid_of{$w}, $ns_of{$w}) } $ss_path, $si_path;
+        $ns_kills++ if $w < $NS;
         $drain->(0, $w);
         close $rd_of{$w};
         $spawn->($w, $round);
@@ -160,21 +181,52 @@ sub run {
     unlink $ss_path, $si_path;
     %fh_of = ();
     return {
-        bad => \@bad, acks => $acks, kills => $kills, recoveries => $recoveries, in_lock => $in_lock,
+        bad => \@bad, acks => $acks, kills => $kills, recoveries => $recoveries, in_lock => $in_lock, ns_kills => $ns_kills,
         keys => scalar(keys %ss) + scalar(keys %si),
     };
 }
 
-# Did process $pid die holding the write lock of the map in $path? (the writer word at
-# header offset 256: HELD bit 31, bit 30 "someone sleeps", pid in bits 0..29)
+# Does process $pid (or, with $ns, the process of PID namespace $ns) hold the write
+# lock of the map in $path? (the writer word at header offset 256: HELD bit 31, bit 30
+# "someone sleeps", the holder's tag in bits 10..29 and its reader slot in bits 0..9;
+# the slot, at 4096 + 64 * slot, records the owner's pid at 0 and its PID namespace id,
+# the low 32 bits of the namespace's inode, at 12)
 
 sub holds_lock {
-    my ($path, $pid) = @_;
+    my ($path, $pid, $ns) = @_;
     my $fh = $fh_of{$path} ||= do { open my $f, '<:raw', $path or return 0; $f };
     sysseek $fh, 256, 0;
     sysread($fh, my $b, 4) == 4 or return 0;
     my $w = unpack 'V', $b;
-    return ($w & 0x80000000) && ($w & 0x3FFFFFFF) == $pid;
+    return 0 unless $w & 0x80000000;
+    sysseek $fh, 4096 + 64 * ($w & 0x3FF), 0;
+    sysread($fh, $b, 16) == 16 or return 0;
+    my ($p, undef, undef, $n) = unpack 'V4', $b;
+    return defined $ns ? $n == ($ns & 0xFFFFFFFF) : $p == $pid;
+}
+
+# The (first) child of process $pid, or undef.
+sub child_of {
+    my ($pid) = @_;
+    open my $f, '<', "/proc/$pid/task/$pid/children" or return undef;
+    my ($c) = split ' ', <$f> // '';
+    return $c;
+}
+
+# Can this process run workers in PID namespaces of their own (root, unshare(1))?
+sub can_unshare {
+    return 0 if $> != 0;
+    return system('unshare --pid --fork --kill-child --mount-proc true >/dev/null 2>&1') == 0;
+}
+
+# A namespaced worker: the exec'd perl, pid 1 of its namespace, writing to descriptor
+# $fd. Says which namespace it is in first.
+sub worker_fd {
+    my ($w, $gen, $W, $KEYS, $ss_path, $si_path, $fd) = @_;
+    open my $wr, '>&=', $fd or die "fd $fd: $!";
+    my $ino = (stat '/proc/self/ns/pid')[1];
+    syswrite $wr, "N - $ino\n";
+    worker($w, $gen, $W, $KEYS, $ss_path, $si_path, $wr);
 }
 
 # The workload of worker $w: mostly SS puts (values 0..400 bytes: inline and arena

@@ -963,13 +963,17 @@ write whose call had returned is kept.
 
 =over
 
-=item * B<Dead lock holders.> A process that waits for a lock sleeps on it with a
-timeout (5 ms, then 50 ms) and then checks whether the holder still runs
-(C<kill 0>, and F</proc> for zombies); a dead holder's lock is taken over, about
-5 ms after the waiter started waiting in the usual case and never more than a
-fraction of a second. Spinning costs no system call. Lock words that no live
-process can have written (damage, or a file kept across a reboot whose lock
-names a pid that now belongs to this very process) are taken over the same way.
+=item * B<Dead lock holders.> Whether a lock holder is alive is the kernel's
+answer, not a guess from a pid: every read-write handle holds an open file
+description lock on a byte of the map file that stands for its reader slot, and
+the kernel releases it when the process dies, however it dies and in whatever PID
+namespace it runs. A process that waits for a lock spins briefly (no system
+call), then sleeps on it with a timeout (5 ms, then 50 ms) and asks the kernel
+whether the holder's lock is still held; a dead holder's lock is taken over,
+about 5 ms after the waiter started waiting in the usual case and within 50 ms
+plus scheduling delays at worst. A pid reused by another process changes
+nothing. Lock words that no live handle can have written (damage) are taken over
+the same way.
 
 =item * B<Repair.> The writer that takes over from a dead writer first repairs
 what it may have left half-done, then counts it in C<stat_recoveries>: a resize
@@ -982,10 +986,10 @@ it points to, so a killed writer loses at most its own unfinished write. Readers
 that find a dead writer make the lock usable and leave the repair to the next
 writer. C<verify> checks the result.
 
-=item * B<PID namespaces.> Liveness checks use pids, which mean nothing across
-PID namespaces, so a map cannot be opened while a process of another PID
-namespace has it open (C<new> croaks "in use by process N in another PID
-namespace"); one namespace after another is fine.
+=item * B<PID namespaces.> Processes in different PID namespaces (containers)
+share a map like any others: liveness does not depend on pids. A writer killed
+inside the lock in a container that then goes away is taken over like any dead
+writer.
 
 =item * B<Interrupted create.> A file left all zero by a creator that was killed
 is initialised by the next C<new>; a half-written header is refused with a
@@ -1035,9 +1039,15 @@ with the C<verify> output.
 
 =back
 
-The limit: a process that dies holding the lock while its pid is immediately
-reused by a new live process looks alive; its waiters wait until that process
-exits. The distribution's F<doc/TESTING.md> (see L</FILES IN THE
+The limits: the map file must be on a file system with open file description
+locks (local file systems and tmpfs; C<new> croaks naming C<F_OFD_SETLK>
+otherwise), and no other code may take C<fcntl> record locks on map files. A
+forked child gets descriptions of its own (through F</proc/self/fd>); if that
+fails (no F</proc>, or out of descriptors), the child's handle croaks when it
+would lock, and waiters wait for the child as long as it lives if its parent
+dies holding the lock. Closing a handle's descriptor behind its back (a daemon
+closing every descriptor) does not make it look dead, but stops it from telling
+dead holders from live ones. The distribution's F<doc/TESTING.md> (see L</FILES IN THE
 DISTRIBUTION>) describes the kill torture (F<t/crash-torture.t>, 300 rounds in
 F<xt/crash-torture.t>), the corruption fuzzers, and how to run the suite
 under valgrind and the engine under AddressSanitizer.
@@ -1315,8 +1325,15 @@ strings (8 bytes and more) share its string space of at most 4294967295 bytes
 =item * TTL: up to 4294967293 seconds per entry; expiry has a resolution of one
 second. C<lru_skip>: 0-99.
 
-=item * Processes: any number may use a map; 1024 handles at a time can hold a
-reader slot of their own (the others share the slow path).
+=item * Handles: at most 1024 read-write handles (in any number of processes)
+can have one map open at a time; opening one more croaks "all 1024 reader slots
+are held by live handles". Read-only handles (C<new_readonly>) do not count.
+
+=item * Descriptors: every read-write handle keeps one file descriptor (its own
+open file description of the map, which holds its liveness lock); C<new_memfd>
+and C<new_from_fd> handles keep two (the one C<memfd> returns, and their own).
+A sharded set keeps one per shard: a set of 1024 shards needs more than the
+usual limit of 1024 open files (C<ulimit -n>).
 
 =item * Platform: Linux, 64-bit little-endian Perl. The files are not portable to
 big-endian machines.
@@ -1464,6 +1481,15 @@ like one made by C<new_sharded> (another count croaks with both numbers), and it
 keeps routing keys as the C implementation did, so every entry is found in the
 file it was in. The slots inside each shard use a seeded hash, as in every map.
 Such a set cannot grow shard files it does not have.
+
+Files written by this distribution's 0.17_01 development release (file format
+version 1, which kept the lock words on five cache lines and named lock holders by
+pid) are converted by the same C<upgrade_file> (and C<new> names it in its
+message, "file was written by format version 1 (0.17_01)"): the map is rebuilt
+with every entry, its remaining TTL, the LRU order, the statistics, the seal, the
+hash seed and the shard fields, after repairing what a writer killed in it may
+have left half done. It is refused while a process has the file open ("in use by
+process N").
 
 It croaks with C<< Data::HashMap::Shared->upgrade_file: PATH: ... >> and leaves
 the file untouched for a missing, foreign, truncated or corrupt file, an
@@ -1683,10 +1709,23 @@ reports 3/4 of the table's maximum capacity and lets the table fill completely).
 =item * B<Memory comes back.> After C<clear>, mass removal or a shrink, unused
 pages are returned to the system (hole punching / C<MADV_REMOVE>). The string
 arena is a buddy allocator that cannot fragment into failure. C<arena_used>
-reports the bytes currently allocated, not a high-water mark.
+reports the bytes currently allocated, not a high-water mark. Pages freed by
+removals are released at most once per second while the map keeps being
+refilled in between (a release costs about a microsecond per page, which a
+workload that empties and refills a map over and over would otherwise pay on
+every pass); a removal that goes on without refills releases right away.
 
 =item * B<No SIGBUS from a full file system.> Creating a map where there is no
-room for it croaks at C<new>.
+room for it croaks at C<new>. After that, the map reserves the file space of
+every page before it first writes it (C<fallocate>: table pages before the
+table grows, string arena pages as strings need them, released pages before
+they are used again), so memory still grows with use, and a file system that
+fills up later never kills a writer with SIGBUS: a write that needs space that
+cannot be had fails like a write into a full map (C<put>, C<add>, C<set> and
+the like return false; counters croak "CLASS: increment failed"), C<clear> and
+C<reserve> croak naming the file and "No space left on device", and the map
+stays consistent. Anonymous maps reserve through the memfd they are made of.
+A file system that cannot reserve space (no C<fallocate>) is used as before.
 
 =item * B<Per-process state on its own cache line> (reader slots), so readers do
 not slow each other down.
@@ -1731,18 +1770,25 @@ F<hashmap-shared-upgrade> script convert files of the C implementation (formats
 v9 and v10) into this format, keeping entries, UTF-8 flags, remaining TTLs, LRU
 order and statistics (see L</MIGRATING FROM THE C IMPLEMENTATION>).
 
-=item * B<Dead lock holders are found fast and cheaply>: a waiter notices that the
-holder of a lock died within about 5 ms typically and a fraction of a second at
-most, without a system call per spin (see L</CRASH SAFETY>).
+=item * B<Dead lock holders are found fast, cheaply and for sure>: a waiter
+notices that the holder of a lock died within about 5 ms typically and 50 ms at
+most (plus scheduling), without a system call per spin, and the kernel proves it
+(a lock of the holder's open file description), so a reused pid never keeps a
+dead holder alive (see L</CRASH SAFETY>).
 
 =item * B<Crashes lose nothing committed.> A process killed at any instruction,
 even in the middle of a resize, an arena allocation or an LRU relink, leaves a map
 the next writer repairs completely: every write that had returned is kept, the
 counts are consistent and no arena space leaks.
 
-=item * B<PID namespaces.> Processes in different PID namespaces either share a
-map safely or are refused at open; a live process in another namespace is never
-taken for a dead one.
+=item * B<PID namespaces.> Processes in different PID namespaces share a map
+safely: a live process in another namespace is never taken for a dead one, and a
+dead one is never taken for alive.
+
+=item * B<One hot cache line.> The write lock, the seqlock and every counter a
+write touches share one cache line of the header, so two processes writing one
+map pass one line back and forth instead of five (file format version 2; files
+of the 0.17_01 development release are converted by C<upgrade_file>).
 
 =item * B<A Rust API too.> The engine is a Rust library with a safe, documented
 API on the same files, so Rust programs and Perl workers share maps (see
@@ -1849,8 +1895,11 @@ file that a killed creator left empty.
 
 =item I<Class>: read(I<PATH>): I<ERROR>
 
+=item I<Class>: dup(I<PATH>): I<ERROR>
+
 A system call on the open file failed: usually a file system that does not
-support C<flock> (some network file systems), or an I/O error. Put maps on a
+support C<flock> (some network file systems), an I/O error, or for C<dup> "Too
+many open files" (each open map keeps one descriptor: raise C<ulimit -n>). Put maps on a
 local file system (tmpfs, ext4, xfs).
 
 =item I<Class>: ftruncate(I<PATH>, I<N>): I<ERROR>
@@ -1888,7 +1937,7 @@ ever visible to another process.
 
 =item I<Class>: I<PATH>: bad magic (not a HashMap::Shared file)
 
-=item I<Class>: I<PATH>: version mismatch (file=I<X>, expected=1)
+=item I<Class>: I<PATH>: version mismatch (file=I<X>, expected=2)
 
 =item I<Class>: I<PATH>: corrupt header
 
@@ -1903,6 +1952,12 @@ dump> can still read what it can of a map that opens).
 See L</MIGRATING FROM THE C IMPLEMENTATION>: convert the file once, while no
 process uses it, with C<< Data::HashMap::Shared->upgrade_file >> or
 L<hashmap-shared-upgrade>.
+
+=item I<Class>: I<PATH>: file was written by format version 1 (0.17_01); convert it with Data::HashMap::Shared->upgrade_file(I<PATH>)
+
+The file was written by the 0.17_01 development release, whose file format
+(version 1) this release replaced. Convert it once, while no process uses it, as
+a file of the C implementation (see L</MIGRATING FROM THE C IMPLEMENTATION>).
 
 =item I<Class>: I<PATH>: variant mismatch (file=I<X>, expected=I<Y>)
 
@@ -1940,13 +1995,39 @@ damaged after it was frozen. Copy or produce it again.
 
 C<new_readonly> was called with C<undef>: there is no anonymous read-only map.
 
-=item I<Class>: I<PATH>: in use by process I<N> in another PID namespace (a map cannot be shared across PID namespaces)
+=item I<Class>: I<PATH>: all 1024 reader slots are held by live handles (at most 1024 read-write handles can have one map open at a time)
 
-Process I<N> of another PID namespace (another container, or a process started
-with C<unshare --pid>) has the map open. Liveness checks use pids, which mean
-nothing across namespaces, so a map is used from one namespace at a time. Share
-the PID namespace (e.g. C<docker run --pid=container:...>), or give each
-namespace its own map.
+Every read-write handle owns one of the map's 1024 reader slots while it is
+open (its lock on the slot proves it alive to the others, see L</CRASH
+SAFETY>), and 1024 live handles have them. Close handles you do not need (each
+process usually needs one per map), or open the map with C<new_readonly> where
+it is frozen. Slots of processes that died are taken back by the next open.
+
+=item I<Class>: I<PATH>: cannot lock a byte of the map file (fcntl F_OFD_SETLK: I<ERROR>); maps need a file system with open file description locks
+
+The map file's file system refused an open file description lock (some network
+and FUSE file systems do): a handle could not prove itself alive to the
+others. Put maps on a local file system or tmpfs (F</dev/shm>).
+
+=item internal error: cannot lock the map in this forked child: reopening its file failed (I<ERROR>)
+
+A child process forked while its parent had the map open could not get a file
+description of its own of the map (through F</proc/self/fd>: F</proc> not
+mounted, or no descriptor left), so it cannot take the map's locks: every
+operation that locks croaks this (lock-free reads still work). Mount F</proc>,
+raise the descriptor limit, or open the map anew in the child. (A forked child
+that finds all 1024 reader slots taken croaks "internal error: all 1024 reader
+slots are held by live handles ..." the same way, at its first locking
+operation.)
+
+=item I<Class>: memfd: opening a description of our own through /proc/self/fd: I<ERROR>
+
+=item I<Class>: fd: opening a description of our own through /proc/self/fd: I<ERROR>
+
+A memfd or descriptor map is mapped and locked through a file description of
+the handle's own, opened through F</proc/self/fd> (a descriptor the caller can
+pass on must never carry the handle's locks). Mount F</proc>, or raise the
+descriptor limit.
 
 =item I<Class>: memfd_create: I<ERROR>
 
@@ -2275,6 +2356,12 @@ with the release that wrote them, and copy the entries over.
 
 A process still has the map open (it would keep writing to the old file).
 Convert files while nothing uses them.
+
+=item I<PATH>: damaged version 1 map: I<PROBLEMS>
+
+A file of the 0.17_01 development release does not verify even after the repair
+its last writer may have needed: it is not converted. If that release still
+opens it, dump its entries with it and load them into a new map.
 
 =item I<PATH>: holds a stale write lock from pid I<N>, which is gone. Open it once with the C implementation that wrote it (any write recovers the lock), then retry
 

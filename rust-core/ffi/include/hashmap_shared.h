@@ -238,6 +238,39 @@ int32_t hm_get_to(struct HmMap *m,
 // `m` a live handle; `val` NULL or writable.
 int32_t hm_get_int(struct HmMap *m, int64_t key, int64_t *val);
 
+// hm_put for an integer-key, integer-value variant (II, I32, I16) without HmIn: 1
+// stored, 0 not (full), HM_ERR (a string variant gets hm_put's error). The put
+// keyword's fast path; LRU/TTL maps and shard sets are served too (general path).
+//
+// # Safety
+// `m` a live handle.
+int32_t hm_put_int(struct HmMap *m, int64_t key, int64_t val);
+
+// hm_add of an integer key and value (see hm_put_int): 1 inserted, 0 not.
+//
+// # Safety
+// `m` a live handle.
+int32_t hm_add_int(struct HmMap *m, int64_t key, int64_t val);
+
+// hm_update of an integer key and value (see hm_put_int): 1 updated, 0 absent.
+//
+// # Safety
+// `m` a live handle.
+int32_t hm_update_int(struct HmMap *m, int64_t key, int64_t val);
+
+// hm_remove of an integer key, for every integer-key variant: 1 removed, 0 absent.
+//
+// # Safety
+// `m` a live handle.
+int32_t hm_remove_int(struct HmMap *m, int64_t key);
+
+// hm_incr_by of an integer key (integer-value variants): 1 and `*result` set,
+// HM_FULL when a new key does not fit, HM_ERR.
+//
+// # Safety
+// `m` a live handle; `result` NULL or writable.
+int32_t hm_incr_int(struct HmMap *m, int64_t key, int64_t delta, int64_t *result);
+
 // Puts `npairs` pairs (`kv[2i]` = key, `kv[2i+1]` = value) under one write lock (per
 // key on a shard set); returns the number stored.
 //

@@ -683,6 +683,73 @@ pub unsafe extern "C" fn hm_get_int(m: *mut HmMap, key: i64, val: *mut i64) -> i
     })
 }
 
+// -- integer writes with a fast path -------------------------------------------------------
+
+/// hm_put for an integer-key, integer-value variant (II, I32, I16) without HmIn: 1
+/// stored, 0 not (full), HM_ERR (a string variant gets hm_put's error). The put
+/// keyword's fast path; LRU/TTL maps and shard sets are served too (general path).
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_put_int(m: *mut HmMap, key: i64, val: i64) -> i32 {
+    // SAFETY: per the contract.
+    guard(HM_ERR, || Ok(unsafe { engine(m) }?.put_int(key, val)? as i32))
+}
+
+/// hm_add of an integer key and value (see hm_put_int): 1 inserted, 0 not.
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_add_int(m: *mut HmMap, key: i64, val: i64) -> i32 {
+    // SAFETY: per the contract.
+    guard(HM_ERR, || Ok(unsafe { engine(m) }?.add_int(key, val)? as i32))
+}
+
+/// hm_update of an integer key and value (see hm_put_int): 1 updated, 0 absent.
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_update_int(m: *mut HmMap, key: i64, val: i64) -> i32 {
+    // SAFETY: per the contract.
+    guard(HM_ERR, || Ok(unsafe { engine(m) }?.update_int(key, val)? as i32))
+}
+
+/// hm_remove of an integer key, for every integer-key variant: 1 removed, 0 absent.
+///
+/// # Safety
+/// `m` a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn hm_remove_int(m: *mut HmMap, key: i64) -> i32 {
+    // SAFETY: per the contract.
+    guard(HM_ERR, || Ok(unsafe { engine(m) }?.remove_int(key)? as i32))
+}
+
+/// hm_incr_by of an integer key (integer-value variants): 1 and `*result` set,
+/// HM_FULL when a new key does not fit, HM_ERR.
+///
+/// # Safety
+/// `m` a live handle; `result` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hm_incr_int(m: *mut HmMap, key: i64, delta: i64, result: *mut i64) -> i32 {
+    guard(HM_ERR, || {
+        // SAFETY: per the contract (both calls).
+        match unsafe { engine(m) }?.incr_int(key, delta) {
+            Ok(v) => {
+                unsafe { put(result, v) };
+                Ok(1)
+            }
+            Err(e) if e.kind() == ErrorKind::Full => {
+                set_error(e.message());
+                Ok(HM_FULL)
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
 // -- batches (api.md 2.3, 7.7) -------------------------------------------------------------
 
 /// Slice of `n` HmIns (empty when n is 0).

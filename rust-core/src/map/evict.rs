@@ -92,15 +92,44 @@ impl Shared {
     /// from the LRU tail until they fit, within the bound of the module docs; `keep`
     /// is the slot an overwrite writes, never evicted. None when there is no room; no
     /// block is left allocated then (write-lock holder only).
+    #[inline]
     pub(super) fn alloc_evicting(&self, t: &Table, lens: [usize; 2], keep: Option<usize>, now: u64) -> Option<[u32; 2]> {
+        // The usual case first, inline: every block there at the first try (the write
+        // path's hot loop; the walk below is cold).
         let a = self.arena();
         let mut got = [NONE; 2];
-        // The larger first: what makes the empty-map check exact (module docs).
-        let order = if lens[0] >= lens[1] { [0, 1] } else { [1, 0] };
+        for i in Self::alloc_order(lens) {
+            if lens[i] == 0 {
+                continue;
+            }
+            match a.alloc(lens[i]) {
+                Some(o) => got[i] = o,
+                None => return self.alloc_evicting_slow(t, lens, keep, now, got),
+            }
+        }
+        Some(got)
+    }
+
+    /// The larger block first: what makes the empty-map check exact (module docs).
+    #[inline(always)]
+    fn alloc_order(lens: [usize; 2]) -> [usize; 2] {
+        if lens[0] >= lens[1] {
+            [0, 1]
+        } else {
+            [1, 0]
+        }
+    }
+
+    /// [`Shared::alloc_evicting`] once a block was not there: the blocks in `got` are
+    /// allocated already, the others are retried, evicting on an LRU map.
+    #[cold]
+    #[inline(never)]
+    fn alloc_evicting_slow(&self, t: &Table, lens: [usize; 2], keep: Option<usize>, now: u64, mut got: [u32; 2]) -> Option<[u32; 2]> {
+        let a = self.arena();
         let lru = self.lru_view();
         let mut walk: Option<Walk> = None;
-        for i in order {
-            if lens[i] == 0 {
+        for i in Self::alloc_order(lens) {
+            if lens[i] == 0 || got[i] != NONE {
                 continue;
             }
             got[i] = loop {

@@ -55,8 +55,12 @@ impl backing::Format for MapFormat {
     /// Static header (magic zero), table of 16 empty slots, arena free lists, empty LRU
     /// list; then the magic, stored last (Release), so that whoever sees the magic sees
     /// a complete map.
-    fn init(&self, map: &Mapping) -> Info {
+    fn init(&self, map: &Mapping) -> std::result::Result<Info, i32> {
         let l = Layout::compute(&self.params);
+        // Space first (decisions 19): the header, the reader slots and their bitmap, a
+        // table of MIN_CAP slots with its side arrays; the arena reserves its own.
+        map.reserve(0, l.ctrl_off)?;
+        reserve_table(map, &l, 0, layout::MIN_CAP as usize)?;
         let seed = self.shard.and_then(|s| s.seed).unwrap_or_else(crate::hash::random_seed);
         // The base of the TTL timeline: expiries are stored as seconds after it (ttl.rs).
         let epoch = crate::ttl::wall_now();
@@ -74,7 +78,10 @@ impl backing::Format for MapFormat {
             // Relaxed: as above.
             map.u64(l.ctrl_off + g * 8).store(u64::MAX, Relaxed);
         }
-        Arena::new(map, &l).init();
+        Arena::new(map, &l).init()?;
+        // Relaxed: unpublished memory (as above).
+        map.u32(off::TABLE_RESERVED).store(layout::MIN_CAP, Relaxed);
+        map.u32(off::ARENA_SPARSE_AWARE).store(1, Relaxed);
         if l.has_lru() {
             // Relaxed: as above. An empty recency list.
             map.u32(off::LRU_HEAD).store(crate::lru::NIL, Relaxed);
@@ -82,7 +89,7 @@ impl backing::Format for MapFormat {
         }
         // Release: everything written above is visible to whoever reads the magic.
         map.u64(off::MAGIC).store(u64::from_le_bytes(layout::MAGIC), Release);
-        Info { layout: l, seed }
+        Ok(Info { layout: l, seed })
     }
 
     fn check(&self, head: &[u8], size: u64, what: &str, readonly: bool) -> Result<(Info, usize)> {
@@ -114,6 +121,26 @@ impl backing::Format for MapFormat {
         }
         Ok(())
     }
+}
+
+/// Reserves the file space of table slots `from..to` of layout `l`: control bytes,
+/// slots and, on LRU/TTL maps, their side arrays (decisions 19).
+pub(crate) fn reserve_table(map: &Mapping, l: &Layout, from: usize, to: usize) -> std::result::Result<(), i32> {
+    if to <= from {
+        return Ok(());
+    }
+    let (n, ss) = (to - from, l.slot_size as usize);
+    map.reserve(l.ctrl_off + from, n)?;
+    map.reserve(l.slots_off + from * ss, n * ss)?;
+    if l.has_lru() {
+        map.reserve(l.lru_prev_off() + from * 4, n * 4)?;
+        map.reserve(l.lru_next_off() + from * 4, n * 4)?;
+        map.reserve(l.lru_acc_off() + from, n)?;
+    }
+    if l.has_ttl() {
+        map.reserve(l.ttl_off + from * 4, n * 4)?;
+    }
+    Ok(())
 }
 
 /// A new map in anonymous shared memory, for the unit tests of the region modules.

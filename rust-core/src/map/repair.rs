@@ -33,7 +33,7 @@ impl Shared {
     /// only; see the module docs).
     pub(super) fn repair(&self) {
         let j = Journal::new(&self.map);
-        let Some(mut t) = Table::current(&self.map, &self.lay) else { return };
+        let Some(mut t) = self.current() else { return };
         if j.pending() {
             let target = j.target();
             if target.is_power_of_two() && (layout::MIN_CAP..=self.lay.max_cap).contains(&target) {
@@ -86,7 +86,7 @@ impl Shared {
     pub(super) fn verify(&self) -> Vec<String> {
         let _g = self.read_lock();
         let mut p = Vec::new();
-        let Some(t) = Table::current(&self.map, &self.lay) else {
+        let Some(t) = self.current() else {
             p.push(format!("capacity {} is not a power of two within 16..={}", self.h32(off::CAP).load(Relaxed), self.lay.max_cap));
             return p;
         };
