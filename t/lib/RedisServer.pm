@@ -28,8 +28,8 @@ sub start {
     if (!$pid) {
         open STDOUT, '>', '/dev/null';
         open STDERR, '>', '/dev/null';
-        exec 'redis-server', '--port', '0', '--unixsocket', $sock, '--save', '', '--appendonly', 'no',
-            '--dir', $dir, '--enable-debug-command', 'yes', @extra;
+        { exec 'redis-server', '--port', '0', '--unixsocket', $sock, '--save', '', '--appendonly', 'no',
+            '--dir', $dir, '--enable-debug-command', 'yes', @extra; }
         POSIX::_exit(127);
     }
     my $self = bless { pid => $pid, dir => $dir, sock => $sock, n => 0, owner => $$ }, $class;

@@ -1608,7 +1608,9 @@ entries added or removed meanwhile may or may not come.
 
 B<Cursor C<seek>> returns the sought entry next and then continues where the
 cursor was (a scan cannot be positioned at a key), instead of going on in slot
-order from the key.
+order from the key. A cursor that was exhausted, or that sat in another shard,
+starts its walk over at the beginning of the key's shard, so the sought entry
+comes a second time there.
 
 =item *
 
