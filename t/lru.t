@@ -6,6 +6,7 @@ use lib "$FindBin::Bin/lib";
 use Variants;
 use OpTable;
 use Data::HashMap::Shared;
+use RedisServer;
 
 # LRU (api.md 7.3, decisions 6): eviction order with and without accessed bits,
 # which operations mark / promote / evict, size never above max_size, statistics,
@@ -20,19 +21,32 @@ sub order_of {
     return [ reverse @k ];
 }
 
+# The eviction scenarios run on both backends: anonymous maps, and maps in a private
+# redis-server (CI requires it). No listed exception: Redis' one difference in LRU
+# (POD "Differences on Redis": at most 100,000 second chances per insert) is not
+# reached by maps this small.
+my $srv = RedisServer->start;
+my @BACKENDS = ('file', $srv ? 'redis' : ());
+diag("maps in Redis not tested: $RedisServer::WHY") unless $srv;
+sub newmap {
+    my ($b, $class, @args) = @_;
+    return $b eq 'redis' ? $class->new($srv->url, @args) : $class->new(undef, @args);
+}
+
 my %K = (
     II => sub { $_[0] },
     SS => sub { "key-$_[0]" . ($_[0] % 2 ? ' (a longer one, in the arena)' : '') },
 );
 
+for my $b (@BACKENDS) {
 for my $vn (qw(II SS)) {
     my $v = variant($vn);
     my $k = $K{$vn};
     my $val = $v->{val} eq 'str' ? sub { "v$_[0]" } : sub { $_[0] + 0 };
     for my $mode (qw(method kw)) {
         my $op = OpTable::ops($v, $mode);
-        subtest "eviction order, $vn by $mode" => guard {
-            my $m = $v->{class}->new(undef, 100, 4);
+        subtest "eviction order, $vn by $mode ($b)" => guard {
+            my $m = newmap($b, $v->{class}, 100, 4);
             is($op->{max_size}->($m), 4, 'max_size accessor');
             is_true($op->{put}->($m, $k->($_), $val->($_)), "put $_") for 1 .. 4;
             is_true($op->{put}->($m, $k->(5), $val->(5)), 'put into a full map');
@@ -60,8 +74,8 @@ for my $vn (qw(II SS)) {
             is($m->stats->{evictions}, 4, 'stats hashref has the evictions');
         };
 
-        subtest "write hits promote, $vn by $mode" => guard {
-            my $m = $v->{class}->new(undef, 100, 10, 100);    # LRU + TTL
+        subtest "write hits promote, $vn by $mode ($b)" => guard {
+            my $m = newmap($b, $v->{class}, 100, 10, 100);    # LRU + TTL
             my @hits = (
                 [ put        => sub { $op->{put}->($m, $_[0], $val->(9)) } ],
                 [ put_ttl    => sub { $op->{put_ttl}->($m, $_[0], $val->(9), 50) } ],
@@ -97,8 +111,8 @@ for my $vn (qw(II SS)) {
             }
         };
 
-        subtest "every inserting operation evicts, $vn by $mode" => guard {
-            my $m = $v->{class}->new(undef, 100, 3, 100);
+        subtest "every inserting operation evicts, $vn by $mode ($b)" => guard {
+            my $m = newmap($b, $v->{class}, 100, 3, 100);
             my @ins = (
                 [ put        => sub { $op->{put}->($m, $_[0], $val->(1)) } ],
                 [ put_ttl    => sub { $op->{put_ttl}->($m, $_[0], $val->(1), 9) } ],
@@ -126,9 +140,9 @@ for my $vn (qw(II SS)) {
             }
         };
 
-        subtest "size never above max_size, $vn by $mode" => guard {
+        subtest "size never above max_size, $vn by $mode ($b)" => guard {
             my $max = 25;
-            my $m = $v->{class}->new(undef, 1000, $max);
+            my $m = newmap($b, $v->{class}, 1000, $max);
             srand(42);
             my ($inserted, $removed) = (0, 0);
             my $over = 0;
@@ -154,8 +168,8 @@ for my $vn (qw(II SS)) {
     }
 }
 
-subtest 'max_size beyond the capacity: inserts fail, nothing is evicted' => guard {
-    my $m = Data::HashMap::Shared::II->new(undef, 10, 1000);
+subtest "max_size beyond the capacity: inserts fail, nothing is evicted ($b)" => guard {
+    my $m = newmap($b, 'Data::HashMap::Shared::II', 10, 1000);
     my $max = $m->max_entries;
     ok($m->put($_, $_), "put $_") for 1 .. $max;
     ok(!$m->put(-1, 1), 'the table is full: put fails');
@@ -163,8 +177,8 @@ subtest 'max_size beyond the capacity: inserts fail, nothing is evicted' => guar
     is($m->size, $max, 'size');
 };
 
-subtest 'clear empties the list and keeps the statistics' => guard {
-    my $m = Data::HashMap::Shared::SS->new(undef, 100, 2);
+subtest "clear empties the list and keeps the statistics ($b)" => guard {
+    my $m = newmap($b, 'Data::HashMap::Shared::SS', 100, 2);
     $m->put($_, $_) for qw(a b c d);
     is($m->stat_evictions, 2, 'two evictions');
     $m->clear;
@@ -173,6 +187,7 @@ subtest 'clear empties the list and keeps the statistics' => guard {
     $m->put($_, $_) for qw(x y z);
     is_deeply([ $m->drain(10) ], [qw(y y z z)], 'a fresh list after clear');
 };
+}
 
 subtest 'accessors and stats on maps with and without LRU' => guard {
     my $p = Data::HashMap::Shared::II->new(undef, 100);
