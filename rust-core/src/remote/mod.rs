@@ -109,6 +109,12 @@ fn lib() -> &'static Lib {
     })
 }
 
+/// The decimal text of a key count (a shard declares 2 to 6 keys).
+fn count(n: usize) -> &'static [u8] {
+    const D: [&[u8]; 7] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6"];
+    D[n]
+}
+
 /// Is this error reply one a library (re)load cures? (A restarted or flushed server,
 /// a new node, a replica promoted before the library reached it.)
 fn no_function(e: &str) -> bool {
@@ -452,8 +458,7 @@ impl Remote {
 
     /// One call of the library on `shard` with `args` (op first).
     fn eval(&self, shard: usize, args: &[&[u8]], idem: bool) -> Result<Reply> {
-        let sk = self.shards[shard].clone();
-        self.eval_at(&sk, args, idem)
+        self.eval_at(&self.shards[shard], args, idem)
     }
 
     /// One call of the library on the shard whose keys are `sk`: FCALL, and on "Function
@@ -461,12 +466,12 @@ impl Remote {
     fn eval_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
         let slot = sk.slot;
         let keys = self.declared(sk);
-        let nk = keys.len().to_string();
-        let mut name = Vec::new();
+        let nk = count(keys.len());
+        let mut name = Vec::with_capacity(32);
         self.function(args, &mut name);
         let mut v: Vec<&[u8]> = Vec::with_capacity(9 + args.len());
-        v.extend_from_slice(&[b"FCALL", &name, nk.as_bytes()]);
-        v.extend(keys.iter().map(|k| k.as_slice()));
+        v.extend_from_slice(&[b"FCALL", &name, nk]);
+        v.extend_from_slice(&keys);
         v.extend_from_slice(&args[1..]);
         let mut reloads = 0;
         loop {
@@ -485,18 +490,19 @@ impl Remote {
     /// L and A for LRU, U for string keys). The script derives the names from M; the
     /// declaration is what Redis Cluster checks while a slot migrates (a declared key
     /// that never exists would make every call during an import fail with TRYAGAIN).
-    fn declared(&self, sk: &ShardKeys) -> Vec<Vec<u8>> {
+    fn declared<'a>(&self, sk: &'a ShardKeys) -> Vec<&'a [u8]> {
         let k = &sk.keys;
-        let mut v = vec![k[0].clone(), k[1].clone()];
+        let mut v: Vec<&[u8]> = Vec::with_capacity(6);
+        v.extend_from_slice(&[&k[0], &k[1]]);
         if self.ttl > 0 {
-            v.push(k[2].clone());
+            v.push(&k[2]);
         }
         if self.max_size > 0 {
-            v.push(k[3].clone());
-            v.push(k[4].clone());
+            v.push(&k[3]);
+            v.push(&k[4]);
         }
         if self.kk == Kind::Str {
-            v.push(k[5].clone());
+            v.push(&k[5]);
         }
         v
     }
@@ -626,12 +632,12 @@ impl Remote {
                 }
             };
             let keys = self.declared(&self.shards[*s]);
-            let nk = keys.len().to_string();
+            let nk = count(keys.len());
             let args: Vec<&[u8]> = a.iter().map(|x| x.as_slice()).collect();
             let mut name = Vec::new();
             self.function(&args, &mut name);
-            let mut v: Vec<&[u8]> = vec![b"FCALL", &name, nk.as_bytes()];
-            v.extend(keys.iter().map(|k| k.as_slice()));
+            let mut v: Vec<&[u8]> = vec![b"FCALL", &name, nk];
+            v.extend_from_slice(&keys);
             v.extend_from_slice(&args[1..]);
             resp::encode(&mut groups[gi].3, &v);
             groups[gi].2.push(ci);
@@ -744,12 +750,12 @@ impl Remote {
         let mut kb = std::mem::take(&mut self.kb);
         enc_key(self.kk, key, &mut kb);
         let mut a: Vec<&[u8]> = Vec::with_capacity(3 + rest.len());
-        let id = self.id.clone();
         a.push(op);
-        a.push(id.as_bytes());
+        a.push(self.id.as_bytes());
         a.push(&kb);
         a.extend_from_slice(rest);
         let r = self.eval(shard, &a, idem);
+        drop(a);
         self.kb = kb;
         self.check(r?)
     }

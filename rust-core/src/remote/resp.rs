@@ -4,7 +4,6 @@
 //! complete yet reports [`Parse::More`] and the connection reads more. Nothing here does
 //! I/O, so the parser is tested on byte strings.
 
-use std::io::Write;
 
 /// One reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,12 +43,33 @@ impl Reply {
 
 /// Appends one command (array of bulk strings) to `out`.
 pub fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let _ = write!(out, "*{}\r\n", args.len());
+    out.reserve(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
+    header(out, b'*', args.len());
     for a in args {
-        let _ = write!(out, "${}\r\n", a.len());
+        header(out, b'$', a.len());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// `*N\r\n` or `$N\r\n`, the digits written by hand: `write!` went through the
+/// formatting machinery for every argument, a third of a call's client instructions
+/// (callgrind).
+fn header(out: &mut Vec<u8>, kind: u8, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push(kind);
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The outcome of parsing from the start of a buffer.
