@@ -1102,11 +1102,6 @@ no mapping and no handle; it opens the map by its path, or, for a memfd map,
 through the descriptor: clear its close-on-exec flag before the C<exec> and
 call C<new_from_fd> in the new program (see L</new_memfd>).
 
-=item * B<Live in another PID namespace.> A child started in a new PID
-namespace (C<unshare --pid --fork>, a container) must not use the map while
-processes of the parent's namespace do (see L</CRASH SAFETY>): liveness checks
-of lock holders compare pids, which mean nothing across namespaces.
-
 =item * B<Fork without the C library.> Children made by Perl's C<fork>
 (C<fork(2)> through the C library) are handled. A child made by a raw
 C<clone> system call (C<syscall(SYS_clone, ...)>) skips the C<pthread_atfork>
