@@ -54,7 +54,13 @@ for my $round (1 .. $ROUNDS) {
     kill 'KILL', $pid_of{$w};
     waitpid $pid_of{$w}, 0;
     $kills++;
-    $in_lock++ if Torture::holds_lock($path, $pid_of{$w});
+    if (Torture::holds_lock($path, $pid_of{$w})) {
+        $in_lock++;
+        # Take over and repair now, from a process that is never killed: otherwise the
+        # next kill may hit the worker that is repairing this death, and one recovery
+        # (counted when a repair completes) would stand for two deaths.
+        $m->put('probe', 'after the kills');
+    }
     $spawn->($w);
 }
 kill 'KILL', values %pid_of;
