@@ -17,14 +17,8 @@ use RedisServer;
 # the file format only. Listed exceptions on Redis (POD "Differences on Redis"):
 # seek returns the sought entry next and then continues where the cursor was (after
 # exhaustion: from the start, the sought entry coming again).
-my $srv = RedisServer->start;
-my @BACKENDS = ('file', $srv ? 'redis' : ());
-diag("maps in Redis not tested: $RedisServer::WHY") unless $srv;
-# A new map of $class on backend $b (file maps: anonymous).
-sub newmap {
-    my ($b, $class, @args) = @_;
-    return $b eq 'redis' ? $class->new($srv->url, @args) : $class->new(undef, @args);
-}
+my ($srv, @BACKENDS) = RedisServer->backends;
+sub newmap { RedisServer::new_map($srv, @_) }
 
 # Drains a cursor into "key=value" strings.
 sub drain_cursor {

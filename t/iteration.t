@@ -16,13 +16,8 @@ use RedisServer;
 # resizes and deferred shrinks; the order is not seeded per map; an each already
 # under way does not see another handle's clear (its current scan step was read
 # before).
-my $srv = RedisServer->start;
-my @BACKENDS = ('file', $srv ? 'redis' : ());
-diag("maps in Redis not tested: $RedisServer::WHY") unless $srv;
-sub newmap {
-    my ($b, $class, @args) = @_;
-    return $b eq 'redis' ? $class->new($srv->url, @args) : $class->new(undef, @args);
-}
+my ($srv, @BACKENDS) = RedisServer->backends;
+sub newmap { RedisServer::new_map($srv, @_) }
 
 for my $b (@BACKENDS) {
 for my $v (variant('II'), variant('SS'), variant('I16S'), variant('SI32')) {

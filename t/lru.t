@@ -25,13 +25,8 @@ sub order_of {
 # redis-server (CI requires it). No listed exception: Redis' one difference in LRU
 # (POD "Differences on Redis": at most 100,000 second chances per insert) is not
 # reached by maps this small.
-my $srv = RedisServer->start;
-my @BACKENDS = ('file', $srv ? 'redis' : ());
-diag("maps in Redis not tested: $RedisServer::WHY") unless $srv;
-sub newmap {
-    my ($b, $class, @args) = @_;
-    return $b eq 'redis' ? $class->new($srv->url, @args) : $class->new(undef, @args);
-}
+my ($srv, @BACKENDS) = RedisServer->backends;
+sub newmap { RedisServer::new_map($srv, @_) }
 
 my %K = (
     II => sub { $_[0] },

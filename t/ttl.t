@@ -22,13 +22,8 @@ my $DEFAULT = 100;
 # flush_expired_partial($limit) removes up to $limit expired entries per shard, so
 # its done flag says "no expired entry left" rather than "the scan reached the end
 # of the table".
-my $srv = RedisServer->start;
-my @BACKENDS = ('file', $srv ? 'redis' : ());
-diag("maps in Redis not tested: $RedisServer::WHY") unless $srv;
-sub newmap {
-    my ($b, $class, @args) = @_;
-    return $b eq 'redis' ? $class->new($srv->url, @args) : $class->new(undef, @args);
-}
+my ($srv, @BACKENDS) = RedisServer->backends;
+sub newmap { RedisServer::new_map($srv, @_) }
 
 # Seconds left, allowing for one second boundary passed since the write.
 sub left_is {

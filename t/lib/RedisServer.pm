@@ -41,6 +41,22 @@ sub start {
     die "redis-server did not start\n";
 }
 
+# What a behaviour test that runs on both backends needs: the private server (undef
+# when there is none, with the reason shown) and the backends ('file': anonymous
+# maps; 'redis': maps in that server).
+sub backends {
+    my ($class) = @_;
+    my $srv = $class->start;
+    Test::More::diag("maps in Redis not tested: $WHY") unless $srv;
+    return ($srv, 'file', $srv ? 'redis' : ());
+}
+
+# A new map of $class on backend $b: anonymous, or a fresh map in the server $srv.
+sub new_map {
+    my ($srv, $b, $class, @args) = @_;
+    return $b eq 'redis' ? $class->new($srv->url, @args) : $class->new(undef, @args);
+}
+
 # A URL for a fresh map name on this server (options appended).
 sub url {
     my ($self, $name, $opts) = @_;
