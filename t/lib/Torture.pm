@@ -70,6 +70,7 @@ sub run {
     # Per key: the acknowledged value and, while writes are in flight, their values.
     my (%ss, %ss_flight, %si, %si_flight);
     my ($acks, $kills, $in_lock, $ns_kills) = (0, 0, 0, 0);
+    my ($parent_ss, $parent_si);    # the parent's handles, opened at the first repair
     my $line = sub {
         my ($kind, $map, $k, $v) = split / /, $_[0], 4;
         return $ns_of{ $_[1] } = $k if $kind eq 'N';    # a namespaced worker's namespace
@@ -131,7 +132,18 @@ sub run {
         kill 'KILL', $w < $NS ? child_of($pid_of{$w}) // $pid_of{$w} : $pid_of{$w};
         waitpid $pid_of{$w}, 0;
         $kills++;
-        $in_lock++ if grep { holds_lock($_, $pid_of{$w}, $ns_of{$w}) } $ss_path, $si_path;
+        if (my @held = grep { holds_lock($_, $pid_of{$w}, $ns_of{$w}) } $ss_path, $si_path) {
+            $in_lock++;
+            # Take over and repair now, from a process that is never killed: otherwise the
+            # next kill may hit the worker that is repairing this death, and one recovery
+            # (counted when a repair completes) would stand for two deaths.
+            for my $p (@held) {
+                my $m = $p eq $ss_path ? ($parent_ss ||= Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA))
+                                       : ($parent_si ||= Data::HashMap::Shared::SI->new($si_path, $KEYS));
+                $m->put('probe', 1);
+                $m->remove('probe');
+            }
+        }
         $ns_kills++ if $w < $NS;
         $drain->(0, $w);
         close $rd_of{$w};
