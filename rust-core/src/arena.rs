@@ -21,8 +21,9 @@
 //!   word 1 = order | QUICK_TAG << 32, the block's bitmap bit set so that no double
 //!   free and no coalescing touches it). A free pushes onto it, an allocation pops from
 //!   it: one block and one bitmap word each, instead of the buddy's coalescing and
-//!   doubly linked unlinks that touch neighbouring blocks. A block below a page that
-//!   no buddy list below a page can supply is cut from a whole page, whose other
+//!   doubly linked unlinks that touch neighbouring blocks. While the arena has room
+//!   to spare, a block below a page that no buddy list below a page can supply is
+//!   cut from a whole page, whose other
 //!   blocks of that order go onto the quick list (a map being filled then splits one
 //!   page per 4 KiB of strings, not about one block per string). The quick blocks go back to
 //!   the buddy lists (coalescing) whenever an allocation would otherwise fail and
@@ -80,6 +81,11 @@ const SPARSE: u64 = 1 << 8;
 pub const RESERVE_CHUNK: u64 = 64 << 10;
 /// Release free pages only after usage fell by at least this much (see module docs).
 const RELEASE_MIN_DROP: u64 = 1 << 20;
+/// Pages are cut into blocks of one order ([`Arena::alloc_slab`]) only while at least
+/// this much, and a quarter of the arena, is free in the buddy lists: a page given to
+/// one order cannot serve another until all its blocks are free, which a small or
+/// nearly full arena (an LRU cache's string space) cannot afford.
+const SLAB_MIN_FREE: u64 = 1 << 20;
 /// Largest order kept on a quick list (4 KiB).
 pub const QUICK_MAX: u32 = 12;
 const QUICK_TAG: u64 = 0x5155_4943; // "QUIC"
@@ -512,7 +518,10 @@ impl<'a> Arena<'a> {
         if k > MAX_ORDER {
             return None;
         }
-        if k < QUICK_MAX && (k..QUICK_MAX).all(|j| self.head(j).load(Relaxed) == NONE) {
+        if k < QUICK_MAX
+            && self.counter(off::ARENA_FREE).load(Relaxed) >= SLAB_MIN_FREE.max(self.usable / 4)
+            && (k..QUICK_MAX).all(|j| self.head(j).load(Relaxed) == NONE)
+        {
             if let Some(o) = self.alloc_slab(k) {
                 return Some(o);
             }
@@ -889,7 +898,7 @@ mod tests {
 
     #[test]
     fn small_blocks_of_a_fresh_arena_are_cut_from_one_page() {
-        let o = map(1 << 16);
+        let o = map(4 << 20);
         let a = Arena::new(&o.map, &o.layout);
         let first = a.alloc(20).unwrap();
         let mut got = vec![first];
@@ -908,7 +917,7 @@ mod tests {
         assert_eq!(a.used(), 0);
         a.check();
         // The quick blocks coalesce back before a large allocation could fail.
-        assert!(a.alloc(1 << 15).is_some(), "half the arena in one block");
+        assert!(a.alloc(2 << 20).is_some(), "half the arena in one block");
         a.check();
     }
 
@@ -922,9 +931,8 @@ mod tests {
         a.free(y, 100);
         a.free(y, 100); // a double free of a quick block is ignored
         assert_eq!(a.used(), 0);
-        // The first allocation cut a page into 32 blocks of 128 bytes (alloc_slab): 30
-        // went onto the quick list then, the two freed ones now.
-        assert_eq!(a.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed), 4096);
+        // A 64 KiB arena is too small to cut pages (SLAB_MIN_FREE): the buddy split.
+        assert_eq!(a.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed), 256);
         a.check();
         // LIFO: the last freed block of the order comes back first.
         assert_eq!(a.alloc(120), Some(y));
