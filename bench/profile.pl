@@ -132,6 +132,32 @@ my %case = (
         shm_si_put $m, $_, 1 for @$k;
         for (1 .. $ops / $N) { for my $i (0 .. $#$k) { shm_si_put $m, $k->[$i], $i } }
     },
+    is_insert => sub {    # new keys into a fresh map, values of 10-23 bytes
+        my ($ops) = @_;
+        my $k = keys_ii();
+        my $v = vals_mid();
+        for (1 .. $ops / $N) { my $m = Data::HashMap::Shared::IS->new(undef, $N); for my $i (0 .. $#$k) { shm_is_put $m, $k->[$i], $v->[$i] } }
+    },
+    is_remove => sub {    # remove + put back, as ii_remove
+        my ($ops) = @_;
+        my $k = keys_ii();
+        my $v = vals_mid();
+        my $m = Data::HashMap::Shared::IS->new(undef, $N);
+        shm_is_put $m, $k->[$_], $v->[$_] for 0 .. $#$k;
+        for (1 .. $ops / $N) { for my $x (@$k) { shm_is_remove $m, $x } for my $i (0 .. $#$k) { shm_is_put $m, $k->[$i], $v->[$i] } }
+    },
+    si_insert => sub {    # new keys into a fresh map
+        my ($ops) = @_;
+        my $k = keys_mid();
+        for (1 .. $ops / $N) { my $m = Data::HashMap::Shared::SI->new(undef, $N); for my $i (0 .. $#$k) { shm_si_put $m, $k->[$i], $i } }
+    },
+    si_remove => sub {    # remove + put back, as ii_remove
+        my ($ops) = @_;
+        my $k = keys_mid();
+        my $m = Data::HashMap::Shared::SI->new(undef, $N);
+        shm_si_put $m, $k->[$_], $_ for 0 .. $#$k;
+        for (1 .. $ops / $N) { for my $x (@$k) { shm_si_remove $m, $x } for my $i (0 .. $#$k) { shm_si_put $m, $k->[$i], $i } }
+    },
     ss_short_insert => sub {    # new keys into a fresh map
         my ($ops) = @_;
         my $k = keys_short();

@@ -21,7 +21,11 @@
 //!   word 1 = order | QUICK_TAG << 32, the block's bitmap bit set so that no double
 //!   free and no coalescing touches it). A free pushes onto it, an allocation pops from
 //!   it: one block and one bitmap word each, instead of the buddy's coalescing and
-//!   doubly linked unlinks that touch neighbouring blocks. The quick blocks go back to
+//!   doubly linked unlinks that touch neighbouring blocks. While the arena has room
+//!   to spare, a block below a page that no buddy list below a page can supply is
+//!   cut from a whole page, whose other
+//!   blocks of that order go onto the quick list (a map being filled then splits one
+//!   page per 4 KiB of strings, not about one block per string). The quick blocks go back to
 //!   the buddy lists (coalescing) whenever an allocation would otherwise fail and
 //!   before pages are released, so the arena still cannot fragment into failure; a
 //!   crash repair rebuilds everything from the live strings and empties them.
@@ -77,6 +81,11 @@ const SPARSE: u64 = 1 << 8;
 pub const RESERVE_CHUNK: u64 = 64 << 10;
 /// Release free pages only after usage fell by at least this much (see module docs).
 const RELEASE_MIN_DROP: u64 = 1 << 20;
+/// Pages are cut into blocks of one order ([`Arena::alloc_slab`]) only while at least
+/// this much, and a quarter of the arena, is free in the buddy lists: a page given to
+/// one order cannot serve another until all its blocks are free, which a small or
+/// nearly full arena (an LRU cache's string space) cannot afford.
+const SLAB_MIN_FREE: u64 = 1 << 20;
 /// Largest order kept on a quick list (4 KiB).
 pub const QUICK_MAX: u32 = 12;
 const QUICK_TAG: u64 = 0x5155_4943; // "QUIC"
@@ -509,11 +518,46 @@ impl<'a> Arena<'a> {
         if k > MAX_ORDER {
             return None;
         }
+        if k < QUICK_MAX
+            && self.counter(off::ARENA_FREE).load(Relaxed) >= SLAB_MIN_FREE.max(self.usable / 4)
+            && (k..QUICK_MAX).all(|j| self.head(j).load(Relaxed) == NONE)
+        {
+            if let Some(o) = self.alloc_slab(k) {
+                return Some(o);
+            }
+        }
         match self.buddy_alloc(k) {
             Some(o) => Some(o),
             None if self.flush_quick() => self.buddy_alloc(k),
             None => None,
         }
+    }
+
+    /// A block of order `k` (below a page) when no buddy list below a page has a block
+    /// to split: one page-sized block (order [`QUICK_MAX`]) from the buddy lists, cut
+    /// into blocks of order `k`; the first is handed out, the others go onto the quick
+    /// list of order `k`. A map being filled allocates by splitting: this is one split
+    /// per page instead of about one per allocation (issue 12: ~220 instructions per
+    /// string of a fresh map). The page is reserved by the buddy allocation (its
+    /// prefix), so every quick block is, as the module docs require; the quick blocks
+    /// go back to the buddy lists like any others (an allocation that would fail, a
+    /// release pass), so the arena still cannot fragment into failure; a writer killed
+    /// in here leaves the lists to the repair's rebuild, as any allocation does.
+    #[inline(never)]
+    fn alloc_slab(&self, k: u32) -> Option<u32> {
+        let peak = self.m.u64(off::ARENA_PEAK);
+        let peak0 = peak.load(Relaxed);
+        let o = self.buddy_alloc(QUICK_MAX)?;
+        let n = 1u32 << (QUICK_MAX - k);
+        // From the top, so that the list hands the blocks out in address order.
+        for i in (1..n).rev() {
+            self.quick_push(o + (i << k), k);
+        }
+        // buddy_alloc counted the whole page as allocated (and raised the peak by it):
+        // only the first block is.
+        let used = self.bump(off::ARENA_USED, ((1u64 << QUICK_MAX) - (1u64 << k)).wrapping_neg());
+        peak.store(peak0.max(used), Relaxed);
+        Some(o)
     }
 
     fn buddy_alloc(&self, k: u32) -> Option<u32> {
@@ -853,6 +897,31 @@ mod tests {
     }
 
     #[test]
+    fn small_blocks_of_a_fresh_arena_are_cut_from_one_page() {
+        let o = map(4 << 20);
+        let a = Arena::new(&o.map, &o.layout);
+        let first = a.alloc(20).unwrap();
+        let mut got = vec![first];
+        for _ in 1..128 {
+            got.push(a.alloc(20).unwrap());
+        }
+        // One page of 32-byte blocks, handed out in address order.
+        assert!(got.windows(2).all(|w| w[1] == w[0] + 32), "{got:?}");
+        assert_eq!(first % 4096, 0);
+        assert_eq!(a.used(), 128 * 32);
+        assert_eq!(a.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed), 0);
+        a.check();
+        for &b in &got {
+            a.free(b, 20);
+        }
+        assert_eq!(a.used(), 0);
+        a.check();
+        // The quick blocks coalesce back before a large allocation could fail.
+        assert!(a.alloc(2 << 20).is_some(), "half the arena in one block");
+        a.check();
+    }
+
+    #[test]
     fn quick_lists_reuse_and_flush_before_failing() {
         let o = map(1 << 16);
         let a = Arena::new(&o.map, &o.layout);
@@ -862,6 +931,7 @@ mod tests {
         a.free(y, 100);
         a.free(y, 100); // a double free of a quick block is ignored
         assert_eq!(a.used(), 0);
+        // A 64 KiB arena is too small to cut pages (SLAB_MIN_FREE): the buddy split.
         assert_eq!(a.m.u64(off::ARENA_QUICK_BYTES).load(Relaxed), 256);
         a.check();
         // LIFO: the last freed block of the order comes back first.

@@ -639,7 +639,7 @@ impl Lock {
     /// This handle's identity in generation `gen`, claiming a slot first if it has none.
     /// Panics (with the reason) when no slot can be had: every slot held by a live
     /// handle, or a forked child that could not get a file description of its own.
-    #[inline]
+    #[inline(always)]
     fn me(&self, gen: u32) -> u32 {
         // Acquire: pairs with the Release publication of the claim (another thread of
         // this handle may have claimed), so the slot's fields are visible.
@@ -657,7 +657,11 @@ impl Lock {
 
     /// Exclusive lock. While the guard lives `seq` is odd (optimistic readers retry); dropping
     /// it makes `seq` even again (Release) and releases the writer word, waking waiters.
-    #[inline]
+    /// Always inlined (issue 12, write-path.md 3.3): out of line, the guard came back
+    /// through memory and was copied field by field into the caller's frame, reloaded
+    /// with wider loads (store-forwarding stalls worth more than the call itself); the
+    /// slow parts (claim, contention, draining a busy slot, recovery) stay out of line.
+    #[inline(always)]
     pub fn write(&self) -> WriteGuard<'_> {
         let gen = fork_gen();
         let me = self.me(gen);
@@ -730,7 +734,7 @@ impl Lock {
     /// Waits for every slot in the bitmap to hold no read lock. Only the words below
     /// `slots_hw` can have bits (claimers raise it first): one word in the common case
     /// of at most 64 handles, as slots are claimed lowest first.
-    #[inline]
+    #[inline(always)]
     fn drain_readers(&self) {
         // SeqCst (this load, the bitmap loads, the depth loads): the Dekker handshake
         // without a fence (module docs); on x86-64 these are plain loads.
@@ -1209,7 +1213,7 @@ impl Lock {
         self.release_writer_word();
     }
 
-    #[inline]
+    #[inline(always)]
     fn release_writer_word(&self) {
         let writer = &self.hot().writer;
         // Release: pairs with the Acquire of the next holder's CAS and of readers' loads.
@@ -1224,10 +1228,31 @@ impl Lock {
     /// Seqlock read: runs `f` until it ran with no writer in between. `f` may see torn data
     /// and must only copy. After a bounded number of failed attempts, runs `f` once under
     /// [`read`](Self::read) so that readers cannot starve.
-    #[inline]
+    ///
+    /// The first attempt is inlined into the caller, closure included (the common case:
+    /// no writer in between); the retries are out of line. Out of line, the closure's
+    /// captures and result went through memory on every lookup (issue 12).
+    #[inline(always)]
     pub fn optimistic<R>(&self, mut f: impl FnMut() -> R) -> R {
         let seq = &self.hot().seq;
-        for _ in 0..OPTIMISTIC_TRIES {
+        // Acquire / fence(Acquire) / Relaxed: as in the loop of `optimistic_retry`.
+        let s1 = seq.load(Acquire);
+        if s1 & 1 == 0 {
+            let r = f();
+            fence(Acquire);
+            if seq.load(Relaxed) == s1 {
+                return r;
+            }
+        }
+        self.optimistic_retry(f)
+    }
+
+    /// The attempts after the first of [`optimistic`](Self::optimistic).
+    #[cold]
+    #[inline(never)]
+    fn optimistic_retry<R>(&self, mut f: impl FnMut() -> R) -> R {
+        let seq = &self.hot().seq;
+        for _ in 1..OPTIMISTIC_TRIES {
             // Acquire: the data `f` reads is at least as new as the write that made s1.
             let s1 = seq.load(Acquire);
             if s1 & 1 == 0 {
@@ -1281,7 +1306,7 @@ impl WriteGuard<'_> {
 }
 
 impl Drop for WriteGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if fork_gen() != self.gen {
             return; // inherited across fork: the lock is our parent's to release

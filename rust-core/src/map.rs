@@ -1989,6 +1989,7 @@ impl Shared {
         }
     }
 
+    #[inline(always)]
     fn val<'a>(&self, v: In<'a>, role: &str) -> Result<V<'a>> {
         match (self.vk, v) {
             (Kind::Str, In::Str(b, u)) => {
@@ -2019,7 +2020,7 @@ impl Shared {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn probe(&self, t: &Table, h: u64, k: &K) -> Probe {
         match *k {
             K::Int(v) => t.probe(h, |i| t.key_int(i) == v),
@@ -2082,6 +2083,7 @@ impl Shared {
     /// (evict.rs; `keep`: the slot an overwrite writes). The references come back in
     /// the same positions (`StrRef(0)` for an absent string). None when there is no
     /// room: nothing was stored then.
+    #[inline(always)]
     fn store_strs(&self, t: &Table, strs: [Option<(&[u8], bool)>; 2], keep: Option<usize>, now: u64) -> Option<[StrRef; 2]> {
         let long = |s: Option<(&[u8], bool)>| s.map_or(0, |(b, _)| if b.len() > MAX_INLINE { b.len() } else { 0 });
         let lens = [long(strs[0]), long(strs[1])];
@@ -2100,6 +2102,7 @@ impl Shared {
         Some(refs)
     }
 
+    #[inline(always)]
     fn free_str(&self, r: StrRef) {
         if !r.is_inline() {
             self.arena().free(r.offset(), r.len());
@@ -2108,6 +2111,7 @@ impl Shared {
 
     /// Overwrites slot `i`'s value; false (old value kept) when there is no string
     /// space for it (on an LRU map: not even after evicting, evict.rs).
+    #[inline(always)]
     fn replace_val(&self, t: &Table, i: usize, v: &V, now: u64) -> bool {
         match *v {
             V::Int(x) => t.set_val_word(i, x as u64),
@@ -2127,6 +2131,11 @@ impl Shared {
 
     /// Put under the write lock. A hit (expired or not: put revives) is overwritten,
     /// promoted, and its expiry set per `e`.
+    ///
+    /// Inlined into its callers (issue 12): out of line, the key, the value and the
+    /// table view went through memory between five calls; inline, the probe and the
+    /// overwrite are compiled for the caller's key and value kinds.
+    #[inline(always)]
     fn put_locked(&self, st: &mut State, k: &K, h: u64, v: &V, e: Exp, now: u64) -> Result<bool> {
         let t = self.table()?;
         Ok(match self.probe(&t, h, k) {
@@ -2290,6 +2299,7 @@ impl Shared {
 
     /// Removes the entry at slot `i` (frees its strings, unlinks it from the LRU list,
     /// leaves EMPTY or a tombstone).
+    #[inline(always)]
     fn remove_at(&self, t: &Table, i: usize) {
         if self.lru_on {
             if let Some(l) = self.lru_view() {
@@ -2319,8 +2329,19 @@ impl Shared {
     }
 
     /// Shrinks when size < cap / 4 (to the smallest capacity keeping that false, at
-    /// least 16); deferred while this handle's `each` is active.
+    /// least 16); deferred while this handle's `each` is active. The test is inline (it
+    /// runs after every removal), the shrink out of line.
+    #[inline(always)]
     fn maybe_shrink(&self, st: &mut State) {
+        // Relaxed: under the write lock (see h32).
+        let (cap, size) = (self.h32(off::CAP).load(Relaxed), self.h32(off::SIZE).load(Relaxed));
+        if cap > layout::MIN_CAP && size < cap / 4 {
+            self.shrink(st);
+        }
+    }
+
+    #[inline(never)]
+    fn shrink(&self, st: &mut State) {
         let Some(t) = self.current() else { return };
         // Relaxed: under the write lock (see h32).
         let size = self.h32(off::SIZE).load(Relaxed) as usize;
