@@ -6,7 +6,8 @@ use lib "$FindBin::Bin/lib";
 use Variants;
 use Torture ();
 use POSIX ();
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(sleep);
+use Mono qw(time);
 use Data::HashMap::Shared::SS;
 
 # Writers SIGKILLed in the middle of evicting for string space (every put into this

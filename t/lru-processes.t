@@ -3,6 +3,7 @@ use warnings;
 use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use Mono ();
 use Variants;
 use Time::HiRes ();
 use Data::HashMap::Shared::SS;
@@ -20,9 +21,9 @@ my $MAX   = 300;
 sub barrier {
     my ($sync, $name, $n) = @_;
     shm_ii_incr $sync, $name;
-    my $t0 = Time::HiRes::time();
+    my $t0 = Mono::now();
     until ((shm_ii_get $sync, $name) >= $n) {
-        die "barrier $name timed out\n" if Time::HiRes::time() - $t0 > 60;
+        die "barrier $name timed out\n" if Mono::now() - $t0 > 60;
         Time::HiRes::sleep(0.001);
     }
 }
@@ -117,13 +118,13 @@ subtest 'accessed bits set by another process protect hot keys' => guard {
         return $misses;
     });
     my $writer = in_child(sub {
-        my $t0 = Time::HiRes::time();
+        my $t0 = Mono::now();
         for my $i (1 .. 5000) {
             shm_ii_put $m, 1000 + $i, $i;
             next if $i % 20;
             my $p = shm_ii_get $sync, 1;
             until (((shm_ii_get $sync, 1) // 0) > ($p // 0) + 1) {
-                die "reader stalled\n" if Time::HiRes::time() - $t0 > 60;
+                die "reader stalled\n" if Mono::now() - $t0 > 60;
                 Time::HiRes::sleep(0.0002);
             }
         }

@@ -2,10 +2,11 @@ use strict;
 use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(sleep);
 use POSIX ();
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use Mono qw(time);
 use Torture ();
 use Data::HashMap::Shared::SS;
 
@@ -124,7 +125,8 @@ subtest 'a dead holder whose pid is given to a live process' => sub {
     my ($pid, $out) = in_pidns(<<'CODE', $path, "$FindBin::Bin/lib");
         use lib $ARGV[1];
         use Torture ();
-        use Time::HiRes qw(time sleep);
+        use Time::HiRes qw(sleep);
+        use Mono qw(time);
         my $path = $ARGV[0];
         my $m = Data::HashMap::Shared::SS->new($path, 20000);
         $| = 1;

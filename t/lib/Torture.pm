@@ -20,7 +20,8 @@ package Torture;
 use strict;
 use warnings;
 use POSIX ();
-use Time::HiRes qw(sleep time);
+use Time::HiRes qw(sleep);
+use Mono qw(time);
 use Data::HashMap::Shared::SS;
 use Data::HashMap::Shared::SI;
 
