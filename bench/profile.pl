@@ -146,6 +146,13 @@ my %case = (
         shm_is_put $m, $k->[$_], $v->[$_] for 0 .. $#$k;
         for (1 .. $ops / $N) { for my $x (@$k) { shm_is_remove $m, $x } for my $i (0 .. $#$k) { shm_is_put $m, $k->[$i], $v->[$i] } }
     },
+    si_incr => sub {
+        my ($ops) = @_;
+        my $k = keys_mid();
+        my $m = Data::HashMap::Shared::SI->new(undef, $N);
+        shm_si_put $m, $_, 1 for @$k;
+        for (1 .. $ops / $N) { for my $x (@$k) { shm_si_incr $m, $x } }
+    },
     si_insert => sub {    # new keys into a fresh map
         my ($ops) = @_;
         my $k = keys_mid();

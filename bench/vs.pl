@@ -766,7 +766,7 @@ sub redis_section {
     my $srv = fork // die "fork: $!";
     if (!$srv) {
         open STDOUT, '>', '/dev/null';
-        exec 'taskset', '-c', '0', 'redis-server', '--port', '0', '--unixsocket', $sock, '--save', '', '--appendonly', 'no', '--dir', $DIR;
+        { no warnings 'exec'; exec 'taskset', '-c', '0', 'redis-server', '--port', '0', '--unixsocket', $sock, '--save', '', '--appendonly', 'no', '--dir', $DIR; }
         POSIX::_exit(127);
     }
     Time::HiRes::sleep(0.01) until -S $sock;
