@@ -390,3 +390,47 @@ fn the_typed_api_opens_a_redis_url_with_every_operation() {
     assert_eq!(it.next(), None);
     assert_eq!(it.take_error().map(|e| e.kind()), Some(ErrorKind::Io));
 }
+
+#[test]
+fn a_map_without_a_write_token_takes_the_full_check_on_every_write() {
+    // Maps made before the write token (meta field `w`, deleted by freeze) existed:
+    // every mutator reads id and frozen instead, with the same answers.
+    let Some(srv) = Server::unix(&[]) else { return };
+    let url = srv.unix_url("token", "");
+    let mut a = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    let mut b = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    a.put(In::Str(b"k", false), In::Int(1)).unwrap();
+    let metas: Vec<String> = srv.cli(&["--scan", "--pattern", "*token*"]).lines().filter(|k| k.ends_with(":m")).map(String::from).collect();
+    assert_eq!(metas.len(), 1, "{metas:?}");
+    assert_eq!(srv.cli(&["HEXISTS", &metas[0], "w"]).trim(), "1", "a new map carries the token");
+    srv.cli(&["HDEL", &metas[0], "w"]);
+    assert!(a.put(In::Str(b"k", false), In::Int(2)).unwrap());
+    assert_eq!(a.incr_by(In::Str(b"n", false), 5).unwrap(), 5);
+    assert_eq!(b.get(In::Str(b"k", false)).unwrap(), Some(Out::Int(2)));
+    a.freeze().unwrap();
+    assert_eq!(b.put(In::Str(b"k", false), In::Int(3)).unwrap_err().kind(), ErrorKind::Frozen);
+    assert_eq!(b.incr_by(In::Str(b"n", false), 1).unwrap_err().kind(), ErrorKind::Frozen);
+    assert_eq!(srv.cli(&["HEXISTS", &metas[0], "w"]).trim(), "0");
+}
+
+#[test]
+fn a_frozen_map_refuses_every_writer_that_held_the_token() {
+    let Some(srv) = Server::unix(&[]) else { return };
+    let url = srv.unix_url("frozen-token", "");
+    let mut a = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    let mut b = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    assert!(b.put(In::Str(b"k", false), In::Int(1)).unwrap());
+    assert_eq!(b.incr_by(In::Str(b"n", false), 1).unwrap(), 1);
+    a.freeze().unwrap();
+    // b opened (and wrote) before the freeze: its plain put and incr are refused too.
+    assert_eq!(b.put(In::Str(b"k", false), In::Int(2)).unwrap_err().kind(), ErrorKind::Frozen);
+    assert_eq!(b.incr_by(In::Str(b"n", false), 1).unwrap_err().kind(), ErrorKind::Frozen);
+    assert_eq!(b.get(In::Str(b"k", false)).unwrap(), Some(Out::Int(1)));
+    // unlinked and made anew: the old handle's writes find another id, not a token
+    let mut ro = Remote::open_readonly(&url, Variant::SI).unwrap();
+    assert!(ro.unlink());
+    let mut c = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    assert!(c.put(In::Str(b"k", false), In::Int(7)).unwrap());
+    let e = b.incr_by(In::Str(b"k", false), 1).unwrap_err();
+    assert!(e.to_string().contains("map no longer exists"), "{e}");
+}

@@ -305,6 +305,8 @@ impl Remote {
             ("count", n.to_string()),
             ("id", self.id.clone()),
             ("frozen", "0".into()),
+            // the write token: the id again, deleted by freeze (lua/map.lua, begin)
+            ("w", self.id.clone()),
             ("max_entries", self.max_entries.to_string()),
             ("max_size", self.max_size.to_string()),
             ("ttl", self.ttl.to_string()),
@@ -461,11 +463,22 @@ impl Remote {
         self.eval_at(&self.shards[shard], args, idem)
     }
 
+    /// As [`eval_at`](Self::eval_at).
+    fn eval_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
+        self.call_at(sk, args, idem, true)
+    }
+
     /// One call of the library on the shard whose keys are `sk`: FCALL, and on "Function
     /// not found" a load of the library and the call again.
-    fn eval_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
+    /// `with_u` false: the call cannot touch the set of UTF-8 keys (a plain map's put or
+    /// incr of a key without the flag), which is then not declared (each key costs the
+    /// server a Lua string per call).
+    fn call_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool, with_u: bool) -> Result<Reply> {
         let slot = sk.slot;
-        let keys = self.declared(sk);
+        let mut keys = self.declared(sk);
+        if !with_u && self.kk == Kind::Str {
+            keys.pop();
+        }
         let nk = count(keys.len());
         let mut name = Vec::with_capacity(32);
         self.function(args, &mut name);
@@ -745,6 +758,11 @@ impl Remote {
 
     /// A per-key script call: `op` on the shard of `key` with the encoded key first.
     fn keyed(&mut self, op: &[u8], key: In<'_>, rest: &[&[u8]], idem: bool) -> Result<Reply> {
+        self.keyed_u(op, key, rest, idem, true)
+    }
+
+    /// [`keyed`](Self::keyed); `with_u` as for [`call_at`](Self::call_at).
+    fn keyed_u(&mut self, op: &[u8], key: In<'_>, rest: &[&[u8]], idem: bool, with_u: bool) -> Result<Reply> {
         self.key_in(key)?;
         let shard = self.route(key);
         let mut kb = std::mem::take(&mut self.kb);
@@ -754,7 +772,7 @@ impl Remote {
         a.push(self.id.as_bytes());
         a.push(&kb);
         a.extend_from_slice(rest);
-        let r = self.eval(shard, &a, idem);
+        let r = self.call_at(&self.shards[shard], &a, idem, with_u);
         drop(a);
         self.kb = kb;
         self.check(r?)
@@ -894,8 +912,11 @@ impl Remote {
         // A map without TTL and LRU uses neither the expiry nor the promotion
         // arguments: not sent (each argument costs the server per call).
         let all: [&[u8]; 6] = [&vb, Remote::kf(key), mode, secs.as_bytes(), flag, tail];
-        let n = if self.plain() && ttl.is_none() { 2 } else { 6 };
-        let r = self.keyed(b"put", key, &all[..n], true);
+        // A plain put of a key without the UTF-8 flag leaves out the flag too, and cannot
+        // touch the set of flagged keys (lua/map.lua, ops.put).
+        let bare = self.plain() && ttl.is_none() && Remote::kf(key) == b"0";
+        let n = if bare { 1 } else if self.plain() && ttl.is_none() { 2 } else { 6 };
+        let r = self.keyed_u(b"put", key, &all[..n], true, !bare);
         self.vb = vb;
         Remote::soft(r.and_then(Remote::out_bool), false)
     }
@@ -1109,8 +1130,10 @@ impl Remote {
         let ds = d.to_string();
         let flag = self.flag();
         let all: [&[u8]; 4] = [ds.as_bytes(), w.as_bytes(), Remote::kf(key), flag];
-        let n = if self.plain() { 3 } else { 4 };
-        let r = self.keyed(b"incr", key, &all[..n], false)?;
+        // As put: a plain incr of a key without the flag sends neither it nor the set.
+        let bare = self.plain() && Remote::kf(key) == b"0";
+        let n = if bare { 2 } else if self.plain() { 3 } else { 4 };
+        let r = self.keyed_u(b"incr", key, &all[..n], false, !bare)?;
         Ok(self.vk.narrow(Remote::out_int(r)?))
     }
 

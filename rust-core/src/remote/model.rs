@@ -5,7 +5,7 @@
 //!
 //! | key | type | content |
 //! |---|---|---|
-//! | `PREFIX{T}:m` | hash | meta: format version, variant, shard index/count, id (the routing seed), frozen, sizing options, counters (evictions, expired, clock, gen) |
+//! | `PREFIX{T}:m` | hash | meta: format version, variant, shard index/count, id (the routing seed), frozen, `w` (the write token: the id while the map is not frozen), sizing options, counters (evictions, expired, clock, gen) |
 //! | `PREFIX{T}:d` | hash | the entries: field = key, value = value |
 //! | `PREFIX{T}:x` | zset | TTL maps: key -> expiry (whole seconds of the server's clock); permanent entries absent |
 //! | `PREFIX{T}:l` | zset | LRU maps: key -> promotion clock (head = highest) |

@@ -565,6 +565,7 @@ ops.reserve = function() return 1 end
 
 ops.freeze = function()
   rcall('HSET', M, 'frozen', '1')
+  rcall('HDEL', M, 'w')  -- no write token: every mutator takes begin's full check
   return 1
 end
 
@@ -594,19 +595,31 @@ local cache, cached = {}, 0
 -- Sets the call's keys and the map's settings; an error reply when the map is gone
 -- (unlinked, or unlinked and made anew: another id), frozen (for a mutator) or without
 -- the TTL an operation needs.
+--
+-- A mutator first reads the write token `w` alone: equal to the caller's id, the map is
+-- this one (not unlinked nor made anew) and not frozen, since `w` is written with `id`
+-- when the map is made and deleted by freeze, which is one-way. One HGET of a string
+-- instead of the HMGET of two fields (a reply table): ~4k of the ~40k instructions the
+-- server spends on a put. Anything else (no token: frozen, gone, or a map made before
+-- tokens existed) takes the full check.
 local function begin(keys, args, write)
   if not rcall then init() end
   ARGV = args
   M, D = keys[1], keys[2]
   now = nil
-  local g = rcall('HMGET', M, 'id', 'frozen')
-  if g[1] ~= args[1] then return rerr('HMS gone') end
-  frozen = g[2] == '1'
+  local id
+  if write and rcall('HGET', M, 'w') == args[1] then
+    id, frozen = args[1], false
+  else
+    local g = rcall('HMGET', M, 'id', 'frozen')
+    if g[1] ~= args[1] then return rerr('HMS gone') end
+    id, frozen = g[1], g[2] == '1'
+  end
   local c = cache[M]
-  if not c or c[1] ~= g[1] then
+  if not c or c[1] ~= id then
     local m = rcall('HMGET', M, 'vk', 'ttl', 'max_size', 'max_entries', 'sk')
     local base = ssub(M, 1, -2)
-    c = {g[1], m[1], tonum(m[2]), tonum(m[3]), tonum(m[4]), m[5] == '1',
+    c = {id, m[1], tonum(m[2]), tonum(m[3]), tonum(m[4]), m[5] == '1',
       base .. 'x', base .. 'l', base .. 'a', base .. 'u'}
     if cached >= 10000 then cache, cached = {}, 0 end
     if not cache[M] then cached = cached + 1 end
