@@ -1234,17 +1234,27 @@ impl Lock {
     /// captures and result went through memory on every lookup (issue 12).
     #[inline(always)]
     pub fn optimistic<R>(&self, mut f: impl FnMut() -> R) -> R {
-        let seq = &self.hot().seq;
-        // Acquire / fence(Acquire) / Relaxed: as in the loop of `optimistic_retry`.
-        let s1 = seq.load(Acquire);
-        if s1 & 1 == 0 {
-            let r = f();
-            fence(Acquire);
-            if seq.load(Relaxed) == s1 {
-                return r;
-            }
+        match Self::attempt(&self.hot().seq, &mut f) {
+            Some(r) => r,
+            None => self.optimistic_retry(f),
         }
-        self.optimistic_retry(f)
+    }
+
+    /// One seqlock attempt: `f`'s result when no write overlapped it.
+    #[inline(always)]
+    fn attempt<R>(seq: &AtomicU32, f: &mut impl FnMut() -> R) -> Option<R> {
+        // Acquire: the data `f` reads is at least as new as the write that made s1.
+        let s1 = seq.load(Acquire);
+        if s1 & 1 != 0 {
+            return None;
+        }
+        let r = f();
+        // Acquire fence: if `f` saw any store of a writer that came after its odd bump,
+        // this fence synchronises with the writer's Release fence and the load below
+        // sees that odd value (or later).
+        fence(Acquire);
+        // Relaxed: ordered by the fence above.
+        (seq.load(Relaxed) == s1).then_some(r)
     }
 
     /// The attempts after the first of [`optimistic`](Self::optimistic).
@@ -1253,20 +1263,10 @@ impl Lock {
     fn optimistic_retry<R>(&self, mut f: impl FnMut() -> R) -> R {
         let seq = &self.hot().seq;
         for _ in 1..OPTIMISTIC_TRIES {
-            // Acquire: the data `f` reads is at least as new as the write that made s1.
-            let s1 = seq.load(Acquire);
-            if s1 & 1 == 0 {
-                let r = f();
-                // Acquire fence: if `f` saw any store of a writer that came after its odd
-                // bump, this fence synchronises with the writer's Release fence and the load
-                // below sees that odd value (or later).
-                fence(Acquire);
-                // Relaxed: ordered by the fence above.
-                if seq.load(Relaxed) == s1 {
-                    return r;
-                }
-            } else {
-                sync::spin_hint();
+            // a writer is inside (or was): pause before looking again
+            sync::spin_hint();
+            if let Some(r) = Self::attempt(seq, &mut f) {
+                return r;
             }
         }
         self.optimistic_locked(f)

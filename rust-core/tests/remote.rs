@@ -391,14 +391,20 @@ fn the_typed_api_opens_a_redis_url_with_every_operation() {
     assert_eq!(it.take_error().map(|e| e.kind()), Some(ErrorKind::Io));
 }
 
+/// The URL of a new SI map `name` on `srv`, and two handles on it.
+fn two_si_handles(srv: &Server, name: &str) -> (String, Remote, Remote) {
+    let url = srv.unix_url(name, "");
+    let a = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    let b = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    (url, a, b)
+}
+
 #[test]
 fn a_map_without_a_write_token_takes_the_full_check_on_every_write() {
     // Maps made before the write token (meta field `w`, deleted by freeze) existed:
     // every mutator reads id and frozen instead, with the same answers.
     let Some(srv) = Server::unix(&[]) else { return };
-    let url = srv.unix_url("token", "");
-    let mut a = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
-    let mut b = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    let (_, mut a, mut b) = two_si_handles(&srv, "token");
     a.put(In::Str(b"k", false), In::Int(1)).unwrap();
     let metas: Vec<String> = srv.cli(&["--scan", "--pattern", "*token*"]).lines().filter(|k| k.ends_with(":m")).map(String::from).collect();
     assert_eq!(metas.len(), 1, "{metas:?}");
@@ -416,9 +422,7 @@ fn a_map_without_a_write_token_takes_the_full_check_on_every_write() {
 #[test]
 fn a_frozen_map_refuses_every_writer_that_held_the_token() {
     let Some(srv) = Server::unix(&[]) else { return };
-    let url = srv.unix_url("frozen-token", "");
-    let mut a = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
-    let mut b = Remote::open(&url, &Options::of(Variant::SI, 100)).unwrap();
+    let (url, mut a, mut b) = two_si_handles(&srv, "frozen-token");
     assert!(b.put(In::Str(b"k", false), In::Int(1)).unwrap());
     assert_eq!(b.incr_by(In::Str(b"n", false), 1).unwrap(), 1);
     a.freeze().unwrap();
