@@ -124,6 +124,7 @@ subtest 'a dead holder whose pid is given to a live process' => sub {
     # per trial: "holder-pid impostor-pid seconds-waited put-ok".
     my ($pid, $out) = in_pidns(<<'CODE', $path, "$FindBin::Bin/lib");
         use lib $ARGV[1];
+        use POSIX ();
         use Torture ();
         use Time::HiRes qw(sleep);
         use Mono qw(time);
@@ -131,12 +132,21 @@ subtest 'a dead holder whose pid is given to a live process' => sub {
         my $m = Data::HashMap::Shared::SS->new($path, 20000);
         $| = 1;
         for my $trial (1 .. 5) {
+            # The holder says when its put has returned: a kill that lands inside that
+            # put (the lock held for it) would kill a write that was never acknowledged.
+            pipe(my $acked, my $say) or die "pipe: $!";
             my $holder = fork // die;
             if (!$holder) {
+                close $acked;
                 my $h = Data::HashMap::Shared::SS->new($path, 20000);
-                $h->put("held$trial", 1);
+                $h->put("held$trial", 1) or POSIX::_exit(3);
+                syswrite $say, "acked\n";
+                close $say;
                 $h->set_multi(map { ("k$_", "v$_") } 1 .. 3000) while 1;
             }
+            close $say;
+            defined(<$acked>) or die "holder $trial: no acknowledged put\n";
+            close $acked;
             my $until = time + 5;
             sleep 0.0002 until Torture::holds_lock($path, $holder) || time > $until;
             kill 'KILL', $holder;
