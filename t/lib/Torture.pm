@@ -77,8 +77,16 @@ sub run {
         return $ns_of{ $_[1] } = $k if $kind eq 'N';    # a namespaced worker's namespace
         my ($acked, $flight) = $map eq 'S' ? (\%ss, \%ss_flight) : (\%si, \%si_flight);
         $v = undef if defined $v && $v eq '-';
-        if ($kind eq 'F') {    # refused (arena full): nothing changed
-            delete $flight->{$k};
+        if ($kind eq 'F') {
+            # refused (arena full): this write changed nothing, but the writes of killed
+            # generations still in flight for the key may have landed: drop only its own
+            my $f = $flight->{$k} || [];
+            for my $i (reverse 0 .. $#$f) {
+                next unless defined $f->[$i] && $f->[$i] eq $v;
+                splice @$f, $i, 1;
+                last;
+            }
+            delete $flight->{$k} unless @$f;
         } elsif ($kind eq 'K') {    # maybe stored: keep both candidates
         } elsif ($kind eq 'I') {
             $v = ($acked->{$k} // 0) + 1 if $map eq 'C';    # an incr in flight
