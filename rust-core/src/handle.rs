@@ -583,11 +583,17 @@ impl Handle {
     }
 }
 
+/// Does `b` look like a map URL rather than a file path? (Builds without the `redis`
+/// feature ask too, to refuse URLs with a reason.)
+pub(crate) fn is_url(b: &[u8]) -> bool {
+    b.starts_with(b"redis://") || b.starts_with(b"rediss://") || b.starts_with(b"redis+unix://")
+}
+
 /// The URL in `path`, when it is a Redis URL (an error when this build cannot open one).
 fn remote_url(path: Option<&CStr>) -> Result<Option<&str>> {
     let Some(p) = path else { return Ok(None) };
     let b = p.to_bytes();
-    if !(b.starts_with(b"redis://") || b.starts_with(b"rediss://") || b.starts_with(b"redis+unix://")) {
+    if !is_url(b) {
         return Ok(None);
     }
     if cfg!(feature = "redis") {

@@ -37,8 +37,10 @@ sub run {
     my $ss_path = "$dir/torture-ss.shm";
     my $si_path = "$dir/torture-si.shm";
     unlink $ss_path, $si_path;
-    Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA);
-    Data::HashMap::Shared::SI->new($si_path, $KEYS);
+    # The parent's own handles (it is never killed): they repair deaths inside the lock
+    # during the run and check the maps at the end.
+    my %map_of;
+    @map_of{ $ss_path, $si_path } = open_maps($ss_path, $si_path, $KEYS);
 
     # One pipe per worker: a batch's lines go in one write (more time under the lock,
     # less in system calls), which may exceed PIPE_BUF, so pipes are not shared.
@@ -71,7 +73,6 @@ sub run {
     # Per key: the acknowledged value and, while writes are in flight, their values.
     my (%ss, %ss_flight, %si, %si_flight);
     my ($acks, $kills, $in_lock, $ns_kills) = (0, 0, 0, 0);
-    my ($parent_ss, $parent_si);    # the parent's handles, opened at the first repair
     my $line = sub {
         my ($kind, $map, $k, $v) = split / /, $_[0], 4;
         return $ns_of{ $_[1] } = $k if $kind eq 'N';    # a namespaced worker's namespace
@@ -147,10 +148,8 @@ sub run {
             # next kill may hit the worker that is repairing this death, and one recovery
             # (counted when a repair completes) would stand for two deaths.
             for my $p (@held) {
-                my $m = $p eq $ss_path ? ($parent_ss ||= Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA))
-                                       : ($parent_si ||= Data::HashMap::Shared::SI->new($si_path, $KEYS));
-                $m->put('probe', 1);
-                $m->remove('probe');
+                $map_of{$p}->put('probe', 1);
+                $map_of{$p}->remove('probe');
             }
         }
         $ns_kills++ if $w < $NS;
@@ -166,8 +165,7 @@ sub run {
         close delete $rd_of{$w};
     }
 
-    my $ss = Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA);
-    my $si = Data::HashMap::Shared::SI->new($si_path, $KEYS);
+    my ($ss, $si) = @map_of{ $ss_path, $si_path };
     # A write takes the lock: if the last worker died holding it, this one repairs.
     $ss->put('probe', 1); $ss->remove('probe');
     $si->put('probe', 1); $si->remove('probe');
@@ -205,6 +203,12 @@ sub run {
         bad => \@bad, acks => $acks, kills => $kills, recoveries => $recoveries, in_lock => $in_lock, ns_kills => $ns_kills,
         keys => scalar(keys %ss) + scalar(keys %si),
     };
+}
+
+# The two maps of a run: SS (strings in an arena of $ARENA bytes) and SI (counters).
+sub open_maps {
+    my ($ss_path, $si_path, $keys) = @_;
+    return (Data::HashMap::Shared::SS->new($ss_path, $keys, 0, 0, 0, $ARENA), Data::HashMap::Shared::SI->new($si_path, $keys));
 }
 
 # Does process $pid (or, with $ns, the process of PID namespace $ns) hold the write
@@ -255,8 +259,7 @@ sub worker_fd {
 sub worker {
     my ($w, $gen, $W, $KEYS, $ss_path, $si_path, $wr) = @_;
     srand($$ ^ time);
-    my $ss = Data::HashMap::Shared::SS->new($ss_path, $KEYS, 0, 0, 0, $ARENA);
-    my $si = Data::HashMap::Shared::SI->new($si_path, $KEYS);
+    my ($ss, $si) = open_maps($ss_path, $si_path, $KEYS);
     my $mine = int($KEYS / $W);
     my $seq = 0;
     my @out;

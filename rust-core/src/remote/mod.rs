@@ -77,8 +77,6 @@ use std::ffi::CString;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub use self::url::is_remote;
-
 /// The operations' Redis Functions library (every operation, dispatched on its first
 /// argument), with `@V@` where its version tag goes.
 pub const LIBRARY: &str = include_str!("lua/map.lua");
@@ -475,17 +473,8 @@ impl Remote {
     /// server a Lua string per call).
     fn call_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool, with_u: bool) -> Result<Reply> {
         let slot = sk.slot;
-        let mut keys = self.declared(sk);
-        if !with_u && self.kk == Kind::Str {
-            keys.pop();
-        }
-        let nk = count(keys.len());
         let mut name = Vec::with_capacity(32);
-        self.function(args, &mut name);
-        let mut v: Vec<&[u8]> = Vec::with_capacity(9 + args.len());
-        v.extend_from_slice(&[b"FCALL", &name, nk]);
-        v.extend_from_slice(&keys);
-        v.extend_from_slice(&args[1..]);
+        let v = self.fcall(sk, args, with_u, &mut name);
         let mut reloads = 0;
         loop {
             let r = self.run(slot, &v, idem)?;
@@ -499,11 +488,24 @@ impl Remote {
         }
     }
 
+    /// The FCALL command of `args` (op first) on the shard whose keys are `sk`; `name`
+    /// holds the function's name.
+    fn fcall<'a>(&self, sk: &'a ShardKeys, args: &[&'a [u8]], with_u: bool, name: &'a mut Vec<u8>) -> Vec<&'a [u8]> {
+        let keys = self.declared(sk, with_u);
+        self.function(args, name);
+        let mut v: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
+        v.extend_from_slice(&[b"FCALL", name, count(keys.len())]);
+        v.extend_from_slice(&keys);
+        v.extend_from_slice(&args[1..]);
+        v
+    }
+
     /// The keys a call on `shard` declares: the ones this map uses (M, D, then X for TTL,
     /// L and A for LRU, U for string keys). The script derives the names from M; the
     /// declaration is what Redis Cluster checks while a slot migrates (a declared key
     /// that never exists would make every call during an import fail with TRYAGAIN).
-    fn declared<'a>(&self, sk: &'a ShardKeys) -> Vec<&'a [u8]> {
+    /// `with_u` false leaves U out, for a call that cannot touch it (see `call_at`).
+    fn declared<'a>(&self, sk: &'a ShardKeys, with_u: bool) -> Vec<&'a [u8]> {
         let k = &sk.keys;
         let mut v: Vec<&[u8]> = Vec::with_capacity(6);
         v.extend_from_slice(&[&k[0], &k[1]]);
@@ -514,7 +516,7 @@ impl Remote {
             v.push(&k[3]);
             v.push(&k[4]);
         }
-        if self.kk == Kind::Str {
+        if self.kk == Kind::Str && with_u {
             v.push(&k[5]);
         }
         v
@@ -644,14 +646,9 @@ impl Remote {
                     groups.len() - 1
                 }
             };
-            let keys = self.declared(&self.shards[*s]);
-            let nk = count(keys.len());
             let args: Vec<&[u8]> = a.iter().map(|x| x.as_slice()).collect();
             let mut name = Vec::new();
-            self.function(&args, &mut name);
-            let mut v: Vec<&[u8]> = vec![b"FCALL", &name, nk];
-            v.extend_from_slice(&keys);
-            v.extend_from_slice(&args[1..]);
+            let v = self.fcall(&self.shards[*s], &args, true, &mut name);
             resp::encode(&mut groups[gi].3, &v);
             groups[gi].2.push(ci);
         }

@@ -4,7 +4,6 @@
 //! complete yet reports [`Parse::More`] and the connection reads more. Nothing here does
 //! I/O, so the parser is tested on byte strings.
 
-
 /// One reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {

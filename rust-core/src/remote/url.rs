@@ -72,11 +72,6 @@ pub struct RemoteUrl {
     pub display: String,
 }
 
-/// Does `s` look like a map URL (rather than a file path)?
-pub fn is_remote(s: &[u8]) -> bool {
-    s.starts_with(b"redis://") || s.starts_with(b"rediss://") || s.starts_with(b"redis+unix://")
-}
-
 fn pct_decode(s: &str, what: &str) -> Result<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -259,6 +254,7 @@ impl RemoteUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handle::is_url;
 
     #[test]
     fn parses_hosts_names_options_and_hides_the_password() {
@@ -297,6 +293,6 @@ mod tests {
             let e = RemoteUrl::parse(u).unwrap_err().to_string();
             assert!(e.contains(word), "{u}: {e}");
         }
-        assert!(is_remote(b"redis://x") && is_remote(b"redis+unix:///s") && !is_remote(b"./redis://x"));
+        assert!(is_url(b"redis://x") && is_url(b"redis+unix:///s") && !is_url(b"./redis://x"));
     }
 }
