@@ -1563,7 +1563,11 @@ C<FUNCTION LOAD> (C<+@scripting>) besides the hash, sorted set and set commands
 
 One connection per server per process, made at first use and shared by the
 process's maps. After C<fork> a child makes its own (it never uses nor shuts its
-parent's). A server that restarted is reconnected on the next call. A reply that
+parent's). A server that restarted is reconnected on the next call: a connection
+unused for a millisecond or more is checked before a call is sent on it (a busier
+one is not, which saves a system call per call; a server that closes a connection
+within a millisecond of its last reply makes the next call fail as a broken
+connection does, below). A reply that
 does not come within C<timeout> croaks "redis: HOST:PORT: timed out after N s" and
 the connection is dropped, so a late reply never answers a later call. A call
 whose effect is not known (the connection broke after it was sent) is repeated

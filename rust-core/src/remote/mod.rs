@@ -297,14 +297,15 @@ impl Remote {
     /// The meta fields a new shard `i` of `n` is created with.
     fn create_fields(&self, i: u32, n: u32) -> Vec<String> {
         let kv = [
+            // The write token: the id again, deleted by freeze (lua/map.lua, begin). First:
+            // a small hash is a list the server reads in order, and every write reads it.
+            ("w", self.id.clone()),
             ("version", FORMAT.to_string()),
             ("variant", self.variant.id().to_string()),
             ("index", i.to_string()),
             ("count", n.to_string()),
             ("id", self.id.clone()),
             ("frozen", "0".into()),
-            // the write token: the id again, deleted by freeze (lua/map.lua, begin)
-            ("w", self.id.clone()),
             ("max_entries", self.max_entries.to_string()),
             ("max_size", self.max_size.to_string()),
             ("ttl", self.ttl.to_string()),
@@ -508,6 +509,11 @@ impl Remote {
     fn declared<'a>(&self, sk: &'a ShardKeys, with_u: bool) -> Vec<&'a [u8]> {
         let k = &sk.keys;
         let mut v: Vec<&[u8]> = Vec::with_capacity(6);
+        // A single server checks no declaration: M alone (the script derives the rest).
+        if !self.topo.cluster {
+            v.push(&k[0]);
+            return v;
+        }
         v.extend_from_slice(&[&k[0], &k[1]]);
         if self.ttl > 0 {
             v.push(&k[2]);
@@ -760,6 +766,12 @@ impl Remote {
 
     /// [`keyed`](Self::keyed); `with_u` as for [`call_at`](Self::call_at).
     fn keyed_u(&mut self, op: &[u8], key: In<'_>, rest: &[&[u8]], idem: bool, with_u: bool) -> Result<Reply> {
+        let r = self.keyed_raw(op, key, rest, idem, with_u)?;
+        self.check(r)
+    }
+
+    /// [`keyed_u`](Self::keyed_u) with the reply as it came (an error reply included).
+    fn keyed_raw(&mut self, op: &[u8], key: In<'_>, rest: &[&[u8]], idem: bool, with_u: bool) -> Result<Reply> {
         self.key_in(key)?;
         let shard = self.route(key);
         let mut kb = std::mem::take(&mut self.kb);
@@ -772,7 +784,7 @@ impl Remote {
         let r = self.call_at(&self.shards[shard], &a, idem, with_u);
         drop(a);
         self.kb = kb;
-        self.check(r?)
+        r
     }
 
     /// A value reply into `oval` (None for nil / false).
@@ -1127,10 +1139,21 @@ impl Remote {
         let ds = d.to_string();
         let flag = self.flag();
         let all: [&[u8]; 4] = [ds.as_bytes(), w.as_bytes(), Remote::kf(key), flag];
-        // As put: a plain incr of a key without the flag sends neither it nor the set.
+        // As put: a plain incr of a key without the flag sends neither it nor the set,
+        // nor w, which only a result that wraps needs: the script then changes nothing
+        // and answers "HMS wrap", and the full call follows (lua/map.lua, fast.incr).
         let bare = self.plain() && Remote::kf(key) == b"0";
-        let n = if bare { 2 } else if self.plain() { 3 } else { 4 };
-        let r = self.keyed_u(b"incr", key, &all[..n], false, !bare)?;
+        let mut r = None;
+        if bare {
+            match self.keyed_raw(b"incr", key, &all[..1], false, false)? {
+                Reply::Err(e) if e == "HMS wrap" => {}
+                x => r = Some(self.check(x)?),
+            }
+        }
+        let r = match r {
+            Some(r) => r,
+            None => self.keyed(b"incr", key, &all[..if self.plain() { 3 } else { 4 }], false)?,
+        };
         Ok(self.vk.narrow(Remote::out_int(r)?))
     }
 

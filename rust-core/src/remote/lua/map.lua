@@ -19,7 +19,8 @@
 --       server's TIME), L LRU zset (score: promotion clock, head = highest), A accessed
 --       set (second chance), U set of string keys stored with Perl's UTF-8 flag, that
 --       the map uses (declared for Redis Cluster); their names are M's with another
---       last letter.
+--       last letter. A single server is given M alone (each declared key costs it a
+--       Lua string per call): the names of the others come from M.
 -- ARGV: the map id (the routing seed: a map unlinked and made anew meanwhile is
 --       "gone"), then the operation's arguments (trailing ones a map without TTL or
 --       LRU does not use may be left out).
@@ -425,7 +426,8 @@ ops.cast = function()  -- k, expected (cas_take)
   return cur
 end
 
-ops.incr = function()  -- k, delta, delta with its top bit flipped, kf, flag
+ops.incr = function()  -- k, delta, delta with its top bit flipped, kf, flag (a bare
+                       -- call of an unflagged key on a plain map: k, delta only)
   local k, d = ARGV[2], ARGV[3]
   -- A plain map, a key without the UTF-8 flag (a new one needs no mark): HINCRBY adds
   -- or inserts. A result equal to the delta may be an insert: one that takes the map
@@ -463,6 +465,8 @@ ops.incr = function()  -- k, delta, delta with its top bit flipped, kf, flag
     local ok = rpcall('HINCRBY', D, k, d)
     if ltype(ok) == 'table' and ok.err then
       if not sfind(ok.err, 'overflow', 1, true) then return ok end
+      -- A bare call (fast.incr's) lacks w: nothing is changed yet, the caller resends.
+      if not ARGV[4] then return rerr('HMS wrap') end
       -- Two's-complement wrap in exact int64 steps (w = delta xor 2^63, from the caller):
       -- up: cur - 2^63 + (delta - 2^63); down: cur + (2^63 - 1) + (delta + 2^63) + 1.
       if ssub(d, 1, 1) == '-' then
@@ -620,18 +624,84 @@ local function begin(keys, args, write)
     local m = rcall('HMGET', M, 'vk', 'ttl', 'max_size', 'max_entries', 'sk')
     local base = ssub(M, 1, -2)
     c = {id, m[1], tonum(m[2]), tonum(m[3]), tonum(m[4]), m[5] == '1',
-      base .. 'x', base .. 'l', base .. 'a', base .. 'u'}
+      base .. 'x', base .. 'l', base .. 'a', base .. 'u',
+      tonum(m[2]) == 0 and tonum(m[3]) == 0, base .. 'd'}
     if cached >= 10000 then cache, cached = {}, 0 end
     if not cache[M] then cached = cached + 1 end
     cache[M] = c
   end
   vk, ttl, max_size, max_entries, strkey = c[2], c[3], c[4], c[5], c[6]
+  -- D is declared only where Redis Cluster needs it (remote/mod.rs, declared).
+  if not D then D = c[12] end
   X, L, A, U = c[7], c[8], c[9], c[10]
   ttl_on, lru_on = ttl > 0, max_size > 0
   -- Mutators are refused on frozen maps, before the TTL check (api.md 7.9).
   if frozen and write then return rerr('HMS frozen') end
   if args[#args] == 'needttl' and not ttl_on then return rerr('HMS nottl') end
   return nil
+end
+
+-- Fast paths: a put or incr of a key without the UTF-8 flag on a plain map (no TTL, no
+-- LRU), what counters and stores do most, in as few server steps as the checks allow.
+-- The call carries only id, k and the value (the caller leaves out the rest for such a
+-- key: #args == 3). The map must be in the cache under this id (its settings, and that
+-- it is plain) and its write token must be the id: then it is this map, live and not
+-- frozen, exactly as begin would find. Anything else takes the general way (`general`:
+-- begin, then the op), so each fast path only repeats its op's plain branch.
+
+-- The cached settings of a plain map that this bare call may write, or nil.
+local function writable_plain(keys, args)
+  if #args ~= 3 then return nil end
+  local m, id = keys[1], args[1]
+  local c = cache[m]
+  if c and c[11] and c[1] == id and rcall('HGET', m, 'w') == id then return c end
+  return nil
+end
+
+local fast = {}
+
+fast.put = function(general)  -- id, k, v: as ops.put's plain branch
+  return function(keys, args)
+    if not rcall then init() end
+    local c = writable_plain(keys, args)
+    if not c then return general(keys, args) end
+    local d, k = c[12], args[2]
+    if rcall('HSET', d, k, args[3]) == 1 and rcall('HLEN', d) > c[5] then
+      rcall('HDEL', d, k)
+      return 0
+    end
+    return 1
+  end
+end
+
+-- id, k, delta: as ops.incr's plain branch, except that a result the general way would
+-- wrap (an int64 overflow, or out of a 16/32-bit width) is left undone and answered
+-- "HMS wrap": wrapping needs the delta with its top bit flipped, which only the full
+-- call carries, so the caller sends that (remote/mod.rs, incr_by). Nothing is changed
+-- by the refused call, so the full one is a fresh, whole increment.
+fast.incr = function(general)
+  return function(keys, args)
+    if not rcall then init() end
+    local c = writable_plain(keys, args)
+    if not c then return general(keys, args) end
+    local d, k, n = c[12], args[2], args[3]
+    local r = rpcall('HINCRBY', d, k, n)
+    if ltype(r) ~= 'number' then return rerr('HMS wrap') end
+    if r == tonum(n) and rcall('HLEN', d) > c[5] then
+      rcall('HDEL', d, k)
+      return rerr('HMS full')
+    end
+    local w = c[2]
+    if w == 'i64' then
+      if r < 9007199254740992 and r > -9007199254740992 then return r end
+      return rcall('HGET', d, k)
+    end
+    local lim = 32768
+    if w == 'i32' then lim = 2147483648 end
+    if r < lim and r >= -lim then return r end
+    rcall('HINCRBY', d, k, -tonum(n))
+    return rerr('HMS wrap')
+  end
 end
 
 -- The ops allowed on a frozen map (the others are mutators).
@@ -648,11 +718,12 @@ local FLAGS = {r = {'no-writes'}, m = {'allow-oom'}, w = {}}
 
 local function register(name, op, kind)
   local f, write = ops[op], not R[op]
-  redis.register_function{function_name = name, flags = FLAGS[kind], callback = function(keys, args)
+  local function general(keys, args)
     local e = begin(keys, args, write)
     if e then return e end
     return f()
-  end}
+  end
+  redis.register_function{function_name = name, flags = FLAGS[kind], callback = fast[op] and fast[op](general) or general}
 end
 
 -- (Loading runs with only the redis API as globals: no pairs(), hence the list.)
