@@ -1134,26 +1134,22 @@ impl Remote {
     pub fn incr_by(&mut self, key: In<'_>, delta: i64) -> Result<i64> {
         self.writable()?;
         let d = self.counter_kind()?.narrow(delta);
-        // HINCRBY's wrap steps need delta with its top bit flipped (lua/map.lua).
-        let w = (d ^ i64::MIN).to_string();
         let ds = d.to_string();
-        let flag = self.flag();
-        let all: [&[u8]; 4] = [ds.as_bytes(), w.as_bytes(), Remote::kf(key), flag];
         // As put: a plain incr of a key without the flag sends neither it nor the set,
-        // nor w, which only a result that wraps needs: the script then changes nothing
-        // and answers "HMS wrap", and the full call follows (lua/map.lua, fast.incr).
-        let bare = self.plain() && Remote::kf(key) == b"0";
-        let mut r = None;
-        if bare {
-            match self.keyed_raw(b"incr", key, &all[..1], false, false)? {
+        // nor w below, which only a result that wraps needs: the script then changes
+        // nothing and answers "HMS wrap", and the full call follows (lua/map.lua,
+        // fast.incr).
+        if self.plain() && Remote::kf(key) == b"0" {
+            match self.keyed_raw(b"incr", key, &[ds.as_bytes()], false, false)? {
                 Reply::Err(e) if e == "HMS wrap" => {}
-                x => r = Some(self.check(x)?),
+                r => return Ok(self.vk.narrow(Remote::out_int(self.check(r)?)?)),
             }
         }
-        let r = match r {
-            Some(r) => r,
-            None => self.keyed(b"incr", key, &all[..if self.plain() { 3 } else { 4 }], false)?,
-        };
+        // HINCRBY's wrap steps need delta with its top bit flipped (lua/map.lua).
+        let w = (d ^ i64::MIN).to_string();
+        let flag = self.flag();
+        let all: [&[u8]; 4] = [ds.as_bytes(), w.as_bytes(), Remote::kf(key), flag];
+        let r = self.keyed(b"incr", key, &all[..if self.plain() { 3 } else { 4 }], false)?;
         Ok(self.vk.narrow(Remote::out_int(r)?))
     }
 
