@@ -18,23 +18,16 @@ use strict;
 use warnings;
 use Time::HiRes qw(time);
 use File::Temp ();
-use POSIX ();
+use FindBin ();
+use lib "$FindBin::Bin/lib";
+use BenchRedis ();
 use Redis::Fast;
 use Data::HashMap::Shared::SI;
 
 my $ROUNDS = shift // 15;
 my $N = shift // 10_000;
-system("taskset -p -c 0 $$ >/dev/null 2>&1") == 0 or print "(taskset failed: client not pinned)\n";
 my $dir = File::Temp::tempdir(CLEANUP => 1);
-my $sock = "$dir/redis.sock";
-my $srv = fork // die "fork: $!";
-if (!$srv) {
-    open STDOUT, '>', '/dev/null';
-    { no warnings 'exec'; exec 'taskset', '-c', '0', 'redis-server', '--port', '0', '--unixsocket', $sock, '--save', '', '--appendonly', 'no', '--dir', $dir; }
-    POSIX::_exit(127);
-}
-my $t0 = time;
-until (-S $sock) { die "redis-server did not start\n" if time - $t0 > 10; Time::HiRes::sleep(0.01) }
+my ($srv, $sock) = BenchRedis::start($dir);
 my @k = map { "key$_" } 1 .. $N;
 my $m = Data::HashMap::Shared::SI->new("redis+unix://$sock?name=bench", 2 * $N);
 my $r = Redis::Fast->new(sock => $sock);
@@ -56,5 +49,4 @@ for my $c (qw(put incr)) {
     printf "%-5s %.2fx of Redis::Fast (median of %d rounds of %d calls a side; min %.2fx, max %.2fx)\n",
         $c, $ratio[$#ratio / 2], $ROUNDS, $N, $ratio[0], $ratio[-1];
 }
-kill 'TERM', $srv;
-waitpid $srv, 0;
+BenchRedis::stop($srv);

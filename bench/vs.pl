@@ -85,6 +85,9 @@ use POSIX ();
 use IO::Handle ();
 use File::Temp ();
 use File::Path qw(remove_tree);
+use FindBin ();
+use lib "$FindBin::Bin/lib";
+use BenchRedis ();
 use Data::HashMap::Shared::II;
 use Data::HashMap::Shared::IS;
 use Data::HashMap::Shared::SI;
@@ -761,15 +764,7 @@ sub lru_ttl_supported {
 sub redis_section {
     if (!eval { require Redis::Fast; 1 }) { print "redis                  skipped: Redis::Fast not installed\n\n"; return }
     if (system('redis-server --version >/dev/null 2>&1') != 0) { print "redis                  skipped: no redis-server\n\n"; return }
-    system("taskset -p -c 0 $$ >/dev/null 2>&1") == 0 or print "(taskset failed: client not pinned)\n";
-    my $sock = "$DIR/redis.sock";
-    my $srv = fork // die "fork: $!";
-    if (!$srv) {
-        open STDOUT, '>', '/dev/null';
-        { no warnings 'exec'; exec 'taskset', '-c', '0', 'redis-server', '--port', '0', '--unixsocket', $sock, '--save', '', '--appendonly', 'no', '--dir', $DIR; }
-        POSIX::_exit(127);
-    }
-    Time::HiRes::sleep(0.01) until -S $sock;
+    my ($srv, $sock) = BenchRedis::start($DIR);
     my $n = $N < 10_000 ? $N : 10_000;
     my $f = $fam{si};
     my @k = @{ $f->{k} }[ 0 .. $n - 1 ];
@@ -812,8 +807,7 @@ sub redis_section {
         $R{$sec} = \%rate;
         report($sec, \%rate, qr/^Shared::/, undef, "load $load0-" . loadavg() . ', client and server on CPU 0');
     }
-    kill 'TERM', $srv;
-    waitpid $srv, 0;
+    BenchRedis::stop($srv);
 }
 
 # ---- other sections ----------------------------------------------------------------

@@ -107,7 +107,7 @@ fn lib() -> &'static Lib {
     })
 }
 
-/// The decimal text of a key count (a shard declares 2 to 6 keys).
+/// The decimal text of a key count (a call declares 1 to 6 keys).
 fn count(n: usize) -> &'static [u8] {
     const D: [&[u8]; 7] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6"];
     D[n]
@@ -509,7 +509,10 @@ impl Remote {
     fn declared<'a>(&self, sk: &'a ShardKeys, with_u: bool) -> Vec<&'a [u8]> {
         let k = &sk.keys;
         let mut v: Vec<&[u8]> = Vec::with_capacity(6);
-        // A single server checks no declaration: M alone (the script derives the rest).
+        // A single server needs the declaration for nothing its commands inside the
+        // script do not check again (ACL key patterns are checked on each of them): M
+        // alone, the script derives the rest (each declared key costs ~1.2k server
+        // instructions a call, bench/RESULTS.md).
         if !self.topo.cluster {
             v.push(&k[0]);
             return v;

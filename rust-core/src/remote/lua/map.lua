@@ -426,34 +426,42 @@ ops.cast = function()  -- k, expected (cas_take)
   return cur
 end
 
+-- HINCRBY of an entry of a plain map (ops.incr's plain branch, fast.incr): adds or
+-- inserts. A result equal to the delta may be an insert: one that takes the map past
+-- max_entries (cap) is taken out again (HLEN above it can only be this insert). The
+-- reply is a Lua number, exact below 2^53: beyond that the stored decimal is read back.
+-- nil when the result would wrap, with nothing changed: an int64 overflow (Redis
+-- refuses it) or a 16/32-bit result out of the width (never an insert: the delta is
+-- narrowed; undone here).
+local function plain_incr(d, k, n, width, cap)
+  local r = rpcall('HINCRBY', d, k, n)
+  if ltype(r) ~= 'number' then
+    if sfind(r.err, 'overflow', 1, true) then return nil end
+    return r
+  end
+  if r == tonum(n) and rcall('HLEN', d) > cap then
+    rcall('HDEL', d, k)
+    return rerr('HMS full')
+  end
+  if width == 'i64' then
+    if r < 9007199254740992 and r > -9007199254740992 then return r end
+    return rcall('HGET', d, k)
+  end
+  local lim = 32768
+  if width == 'i32' then lim = 2147483648 end
+  if r < lim and r >= -lim then return r end
+  rcall('HINCRBY', d, k, -tonum(n))
+  return nil
+end
+
 ops.incr = function()  -- k, delta, delta with its top bit flipped, kf, flag (a bare
                        -- call of an unflagged key on a plain map: k, delta only)
   local k, d = ARGV[2], ARGV[3]
-  -- A plain map, a key without the UTF-8 flag (a new one needs no mark): HINCRBY adds
-  -- or inserts. A result equal to the delta may be an insert: one that takes the map
-  -- past max_entries is taken out again (HLEN above it can only be this insert). The
-  -- reply is a Lua number, exact below 2^53: beyond that the stored decimal is read
-  -- back. A 16/32-bit result out of range (never an insert: the delta is narrowed), or
-  -- an int64 overflow, takes the general way below, which wraps.
+  -- A plain map, a key without the UTF-8 flag (a new one needs no mark): plain_incr;
+  -- a result that wraps takes the general way below.
   if not (ttl_on or lru_on) and ARGV[5] ~= '1' then
-    local r = rpcall('HINCRBY', D, k, d)
-    if ltype(r) == 'number' then
-      if r == tonum(d) and rcall('HLEN', D) > max_entries then
-        rcall('HDEL', D, k)
-        return rerr('HMS full')
-      end
-      if vk == 'i64' then
-        if r < 9007199254740992 and r > -9007199254740992 then return r end
-        return rcall('HGET', D, k)
-      end
-      local lim = 32768
-      if vk == 'i32' then lim = 2147483648 end
-      if r < lim and r >= -lim then return r end
-      -- Out of the width: undone, and wrapped below.
-      rcall('HINCRBY', D, k, -tonum(d))
-    elseif not sfind(r.err, 'overflow', 1, true) then
-      return r
-    end
+    local r = plain_incr(D, k, d, vk, max_entries)
+    if r ~= nil then return r end
   end
   local cur = live(k)
   if not cur then
@@ -674,33 +682,18 @@ fast.put = function(general)  -- id, k, v: as ops.put's plain branch
   end
 end
 
--- id, k, delta: as ops.incr's plain branch, except that a result the general way would
--- wrap (an int64 overflow, or out of a 16/32-bit width) is left undone and answered
--- "HMS wrap": wrapping needs the delta with its top bit flipped, which only the full
--- call carries, so the caller sends that (remote/mod.rs, incr_by). Nothing is changed
--- by the refused call, so the full one is a fresh, whole increment.
+-- id, k, delta: as ops.incr's plain branch, except that a result that wraps is
+-- answered "HMS wrap": wrapping needs the delta with its top bit flipped, which only
+-- the full call carries, so the caller sends that (remote/mod.rs, incr_by). Nothing is
+-- changed by the refused call, so the full one is a fresh, whole increment.
 fast.incr = function(general)
   return function(keys, args)
     if not rcall then init() end
     local c = writable_plain(keys, args)
     if not c then return general(keys, args) end
-    local d, k, n = c[12], args[2], args[3]
-    local r = rpcall('HINCRBY', d, k, n)
-    if ltype(r) ~= 'number' then return rerr('HMS wrap') end
-    if r == tonum(n) and rcall('HLEN', d) > c[5] then
-      rcall('HDEL', d, k)
-      return rerr('HMS full')
-    end
-    local w = c[2]
-    if w == 'i64' then
-      if r < 9007199254740992 and r > -9007199254740992 then return r end
-      return rcall('HGET', d, k)
-    end
-    local lim = 32768
-    if w == 'i32' then lim = 2147483648 end
-    if r < lim and r >= -lim then return r end
-    rcall('HINCRBY', d, k, -tonum(n))
-    return rerr('HMS wrap')
+    local r = plain_incr(c[12], args[2], args[3], c[2], c[5])
+    if r == nil then return rerr('HMS wrap') end
+    return r
   end
 end
 
