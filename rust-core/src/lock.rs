@@ -486,6 +486,15 @@ pub(crate) fn fork_generation() -> u32 {
     fork_gen()
 }
 
+/// [`fork_generation`], its handler registered first: for state made before any map
+/// was opened (remote/conn.rs tells a parent's connection by it, without a getpid per
+/// call).
+#[cfg(feature = "redis")]
+pub(crate) fn fork_generation_watched() -> u32 {
+    register_atfork();
+    fork_gen()
+}
+
 fn my_pid() -> u32 {
     // Relaxed: a cache of getpid(); every thread computes the same value.
     let p = PID.load(std::sync::atomic::Ordering::Relaxed);

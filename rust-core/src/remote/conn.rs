@@ -3,8 +3,8 @@
 //!
 //! The rules the issue sets and how they hold here:
 //! - **fork**: a connection remembers the fork generation of the process that opened it
-//!   (a counter a `pthread_atfork` child handler bumps, so telling costs no getpid(2) per
-//!   call); a child finds a connection of its parent's, drops it without using it (a
+//!   (lock.rs's counter, bumped by a `pthread_atfork` child handler, so telling costs no
+//!   getpid(2) per call); a child finds a connection of its parent's, drops it without using it (a
 //!   plain close(2) of the child's copy of the descriptor, never shutdown(2), which would
 //!   cut the parent's socket too) and opens its own.
 //! - **no late reply reaches the next call**: after any failure to read a full reply (a
@@ -29,8 +29,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long a connection may sit unused before the next call polls it (module docs).
@@ -131,8 +130,8 @@ struct Conn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// The fork generation ([`forks`]) of the process that made it.
-    forks: u64,
+    /// The fork generation of the process that made it.
+    forks: u32,
     /// When the last command was sent.
     used: Instant,
 }
@@ -169,30 +168,6 @@ pub fn link(addr: &Addr, set: &Settings) -> Arc<Mutex<Link>> {
         .clone()
 }
 
-/// Forks this process descends through since the module was loaded: 0 in the process
-/// that first connected, bumped in each child by the handler `forks` registers.
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn forked() {
-    // Relaxed: the child runs only the forking thread until fork() returns, and any
-    // thread it starts later is ordered after this by its creation.
-    FORKS.fetch_add(1, Relaxed);
-}
-
-/// The current fork generation (the handler registered on first use: a connection
-/// made before that cannot exist). Processes made by a raw clone(2) rather than fork(3)
-/// run no handler: Perl's fork, and every libc, uses fork(3).
-fn forks() -> u64 {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        // SAFETY: registers a handler that only touches an atomic (async-signal-safe, as
-        // a fork handler must be); glibc ties it to this object's dso handle, so it is
-        // removed if the object is ever unloaded.
-        unsafe { libc::pthread_atfork(None, None, Some(forked)) };
-    });
-    FORKS.load(Relaxed)
-}
-
 /// "redis: ADDR: what" (never a password: addresses and server messages only).
 pub fn err(addr: &Addr, what: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Io, format!("redis: {addr}: {what}"))
@@ -209,7 +184,7 @@ impl Link {
 
     /// An open connection of this process whose server has not closed it.
     fn ready(&mut self) -> std::result::Result<&mut Conn, Fail> {
-        let me = forks();
+        let me = crate::lock::fork_generation_watched();
         let now = Instant::now();
         let stale = match &self.conn {
             None => false,
@@ -280,7 +255,7 @@ impl Link {
                 }
             }
         };
-        let mut c = Conn { stream, buf: vec![0; 16384], start: 0, end: 0, forks: forks(), used: Instant::now() };
+        let mut c = Conn { stream, buf: vec![0; 16384], start: 0, end: 0, forks: crate::lock::fork_generation_watched(), used: Instant::now() };
         // AUTH and SELECT, pipelined: one round trip.
         let mut hello = Vec::new();
         let mut n = 0;
