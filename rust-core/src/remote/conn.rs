@@ -4,9 +4,9 @@
 //! The rules the issue sets and how they hold here:
 //! - **fork**: a connection remembers the fork generation of the process that opened it
 //!   (lock.rs's counter, bumped by a `pthread_atfork` child handler, so telling costs no
-//!   getpid(2) per call); a child finds a connection of its parent's, drops it without using it (a
-//!   plain close(2) of the child's copy of the descriptor, never shutdown(2), which would
-//!   cut the parent's socket too) and opens its own.
+//!   getpid(2) per call); a child finds a connection of its parent's, drops it without
+//!   using it (a plain close(2) of the child's copy of the descriptor, never shutdown(2),
+//!   which would cut the parent's socket too) and opens its own.
 //! - **no late reply reaches the next call**: after any failure to read a full reply (a
 //!   timeout included) the connection is dropped, never reused.
 //! - **a restarted server is reconnected on the next call**: before sending, a connection
@@ -255,7 +255,8 @@ impl Link {
                 }
             }
         };
-        let mut c = Conn { stream, buf: vec![0; 16384], start: 0, end: 0, forks: crate::lock::fork_generation_watched(), used: Instant::now() };
+        let forks = crate::lock::fork_generation_watched();
+        let mut c = Conn { stream, buf: vec![0; 16384], start: 0, end: 0, forks, used: Instant::now() };
         // AUTH and SELECT, pipelined: one round trip.
         let mut hello = Vec::new();
         let mut n = 0;
