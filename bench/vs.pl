@@ -72,6 +72,8 @@
 # batches), server and client pinned to CPU 0 with taskset (a wake-up across CPUs
 # costs ~80-100 us on these VMs and would drown everything else), a unix socket.
 #   perl -Mblib bench/vs.pl 25000 redis
+# (bench/redis-rounds.pl times put and incr as the median of interleaved rounds, which
+# a loaded machine moves less than these best-of timings.)
 #
 # Other sections: filesize (file size at max_entries 100,000, the decisions.md
 # target), scale and scale10m (insert and lookup at 25K and 1M entries, and at 10M
