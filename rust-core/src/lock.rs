@@ -481,16 +481,10 @@ fn fork_gen() -> u32 {
     FORK_GEN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The fork generation of this process (liveness.rs tags its own state with it).
+/// The fork generation of this process, its handler registered first (liveness.rs tags
+/// its own state with it; remote/conn.rs tells a parent's connection by it, made maybe
+/// before any map was opened, without a getpid per call).
 pub(crate) fn fork_generation() -> u32 {
-    fork_gen()
-}
-
-/// [`fork_generation`], its handler registered first: for state made before any map
-/// was opened (remote/conn.rs tells a parent's connection by it, without a getpid per
-/// call).
-#[cfg(feature = "redis")]
-pub(crate) fn fork_generation_watched() -> u32 {
     register_atfork();
     fork_gen()
 }

@@ -184,7 +184,7 @@ impl Link {
 
     /// An open connection of this process whose server has not closed it.
     fn ready(&mut self) -> std::result::Result<&mut Conn, Fail> {
-        let me = crate::lock::fork_generation_watched();
+        let me = crate::lock::fork_generation();
         let now = Instant::now();
         let stale = match &self.conn {
             None => false,
@@ -255,7 +255,7 @@ impl Link {
                 }
             }
         };
-        let forks = crate::lock::fork_generation_watched();
+        let forks = crate::lock::fork_generation();
         let mut c = Conn { stream, buf: vec![0; 16384], start: 0, end: 0, forks, used: Instant::now() };
         // AUTH and SELECT, pipelined: one round trip.
         let mut hello = Vec::new();

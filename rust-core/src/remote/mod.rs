@@ -459,12 +459,7 @@ impl Remote {
 
     /// One call of the library on `shard` with `args` (op first).
     fn eval(&self, shard: usize, args: &[&[u8]], idem: bool) -> Result<Reply> {
-        self.eval_at(&self.shards[shard], args, idem)
-    }
-
-    /// As [`eval_at`](Self::eval_at).
-    fn eval_at(&self, sk: &ShardKeys, args: &[&[u8]], idem: bool) -> Result<Reply> {
-        self.call_at(sk, args, idem, true)
+        self.call_at(&self.shards[shard], args, idem, true)
     }
 
     /// One call of the library on the shard whose keys are `sk`: FCALL, and on "Function
@@ -764,16 +759,12 @@ impl Remote {
 
     /// A per-key script call: `op` on the shard of `key` with the encoded key first.
     fn keyed(&mut self, op: &[u8], key: In<'_>, rest: &[&[u8]], idem: bool) -> Result<Reply> {
-        self.keyed_u(op, key, rest, idem, true)
-    }
-
-    /// [`keyed`](Self::keyed); `with_u` as for [`call_at`](Self::call_at).
-    fn keyed_u(&mut self, op: &[u8], key: In<'_>, rest: &[&[u8]], idem: bool, with_u: bool) -> Result<Reply> {
-        let r = self.keyed_raw(op, key, rest, idem, with_u)?;
+        let r = self.keyed_raw(op, key, rest, idem, true)?;
         self.check(r)
     }
 
-    /// [`keyed_u`](Self::keyed_u) with the reply as it came (an error reply included).
+    /// [`keyed`](Self::keyed) with the reply as it came (an error reply included);
+    /// `with_u` as for [`call_at`](Self::call_at).
     fn keyed_raw(&mut self, op: &[u8], key: In<'_>, rest: &[&[u8]], idem: bool, with_u: bool) -> Result<Reply> {
         self.key_in(key)?;
         let shard = self.route(key);
@@ -928,7 +919,7 @@ impl Remote {
         // touch the set of flagged keys (lua/map.lua, ops.put).
         let bare = self.plain() && ttl.is_none() && Remote::kf(key) == b"0";
         let n = if bare { 1 } else if self.plain() && ttl.is_none() { 2 } else { 6 };
-        let r = self.keyed_u(b"put", key, &all[..n], true, !bare);
+        let r = self.keyed_raw(b"put", key, &all[..n], true, !bare).and_then(|r| self.check(r));
         self.vb = vb;
         Remote::soft(r.and_then(Remote::out_bool), false)
     }
@@ -1512,7 +1503,7 @@ impl Remote {
             // The set's record too: opening the set checks the seal there.
             let dir = ShardKeys::new(&self.url.prefix, &self.url.name);
             let id = self.id.clone();
-            let r = self.eval_at(&dir, &[b"freeze", id.as_bytes()], true)?;
+            let r = self.call_at(&dir, &[b"freeze", id.as_bytes()], true, true)?;
             match self.check(r) {
                 Err(e) if e.kind() != ErrorKind::Frozen => return Err(e),
                 _ => {}

@@ -617,7 +617,7 @@ local cache, cached = {}, 0
 local function begin(keys, args, write)
   if not rcall then init() end
   ARGV = args
-  M, D = keys[1], keys[2]
+  M = keys[1]
   now = nil
   local id
   if write and rcall('HGET', M, 'w') == args[1] then
@@ -639,8 +639,9 @@ local function begin(keys, args, write)
     cache[M] = c
   end
   vk, ttl, max_size, max_entries, strkey = c[2], c[3], c[4], c[5], c[6]
-  -- D is declared only where Redis Cluster needs it (remote/mod.rs, declared).
-  if not D then D = c[12] end
+  -- D's name comes from M, as the others' do (it is declared only where Redis Cluster
+  -- needs it: remote/mod.rs, declared).
+  D = c[12]
   X, L, A, U = c[7], c[8], c[9], c[10]
   ttl_on, lru_on = ttl > 0, max_size > 0
   -- Mutators are refused on frozen maps, before the TTL check (api.md 7.9).
